@@ -91,7 +91,7 @@ struct fmt::formatter<drcnn::Shape> : fmt::formatter<std::string_view> {
   template <typename Ctx>
   auto format(const drcnn::Shape& s, Ctx& ctx) const {
     auto out = fmt::format_to(ctx.out(), "[");
-    for (int i = 0; i < s.ndim(); ++i) out = fmt::format_to(out, i ? ", {}" : "{}", s[i]);
+    for (int i = 0; i < s.ndim(); ++i) out = i ? fmt::format_to(out, ", {}", s[i]) : fmt::format_to(out, "{}", s[i]);
     return fmt::format_to(out, "]");
   }
 };

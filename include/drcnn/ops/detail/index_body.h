@@ -24,8 +24,7 @@ struct IndexGatherBody {
       *l.error = 1;
       return;
     }
-    const int64_t k = idx;
-    static_cast<T*>(l.out)[o[0] + j * l.j_stride[0]] = static_cast<const T*>(l.in)[o[1] + k * l.self_dim_stride];
+    static_cast<T*>(l.out)[o[0] + j * l.j_stride[0]] = static_cast<const T*>(l.in)[o[1] + idx * l.self_dim_stride];
   }
 };
 
@@ -40,9 +39,15 @@ struct IndexScatterAddBody {
       *l.error = 1;
       return;
     }
-    const int64_t k = idx;
-    atomic_add(static_cast<T*>(l.out) + o[0] + k * l.self_dim_stride,
+    atomic_add(static_cast<T*>(l.out) + o[0] + idx * l.self_dim_stride,
                static_cast<const T*>(l.in)[o[1] + j * l.j_stride[1]]);
   }
+};
+/// Adapts a (slice, j) body to the flat index space [slices * J] of a generic launcher.
+template <typename Body>
+struct FlatSliceJ {
+  Body body;
+  int64_t J;
+  DRCNN_HD void operator()(int64_t i) const { body(i / J, i % J); }
 };
 }  // namespace drcnn::ops::detail
