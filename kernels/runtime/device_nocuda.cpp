@@ -14,6 +14,7 @@ Stream current_stream(Device device) {
 void set_current_stream(Device device, Stream) {
   DRCNN_FAIL("set_current_stream(", device, "): ", unavailable_reason());
 }
+RuntimeVersions runtime_versions() { return {}; }
 void synchronize(Device device) { DRCNN_FAIL("synchronize(", device, "): ", unavailable_reason()); }
 }  // namespace cuda
 

@@ -16,9 +16,10 @@ Tensor Tensor::empty(const Shape& shape, DType dtype, Device device) {
   for (int d = 0; d < shape.ndim(); ++d)
     DRCNN_CHECK(shape[d] >= 0, "Tensor::empty: negative extent ", shape[d], " in dimension ", d, " of shape ", shape);
   if (device.is_cuda()) {
-    DRCNN_CHECK(device.index >= 0 && device.index < std::max(cuda::device_count(), 1) && cuda::device_count() > 0,
-                "Tensor::empty: cannot allocate on ", device, ": ",
-                cuda::device_count() == 0 ? cuda::unavailable_reason() : "no such device");
+    const int n = cuda::device_count();
+    DRCNN_CHECK(n > 0, "Tensor::empty: cannot allocate on ", device, ": ", cuda::unavailable_reason());
+    DRCNN_CHECK(device.index >= 0 && device.index < n, "Tensor::empty: ", device, " does not exist (", n,
+                " visible CUDA devices)");
   }
   const size_t bytes = size_t(shape.numel()) * dtype_size(dtype);
   Stream stream = device.is_cuda() ? cuda::current_stream(device) : Stream{};

@@ -1,6 +1,9 @@
 // Device and Stream: plain values, so that no public header needs a CUDA header.
 #pragma once
+#include "drcnn/core/error.h"  // DRCNN_HAVE_FMT
+#if DRCNN_HAVE_FMT
 #include <fmt/format.h>
+#endif
 
 #include <cstdint>
 
@@ -38,6 +41,15 @@ void set_current_stream(Device device, Stream stream);
 void synchronize(Device device);
 /// Why device_count() is 0, in words ("built without CUDA", "no CUDA device", driver message).
 const char* unavailable_reason();
+/// Versions of the CUDA libraries loaded at run time, encoded as the libraries do
+/// (e.g. runtime 13000 = 13.0, cudnn 91900 = 9.19.0); 0 where unknown or built without CUDA.
+struct RuntimeVersions {
+  int runtime = 0;
+  int driver = 0;  // 0 when no driver is installed
+  int cublas = 0;
+  long cudnn = 0;
+};
+RuntimeVersions runtime_versions();
 }  // namespace cuda
 
 /// Makes `device` current for the scope (cudaSetDevice), restoring the previous one after.
@@ -53,6 +65,7 @@ class DeviceGuard {
 };
 }  // namespace drcnn
 
+#if DRCNN_HAVE_FMT
 template <>
 struct fmt::formatter<drcnn::Device> : fmt::formatter<std::string_view> {
   template <typename Ctx>
@@ -61,3 +74,11 @@ struct fmt::formatter<drcnn::Device> : fmt::formatter<std::string_view> {
     return fmt::format_to(ctx.out(), "cuda:{}", d.index);
   }
 };
+#else
+#include <ostream>
+namespace drcnn {
+inline std::ostream& operator<<(std::ostream& os, Device d) {
+  return d.is_cpu() ? (os << "cpu") : (os << "cuda:" << d.index);
+}
+}  // namespace drcnn
+#endif

@@ -1,6 +1,9 @@
 // Element types and the compile-time <-> run-time mapping between them.
 #pragma once
+#include "drcnn/core/error.h"  // DRCNN_HAVE_FMT
+#if DRCNN_HAVE_FMT
 #include <fmt/format.h>
+#endif
 
 #include <cstddef>
 #include <cstdint>
@@ -93,6 +96,7 @@ decltype(auto) dispatch_all(DType d, std::string_view op, F&& f) {
 }
 }  // namespace drcnn
 
+#if DRCNN_HAVE_FMT
 template <>
 struct fmt::formatter<drcnn::DType> : fmt::formatter<std::string_view> {
   template <typename Ctx>
@@ -100,3 +104,9 @@ struct fmt::formatter<drcnn::DType> : fmt::formatter<std::string_view> {
     return fmt::formatter<std::string_view>::format(drcnn::dtype_name(d), ctx);
   }
 };
+#else
+#include <ostream>
+namespace drcnn {
+inline std::ostream& operator<<(std::ostream& os, DType d) { return os << dtype_name(d); }
+}  // namespace drcnn
+#endif

@@ -4,7 +4,15 @@
 // formatted with fmt and should say which op, what arrived and what was expected.
 // DRCNN_ASSERT guards internal invariants in debug builds only. Kernels never throw.
 #pragma once
+// fmt 9 does not compile under nvcc's front end, so .cu files (which only format error
+// messages from strings and numbers) get an iostream-based concat instead.
+#if defined(__CUDACC__)
+#define DRCNN_HAVE_FMT 0
+#include <sstream>
+#else
+#define DRCNN_HAVE_FMT 1
 #include <fmt/format.h>
+#endif
 
 #include <stdexcept>
 #include <string>
@@ -34,12 +42,21 @@ class CudnnError : public CudaError {
 
 namespace detail {
 /// Joins the parts with fmt ("{}" each), so any type with a fmt formatter can appear.
+#if DRCNN_HAVE_FMT
 template <typename... Args>
 std::string concat(const Args&... args) {
   std::string out;
   (fmt::format_to(std::back_inserter(out), "{}", args), ...);
   return out;
 }
+#else
+template <typename... Args>
+std::string concat(const Args&... args) {
+  std::ostringstream out;
+  (out << ... << args);
+  return out.str();
+}
+#endif
 [[noreturn]] void fail(const char* file, int line, const char* func, const char* cond,
                        const std::string& message);
 }  // namespace detail

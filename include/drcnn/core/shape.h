@@ -1,6 +1,9 @@
 // Shape and strides: small fixed-capacity arrays of int64 (no heap, trivially copyable).
 #pragma once
+#include "drcnn/core/error.h"  // DRCNN_HAVE_FMT
+#if DRCNN_HAVE_FMT
 #include <fmt/format.h>
+#endif
 
 #include <array>
 #include <cstdint>
@@ -86,6 +89,7 @@ inline int wrap_dim(int dim, int ndim, const char* op) {
 Shape broadcast_shapes(const Shape& a, const Shape& b, const char* op);
 }  // namespace drcnn
 
+#if DRCNN_HAVE_FMT
 template <>
 struct fmt::formatter<drcnn::Shape> : fmt::formatter<std::string_view> {
   template <typename Ctx>
@@ -95,3 +99,12 @@ struct fmt::formatter<drcnn::Shape> : fmt::formatter<std::string_view> {
     return fmt::format_to(out, "]");
   }
 };
+#else
+namespace drcnn {
+inline std::ostream& operator<<(std::ostream& os, const Shape& s) {
+  os << '[';
+  for (int i = 0; i < s.ndim(); ++i) os << (i ? ", " : "") << s[i];
+  return os << ']';
+}
+}  // namespace drcnn
+#endif

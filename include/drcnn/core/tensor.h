@@ -1,7 +1,10 @@
 // Tensor: a dtype-erased handle over Storage + shape + strides + offset. Copies of a Tensor
 // share storage (like torch.Tensor); deep copies are explicit (clone, to, contiguous).
 #pragma once
+#include "drcnn/core/error.h"  // DRCNN_HAVE_FMT
+#if DRCNN_HAVE_FMT
 #include <fmt/format.h>
+#endif
 
 #include <memory>
 #include <string>
@@ -184,6 +187,7 @@ Tensor Tensor::from_vector(const std::vector<T>& values, const Shape& shape, Dev
 
 }  // namespace drcnn
 
+#if DRCNN_HAVE_FMT
 template <>
 struct fmt::formatter<drcnn::Tensor> : fmt::formatter<std::string_view> {
   template <typename Ctx>
@@ -191,3 +195,4 @@ struct fmt::formatter<drcnn::Tensor> : fmt::formatter<std::string_view> {
     return fmt::format_to(ctx.out(), "{}", drcnn::to_string(t));
   }
 };
+#endif

@@ -1,0 +1,66 @@
+// CUDA GEMM through cuBLAS (compiled as C++, not nvcc). Row-major operands are passed with
+// ops::gemm_to_column_major (include/drcnn/ops/matmul.h), whose mapping is proven on the CPU
+// by tests/ops/test_matmul.cpp against a column-major reference GEMM. FP32 runs in the default
+// math mode (no TF32), so results stay true FP32. Covered on a GPU by tests/cuda/test_cuda_parity.cpp.
+#include <cublas_v2.h>
+#include <cuda_runtime_api.h>
+
+#include <climits>
+#include <map>
+
+#include "cuda/cuda_check.h"
+#include "drcnn/core/error.h"
+#include "drcnn/ops/launch.h"
+#include "drcnn/ops/matmul.h"
+
+namespace drcnn::ops::cuda {
+namespace {
+// One handle per (thread, device): cuBLAS handles must not be shared by threads that set
+// different streams. Destroyed with the thread.
+struct HandleCache {
+  std::map<int, cublasHandle_t> handles;
+  ~HandleCache() {
+    for (auto& [dev, h] : handles) cublasDestroy(h);
+  }
+};
+cublasHandle_t handle_for_current_device() {
+  thread_local HandleCache cache;
+  int device = 0;
+  DRCNN_CUDA_CHECK(cudaGetDevice(&device));
+  auto it = cache.handles.find(device);
+  if (it != cache.handles.end()) return it->second;
+  cublasHandle_t h = nullptr;
+  DRCNN_CUBLAS_CHECK(cublasCreate(&h));
+  cache.handles.emplace(device, h);
+  return h;
+}
+
+int to_int(int64_t v, const char* what) {
+  DRCNN_CHECK(v >= 0 && v <= INT_MAX, "matmul: ", what, " = ", v, " exceeds cuBLAS's int range");
+  return int(v);
+}
+}  // namespace
+
+template <typename T>
+void gemm(Stream s, const GemmLaunch<T>& l) {
+  cublasHandle_t h = handle_for_current_device();
+  DRCNN_CUBLAS_CHECK(cublasSetStream(h, static_cast<cudaStream_t>(s.handle)));
+  const ColumnMajorGemm c = gemm_to_column_major(l.trans_a, l.trans_b, l.m, l.n, l.k, l.lda, l.ldb, l.ldc);
+  const cublasOperation_t op1 = c.trans_first ? CUBLAS_OP_T : CUBLAS_OP_N;
+  const cublasOperation_t op2 = c.trans_second ? CUBLAS_OP_T : CUBLAS_OP_N;
+  const int m = to_int(c.m, "n"), n = to_int(c.n, "m"), k = to_int(c.k, "k");
+  const int ld1 = to_int(c.ld_first, "ldb"), ld2 = to_int(c.ld_second, "lda"), ldc = to_int(c.ldc, "ldc");
+  const int batch = to_int(l.batch, "batch");
+  // cuBLAS's first operand is our B, its second our A.
+  if constexpr (std::is_same_v<T, float>) {
+    DRCNN_CUBLAS_CHECK(cublasSgemmStridedBatched(h, op1, op2, m, n, k, &l.alpha, l.b, ld1, l.stride_b, l.a, ld2,
+                                                 l.stride_a, &l.beta, l.c, ldc, l.stride_c, batch));
+  } else {
+    DRCNN_CUBLAS_CHECK(cublasDgemmStridedBatched(h, op1, op2, m, n, k, &l.alpha, l.b, ld1, l.stride_b, l.a, ld2,
+                                                 l.stride_a, &l.beta, l.c, ldc, l.stride_c, batch));
+  }
+}
+
+template void gemm<float>(Stream, const GemmLaunch<float>&);
+template void gemm<double>(Stream, const GemmLaunch<double>&);
+}  // namespace drcnn::ops::cuda

@@ -1,0 +1,73 @@
+// The CUDA caching allocator: CachingPool (include/drcnn/core/allocator.h, tested on the CPU
+// in tests/core/test_allocator.cpp) over cudaMalloc/cudaFree. Stream-ordered: a freed block is
+// reused only for work on the stream it was allocated on, so queued kernels that still read
+// it run before the new owner's kernels. Steady state makes no cudaMalloc calls. Using a
+// tensor on a second stream requires synchronising that stream before the tensor is freed.
+#include <cuda_runtime_api.h>
+
+#include <array>
+#include <mutex>
+
+#include "cuda/cuda_check.h"
+#include "drcnn/core/allocator.h"
+#include "drcnn/core/device.h"
+#include "drcnn/core/error.h"
+
+namespace drcnn {
+namespace {
+struct CudaBackend {
+  int device;
+  void* raw_allocate(size_t bytes) {
+    DeviceGuard g(Device::cuda(device));
+    void* p = nullptr;
+    const cudaError_t e = cudaMalloc(&p, bytes);
+    if (e == cudaErrorMemoryAllocation) {
+      cudaGetLastError();  // clear, so the pool can release its cache and retry
+      return nullptr;
+    }
+    DRCNN_CUDA_CHECK(e);
+    return p;
+  }
+  void raw_free(void* p) {
+    DeviceGuard g(Device::cuda(device));
+    cudaFree(p);  // synchronises the device; errors here cannot be acted on (destructor paths)
+  }
+};
+
+class CudaCachingAllocator final : public Allocator {
+ public:
+  explicit CudaCachingAllocator(int device) : m_device(device), m_pool(CudaBackend{device}, 512) {}
+  void* allocate(size_t bytes, Stream stream) override {
+    void* p = m_pool.allocate(bytes, stream);
+    if (!p) {
+      size_t free_b = 0, total_b = 0;
+      cudaMemGetInfo(&free_b, &total_b);
+      const AllocatorStats s = m_pool.stats();
+      DRCNN_FAIL("cuda allocator: out of memory on cuda:", m_device, " allocating ", bytes, " bytes (", s.bytes_in_use,
+                 " bytes in use by drcnn, ", free_b, " of ", total_b, " bytes free on the device)");
+    }
+    return p;
+  }
+  void deallocate(void* ptr) noexcept override { m_pool.deallocate(ptr); }
+  AllocatorStats stats() const override { return m_pool.stats(); }
+  void empty_cache() override { m_pool.release_cached(); }
+  void reset_peak() override { m_pool.reset_peak(); }
+
+ private:
+  int m_device;
+  CachingPool<CudaBackend> m_pool;
+};
+}  // namespace
+
+Allocator& cuda_allocator(int index) {
+  DRCNN_CHECK(index >= 0 && index < cuda::device_count(), "cuda_allocator: cuda:", index, " is not available (",
+              cuda::device_count(), " visible CUDA devices)");
+  // Leaked at exit on purpose (like the CPU allocator): cudaFree after the runtime shut down fails.
+  static std::array<CudaCachingAllocator*, 64> allocators{};
+  static std::mutex mutex;
+  std::lock_guard<std::mutex> lock(mutex);
+  auto& slot = allocators[size_t(index)];
+  if (!slot) slot = new CudaCachingAllocator(index);
+  return *slot;
+}
+}  // namespace drcnn

@@ -1,0 +1,95 @@
+// CUDA device queries, per-thread current streams, DeviceGuard and raw copies (host C++
+// against the CUDA runtime; no kernels). Covered by tests/cuda/test_cuda_device.cpp.
+#include <cuda_runtime_api.h>
+
+#include <array>
+#include <mutex>
+#include <string>
+
+#include "cuda/cuda_check.h"
+#include "drcnn/core/device.h"
+#include "drcnn/core/error.h"
+#include "drcnn/ops/launch.h"
+
+namespace drcnn {
+namespace cuda {
+namespace {
+constexpr int kMaxDevices = 64;
+struct DeviceInfo {
+  int count = 0;
+  std::string reason;
+};
+const DeviceInfo& device_info() {
+  static const DeviceInfo info = [] {
+    DeviceInfo d;
+    const cudaError_t e = cudaGetDeviceCount(&d.count);
+    if (e != cudaSuccess) {
+      d.count = 0;
+      d.reason = std::string("no CUDA device: ") + cudaGetErrorString(e);
+      cudaGetLastError();  // clear the sticky-free error so later calls start clean
+    } else if (d.count == 0) {
+      d.reason = "no CUDA device";
+    }
+    if (d.count > kMaxDevices) d.count = kMaxDevices;
+    return d;
+  }();
+  return info;
+}
+thread_local std::array<void*, kMaxDevices> t_current_stream{};
+
+void check_device(Device device, const char* op) {
+  DRCNN_CHECK(device.is_cuda(), op, ": expected a CUDA device, got ", device);
+  DRCNN_CHECK(device.index >= 0 && device.index < device_count(), op, ": ", device, " is not available (",
+              device_count(), " visible CUDA devices", device_count() == 0 ? "; " : "",
+              device_count() == 0 ? device_info().reason : std::string(), ")");
+}
+}  // namespace
+
+int device_count() { return device_info().count; }
+const char* unavailable_reason() { return device_info().count > 0 ? "" : device_info().reason.c_str(); }
+
+Stream current_stream(Device device) {
+  check_device(device, "current_stream");
+  return Stream{t_current_stream[size_t(device.index)]};
+}
+void set_current_stream(Device device, Stream stream) {
+  check_device(device, "set_current_stream");
+  t_current_stream[size_t(device.index)] = stream.handle;
+}
+void synchronize(Device device) {
+  check_device(device, "synchronize");
+  DeviceGuard g(device);
+  DRCNN_CUDA_CHECK(cudaDeviceSynchronize());
+}
+}  // namespace cuda
+
+DeviceGuard::DeviceGuard(Device device) {
+  if (!device.is_cuda()) return;
+  cuda::check_device(device, "DeviceGuard");
+  DRCNN_CUDA_CHECK(cudaGetDevice(&m_previous));
+  if (m_previous != device.index) DRCNN_CUDA_CHECK(cudaSetDevice(device.index));
+}
+DeviceGuard::~DeviceGuard() {
+  if (m_previous >= 0) cudaSetDevice(m_previous);  // destructors never throw
+}
+}  // namespace drcnn
+
+namespace drcnn::ops::cuda {
+void memcpy_host_to_device(Stream s, void* dst, const void* src, size_t bytes) {
+  const auto stream = static_cast<cudaStream_t>(s.handle);
+  DRCNN_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, stream));
+  // Pageable host memory may be reused by the caller right after return: wait.
+  DRCNN_CUDA_CHECK(cudaStreamSynchronize(stream));
+}
+void memcpy_device_to_host(Stream s, void* dst, const void* src, size_t bytes) {
+  const auto stream = static_cast<cudaStream_t>(s.handle);
+  DRCNN_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, stream));
+  DRCNN_CUDA_CHECK(cudaStreamSynchronize(stream));
+}
+void memcpy_device_to_device(Stream s, void* dst, const void* src, size_t bytes) {
+  DRCNN_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDefault, static_cast<cudaStream_t>(s.handle)));
+}
+void memset_zero(Stream s, void* dst, size_t bytes) {
+  DRCNN_CUDA_CHECK(cudaMemsetAsync(dst, 0, bytes, static_cast<cudaStream_t>(s.handle)));
+}
+}  // namespace drcnn::ops::cuda
