@@ -89,7 +89,4 @@ void memcpy_device_to_host(Stream s, void* dst, const void* src, size_t bytes) {
 void memcpy_device_to_device(Stream s, void* dst, const void* src, size_t bytes) {
   DRCNN_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDefault, static_cast<cudaStream_t>(s.handle)));
 }
-void memset_zero(Stream s, void* dst, size_t bytes) {
-  DRCNN_CUDA_CHECK(cudaMemsetAsync(dst, 0, bytes, static_cast<cudaStream_t>(s.handle)));
-}
 }  // namespace drcnn::ops::cuda

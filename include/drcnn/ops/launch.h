@@ -113,6 +113,5 @@ void sort(Stream s, DType dtype, const SortLaunch& l);
 void memcpy_host_to_device(Stream s, void* dst, const void* src, size_t bytes);
 void memcpy_device_to_host(Stream s, void* dst, const void* src, size_t bytes);
 void memcpy_device_to_device(Stream s, void* dst, const void* src, size_t bytes);
-void memset_zero(Stream s, void* dst, size_t bytes);
 }  // namespace cuda
 }  // namespace drcnn::ops
