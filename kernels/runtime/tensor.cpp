@@ -2,6 +2,7 @@
 #include "drcnn/core/tensor.h"
 
 #include <cmath>
+#include <cstdint>
 #include <cstring>
 
 #include "dispatch.h"
@@ -21,7 +22,15 @@ Tensor Tensor::empty(const Shape& shape, DType dtype, Device device) {
     DRCNN_CHECK(device.index >= 0 && device.index < n, "Tensor::empty: ", device, " does not exist (", n,
                 " visible CUDA devices)");
   }
-  const size_t bytes = size_t(shape.numel()) * dtype_size(dtype);
+  // The byte count must not wrap around (a wrapped size would allocate a tiny block).
+  bool has_zero = false, overflow = false;
+  int64_t numel = 1;
+  for (int d = 0; d < shape.ndim(); ++d) has_zero = has_zero || shape[d] == 0;
+  for (int d = 0; d < shape.ndim() && !has_zero; ++d) overflow = overflow || __builtin_mul_overflow(numel, shape[d], &numel);
+  size_t bytes = 0;
+  if (!has_zero) overflow = overflow || __builtin_mul_overflow(size_t(numel), dtype_size(dtype), &bytes);
+  DRCNN_CHECK(!overflow && bytes <= size_t(PTRDIFF_MAX), "Tensor::empty: shape ", shape, " has too many elements of ",
+              dtype, " to address (the byte size exceeds ", PTRDIFF_MAX, ")");
   Stream stream = device.is_cuda() ? cuda::current_stream(device) : Stream{};
   auto storage = std::make_shared<Storage>(bytes, device, stream);
   Tensor t;
@@ -151,7 +160,8 @@ namespace {
 // itself). Returns false when a copy is needed.
 bool view_strides(const Shape& shape, const Strides& strides, const Shape& target, Strides& out) {
   out = target;
-  if (shape.numel() == 0) {
+  // No elements, or a single one (a 0-d tensor has no strides to merge): any strides will do.
+  if (shape.numel() <= 1) {
     out = contiguous_strides(target);
     return true;
   }
@@ -201,7 +211,10 @@ Tensor Tensor::reshape(const Shape& shape_in) const {
               " elements but the tensor of shape ", m_shape, " has ", numel());
   Strides strides;
   if (view_strides(m_shape, m_strides, shape, strides)) return as_strided(shape, strides, m_offset);
-  return contiguous().reshape(shape);
+  // Not expressible as a view: copy. (Not contiguous().reshape(): a tensor for which
+  // view_strides fails although it is contiguous would recurse forever.)
+  const Tensor c = clone();
+  return c.as_strided(shape, contiguous_strides(shape), c.m_offset);
 }
 
 Tensor Tensor::narrow(int dim, int64_t start, int64_t length) const {
@@ -353,6 +366,10 @@ Tensor Tensor::clone() const {
 Tensor Tensor::to(Device device) const {
   DRCNN_CHECK(defined(), "to: undefined tensor");
   if (device == m_device) return *this;
+#if !DRCNN_WITH_CUDA
+  // Fail here, naming this op, rather than in the allocation of the destination below.
+  DRCNN_FAIL("to(", device, "): drcnn was built without CUDA (DRCNN_WITH_CUDA=OFF)");
+#endif
   const Tensor src = contiguous();
   Tensor dst = empty(m_shape, m_dtype, device);
   const size_t bytes = size_t(numel()) * element_size();
