@@ -2,6 +2,11 @@
 // inputs). Define-by-run, after flashlight's tape: each differentiable function returns
 // Variable::make(result, inputs, grad_fn); backward() walks the recorded graph in reverse
 // topological order and accumulates gradients into the leaves.
+//
+// Copies of a Variable are handles to one node (like Tensor). A recorded variable owns its
+// inputs, so the graph lives as long as its outputs do. Gradients are Tensors and never
+// carry a graph themselves: backward of backward is not supported.
+// Implementation: kernels/runtime/autograd.cpp; tests: tests/autograd/test_engine.cpp.
 #pragma once
 #include <functional>
 #include <memory>
@@ -21,6 +26,7 @@ class Variable {
   /// Undefined variable.
   Variable() = default;
   /// A leaf holding `data`; with requires_grad, backward() accumulates into grad().
+  /// Requires: data is defined; requires_grad only for floating-point data.
   explicit Variable(Tensor data, bool requires_grad = false);
 
   /// The result of a differentiable function. Records (inputs, grad_fn) only when gradient
@@ -31,7 +37,10 @@ class Variable {
   const Tensor& data() const;
   /// Mutable access to the values (optimizer steps); does not touch the graph.
   Tensor& mutable_data();
-  /// Accumulated gradient; undefined until a backward pass reached this variable.
+  /// Accumulated gradient; undefined until a backward pass reached this variable. For leaves it
+  /// is contiguous and has data's shape, dtype and device. Treat it as read-only: it may share
+  /// storage with tensors inside the graph (the engine never updates a gradient in place).
+  /// Inner (non-leaf) variables keep no gradient after backward().
   const Tensor& grad() const;
   bool has_grad() const;
   bool requires_grad() const;
@@ -43,12 +52,15 @@ class Variable {
   std::string grad_fn_name() const;
 
   /// Back-propagates from this variable. Without `grad`, the variable must hold one element
-  /// and the seed gradient is 1. The graph is freed afterwards unless retain_graph.
+  /// and the seed gradient is 1; with it, `grad` must match data's shape, dtype and device.
+  /// Leaves add to their gradient (call zero_grad() between steps). The graph is freed
+  /// afterwards unless retain_graph; a later backward() reaching a freed node throws.
+  /// Requires: requires_grad().
   void backward(bool retain_graph = false);
   void backward(const Tensor& grad, bool retain_graph = false);
   /// Drops the accumulated gradient (the next backward starts from zero).
   void zero_grad();
-  /// Adds `g` (same shape as data) to the gradient. Used by GradFns.
+  /// Adds `g` (same shape, dtype and device as data) to the gradient, out of place. Used by GradFns.
   void add_grad(const Tensor& g);
   /// A new leaf sharing this variable's data, without gradient history.
   Variable detach() const;
