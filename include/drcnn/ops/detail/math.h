@@ -23,4 +23,7 @@ DRCNN_HD double log1p(double x) { return ::log1p(x); }
 DRCNN_HD float cos(float x) { return ::cosf(x); }
 DRCNN_HD double cos(double x) { return ::cos(x); }
 template <typename T> DRCNN_HD T abs(T x) { return x < T(0) ? -x : x; }
+// Floating abs clears the sign bit (IEEE): abs(-0.0) is +0.0, which "x < 0 ? -x : x" missed.
+DRCNN_HD float abs(float x) { return ::fabsf(x); }
+DRCNN_HD double abs(double x) { return ::fabs(x); }
 }  // namespace drcnn::hd
