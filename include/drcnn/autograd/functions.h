@@ -1,5 +1,10 @@
 // Differentiable functions on Variables. Each has a backward tested by finite differences in
 // tests/autograd. Arguments that carry no gradient (indices, masks) are Tensors.
+//
+// Each forward is the Tensor op of the same name (include/drcnn/ops/*.h), so shapes, dtypes and
+// errors are that op's; the backward is built from Tensor ops too and runs on any device.
+// Only inputs that require grad get a gradient. Implementation:
+// kernels/runtime/autograd_functions.cpp.
 #pragma once
 #include <utility>
 #include <vector>
@@ -21,6 +26,7 @@ Variable log(const Variable& x);
 Variable sqrt(const Variable& x);
 Variable abs(const Variable& x);      // d|x|/dx taken as 0 at x == 0
 Variable pow(const Variable& x, double exponent);
+/// d/db = a^b log(a), taken as 0 where a == 0 and b >= 0 (as torch); NaN for a < 0.
 Variable pow(const Variable& a, const Variable& b);
 Variable relu(const Variable& x);     // gradient 0 at x == 0
 Variable sigmoid(const Variable& x);
@@ -40,6 +46,8 @@ Variable max(const Variable& x, int dim, bool keepdim = false);
 Variable min(const Variable& x, int dim, bool keepdim = false);
 
 // Linear algebra.
+/// [M, K] @ [K, N], or batched [B, M, K] @ [B, K, N] where a batch of 1 broadcasts (its
+/// gradient is summed over the batch).
 Variable matmul(const Variable& a, const Variable& b);
 /// x [N, in] @ weight [out, in]^T + bias [out]; bias may be undefined.
 Variable linear(const Variable& x, const Variable& weight, const Variable& bias = Variable());
@@ -48,6 +56,8 @@ Variable linear(const Variable& x, const Variable& weight, const Variable& bias 
 Variable index_select(const Variable& x, int dim, const Tensor& index);
 Variable gather(const Variable& x, int dim, const Tensor& index);
 Variable index_add(const Variable& self, int dim, const Tensor& index, const Variable& src);
+/// src may be larger than index (torch semantics): the part outside index's extents gets a
+/// zero gradient.
 Variable scatter_add(const Variable& self, int dim, const Tensor& index, const Variable& src);
 /// The k largest/smallest values along dim (gradient scattered back to their positions) and
 /// their int64 indices.
