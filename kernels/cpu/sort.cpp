@@ -36,7 +36,8 @@ void sort(DType dtype, const SortLaunch& l) {
             l.indices[r * l.len + i] = order[size_t(i)];
           }
         },
-        2);
+        // Threads only when the rows together are worth it (n log n work per row).
+        l.len > 0 ? std::max<int64_t>(1, kParallelGrain / l.len) : kParallelGrain);
   });
 }
 }  // namespace drcnn::ops::cpu
