@@ -45,7 +45,11 @@ void check_input(ReduceKind kind, const Tensor& x) {
 Tensor reduce_dim(ReduceKind kind, const Tensor& x_in, int dim, bool keepdim) {
   const char* op = reduce_name(kind);
   check_input(kind, x_in);
-  if (x_in.ndim() == 0) return reduce_dim(kind, x_in.reshape({1}), 0, keepdim);
+  if (x_in.ndim() == 0) {
+    // A 0-d tensor accepts dim 0 or -1 (as torch) and reduces to a 0-d result, keepdim or not.
+    DRCNN_CHECK(dim == 0 || dim == -1, op, ": dimension ", dim, " is out of range for a 0-d tensor (expected -1..0)");
+    return reduce_dim(kind, x_in.reshape({1}), 0, false).reshape({});
+  }
   const int d = wrap_dim(dim, x_in.ndim(), op);
   const int64_t R = x_in.shape()[d];
   DRCNN_CHECK(R > 0 || kind == ReduceKind::Sum, op, ": cannot reduce dimension ", d, " of extent 0 (shape ",

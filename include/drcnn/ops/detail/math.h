@@ -10,6 +10,7 @@ template <typename T> DRCNN_HD T min(T a, T b) { return b < a ? b : a; }
 template <typename T> DRCNN_HD T max(T a, T b) { return a < b ? b : a; }
 template <typename T> DRCNN_HD T clamp(T v, T lo, T hi) { return v < lo ? lo : (hi < v ? hi : v); }
 template <typename T> DRCNN_HD bool isnan(T v) { return v != v; }  // false for integers
+template <typename T> DRCNN_HD bool isfinite(T v) { return v - v == T(0); }  // inf - inf and NaN are NaN
 DRCNN_HD float exp(float x) { return ::expf(x); }
 DRCNN_HD double exp(double x) { return ::exp(x); }
 DRCNN_HD float log(float x) { return ::logf(x); }

@@ -31,7 +31,10 @@ struct ReduceBody {
           else comp += (v - t) + sum;
           sum = t;
         }
-        out[idx] = T(double(sum + comp) * scale);
+        // Once an infinity enters, sum is inf (or NaN) and comp picked up inf - inf = NaN:
+        // return the plain sum then, as IEEE addition would ([inf, 1] sums to inf, not NaN).
+        const T total = hd::isfinite(sum) ? sum + comp : sum;
+        out[idx] = T(double(total) * scale);
       } else {
         T sum = T(0);
         for (int64_t r = 0; r < n; ++r) sum += p[r * inner];
