@@ -46,7 +46,9 @@ Tensor matmul(const Tensor& a_in, const Tensor& b_in) {
   const int64_t ba = a.size(0), bb = b.size(0);
   DRCNN_CHECK(ba == bb || ba == 1 || bb == 1, "matmul: batch sizes ", ba, " and ", bb, " differ (shapes ",
               a_in.shape(), " and ", b_in.shape(), ")");
-  const int64_t batch = std::max(ba, bb);
+  // Broadcast rule: a batch of 1 takes the other's extent, including 0 (max() gave 1 for
+  // [1, M, K] @ [0, K, N] and then read the empty operand).
+  const int64_t batch = ba == 1 ? bb : ba;
   const int64_t m = a.size(1), k = a.size(2), n = b.size(2);
   DRCNN_CHECK(b.size(1) == k, "matmul: inner extents differ: ", a_in.shape(), " @ ", b_in.shape());
   Tensor c = Tensor::empty({batch, m, n}, a.dtype(), a.device());
