@@ -80,6 +80,11 @@ Tensor gather_impl(const char* op, const Tensor& x, int d, const Tensor& index, 
 }
 
 void scatter_impl(const char* op, Tensor& self, int d, const Tensor& index, const Tensor& src, bool index_1d) {
+  // Checked here so the message names the op (the launcher's own dispatch would say
+  // "index_scatter_add"), and before the empty-input shortcut so the answer never depends on it.
+  DRCNN_CHECK(self.dtype() == DType::Float32 || self.dtype() == DType::Float64 || self.dtype() == DType::Int32 ||
+                  self.dtype() == DType::Int64,
+              op, ": expected float32, float64, int32 or int64, got ", self.dtype());
   if (src.numel() == 0) return;
   DRCNN_CHECK(self.shape()[d] > 0, op, ": cannot index dimension ", d, " of extent 0 (shape ", self.shape(), ")");
   Tensor flag = Tensor::zeros({}, DType::Int32, self.device());
