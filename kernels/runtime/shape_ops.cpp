@@ -45,6 +45,11 @@ Tensor stack(const std::vector<Tensor>& tensors, int dim) {
   expanded.reserve(tensors.size());
   for (size_t i = 0; i < tensors.size(); ++i) {
     DRCNN_CHECK(tensors[i].defined(), "stack: tensor ", i, " is undefined");
+    // dtype and device are checked again by concat, but the message should name stack.
+    DRCNN_CHECK(tensors[i].dtype() == tensors[0].dtype(), "stack: tensor ", i, " has dtype ", tensors[i].dtype(),
+                ", tensor 0 has ", tensors[0].dtype());
+    DRCNN_CHECK(tensors[i].device() == tensors[0].device(), "stack: tensor ", i, " is on ", tensors[i].device(),
+                ", tensor 0 on ", tensors[0].device());
     DRCNN_CHECK(tensors[i].shape() == tensors[0].shape(), "stack: tensor ", i, " has shape ", tensors[i].shape(),
                 " but tensor 0 has ", tensors[0].shape(), " (stack needs equal shapes)");
     expanded.push_back(tensors[i].unsqueeze(d));

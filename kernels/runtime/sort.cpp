@@ -5,11 +5,18 @@
 
 namespace drcnn::ops {
 
-std::pair<Tensor, Tensor> sort(const Tensor& x, int dim, bool descending) {
-  runtime::check_defined("sort", x, "input");
+namespace {
+// Shared by sort and topk, so each error names the op the caller used.
+void check_sortable(const char* op, const Tensor& x) {
+  runtime::check_defined(op, x, "input");
   DRCNN_CHECK(x.dtype() == DType::Float32 || x.dtype() == DType::Float64 || x.dtype() == DType::Int32 ||
                   x.dtype() == DType::Int64,
-              "sort: expected float32, float64, int32 or int64, got ", x.dtype());
+              op, ": expected float32, float64, int32 or int64, got ", x.dtype());
+}
+}  // namespace
+
+std::pair<Tensor, Tensor> sort(const Tensor& x, int dim, bool descending) {
+  check_sortable("sort", x);
   if (x.ndim() == 0) return {x.clone(), Tensor::zeros({}, DType::Int64, x.device())};
   const int d = wrap_dim(dim, x.ndim(), "sort");
   const Tensor rows = x.transpose(d, -1).contiguous();
@@ -32,7 +39,7 @@ std::pair<Tensor, Tensor> sort(const Tensor& x, int dim, bool descending) {
 Tensor argsort(const Tensor& x, int dim, bool descending) { return sort(x, dim, descending).second; }
 
 std::pair<Tensor, Tensor> topk(const Tensor& x, int64_t k, int dim, bool largest) {
-  runtime::check_defined("topk", x, "input");
+  check_sortable("topk", x);
   const int d = wrap_dim(dim, std::max(x.ndim(), 1), "topk");
   const int64_t n = x.ndim() == 0 ? 1 : x.size(d);
   DRCNN_CHECK(k >= 0 && k <= n, "topk: k = ", k, " is out of range for dimension ", d, " of extent ", n);
