@@ -60,8 +60,9 @@ class CudaCachingAllocator final : public Allocator {
 }  // namespace
 
 Allocator& cuda_allocator(int index) {
-  DRCNN_CHECK(index >= 0 && index < cuda::device_count(), "cuda_allocator: cuda:", index, " is not available (",
-              cuda::device_count(), " visible CUDA devices)");
+  DRCNN_CHECK(cuda::device_count() > 0, "cuda_allocator(", index, "): ", cuda::unavailable_reason());
+  DRCNN_CHECK(index >= 0 && index < cuda::device_count(), "cuda_allocator(", index, "): cuda:", index,
+              " does not exist (", cuda::device_count(), " visible CUDA devices)");
   // Leaked at exit on purpose (like the CPU allocator): cudaFree after the runtime shut down fails.
   static std::array<CudaCachingAllocator*, 64> allocators{};
   static std::mutex mutex;

@@ -12,7 +12,7 @@ namespace drcnn::runtime {
 /// Runs cpu_fn() for CPU tensors, cuda_fn(stream) under a DeviceGuard for CUDA tensors,
 /// and fails clearly when the tensor is on CUDA in a build without it.
 template <typename CpuFn, typename CudaFn>
-void on_device(Device device, const char* op, CpuFn&& cpu_fn, CudaFn&& cuda_fn) {
+void on_device(Device device, [[maybe_unused]] const char* op, CpuFn&& cpu_fn, CudaFn&& cuda_fn) {
   if (device.is_cpu()) {
     cpu_fn();
     return;

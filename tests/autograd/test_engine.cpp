@@ -36,7 +36,7 @@ TEST_CASE("autograd/leaf: a new variable is a leaf without gradient", "[autograd
   }
 }
 
-TEST_CASE("autograd/engine: leaves accumulate across backward calls; zero_grad resets", "[autograd][cpu]") {
+TEST_CASE("autograd/engine: leaves accumulate across backward calls, zero_grad resets", "[autograd][cpu]") {
   Variable x = vec({1, -2, 3});
   sum(x * x).backward();
   test::expect_equal(x.grad(), {2, -4, 6});
@@ -128,7 +128,7 @@ TEST_CASE("autograd/engine: set_requires_grad changes leaves only", "[autograd][
   CHECK_THROWS_WITH(idx.set_requires_grad(true), Contains("floating-point") && Contains("int64"));
 }
 
-TEST_CASE("autograd/engine: retain_graph allows a second backward; without it the graph is freed",
+TEST_CASE("autograd/engine: retain_graph allows a second backward, without it the graph is freed",
           "[autograd][cpu]") {
   Variable x = vec({1, 2});
   Variable y = x * x;

@@ -106,7 +106,7 @@ TEMPLATE_TEST_CASE("core/random: determinism by seed and offset", "[core][cpu]",
   CHECK(drcnn::test::bitwise_equal(Tensor::randn({3, 5}, f, dt), Tensor::randn({3, 5}, g, dt)));
 }
 
-TEMPLATE_TEST_CASE("core/random: rand is uniform on [0, 1)", "[core][cpu]", float, double) {
+TEMPLATE_TEST_CASE("core/random: rand is uniform on 0 to 1, 1 excluded", "[core][cpu]", float, double) {
   const DType dt = drcnn::dtype_of_v<TestType>;
   constexpr int64_t n = 1000000;
   Generator g(2024);
