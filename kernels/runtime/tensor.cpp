@@ -366,10 +366,9 @@ Tensor Tensor::clone() const {
 Tensor Tensor::to(Device device) const {
   DRCNN_CHECK(defined(), "to: undefined tensor");
   if (device == m_device) return *this;
-#if !DRCNN_WITH_CUDA
   // Fail here, naming this op, rather than in the allocation of the destination below.
-  DRCNN_FAIL("to(", device, "): drcnn was built without CUDA (DRCNN_WITH_CUDA=OFF)");
-#endif
+  if (device.is_cuda() || m_device.is_cuda())
+    DRCNN_CHECK(cuda::device_count() > 0, "to(", device, "): ", cuda::unavailable_reason());
   const Tensor src = contiguous();
   Tensor dst = empty(m_shape, m_dtype, device);
   const size_t bytes = size_t(numel()) * element_size();
