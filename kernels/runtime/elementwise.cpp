@@ -1,6 +1,7 @@
 // Dispatchers of the elementwise ops: check, broadcast, allocate, launch.
 #include "drcnn/ops/elementwise.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "dispatch.h"
@@ -94,11 +95,43 @@ Tensor unary_op(UnaryKind kind, const Tensor& x, double s0 = 0.0, double s1 = 0.
   return out;
 }
 
+// [lo, hi_excl) of the integer dtypes the arithmetic ops support, as exact doubles.
+std::pair<double, double> integer_range(DType d) {
+  if (d == DType::Int32) return {-2147483648.0, 2147483648.0};
+  return {-9223372036854775808.0, 9223372036854775808.0};  // Int64
+}
+
 void check_scalar_fits(const char* op, const Tensor& a, double s) {
   DRCNN_CHECK(std::isfinite(s) || is_floating(a.dtype()), op, ": non-finite scalar ", s, " for an ", a.dtype(),
               " tensor");
   DRCNN_CHECK(is_floating(a.dtype()) || s == std::trunc(s), op, ": scalar ", s,
               " is not integral but the tensor is ", a.dtype(), " (convert the tensor to float first)");
+  if (a.dtype() == DType::Int32 || a.dtype() == DType::Int64) {
+    // Converting an out-of-range double to the integer type is undefined behaviour.
+    const auto [lo, hi_excl] = integer_range(a.dtype());
+    DRCNN_CHECK(s >= lo && s < hi_excl, op, ": scalar ", s, " does not fit in ", a.dtype());
+  }
+}
+
+// a > s / a < s for a real scalar s. Floating tensors compare with s converted to their dtype
+// (torch's rule). Integer tensors compare exactly: converting s first would make
+// int(-2) > -2.5 false (-2 > -2), so s becomes floor(s) for gt and ceil(s) for lt, which
+// selects the same integers; scalars beyond the dtype's range give a constant answer.
+Tensor compare_scalar(BinaryKind kind, const Tensor& a, double s) {
+  const char* op = binary_name(kind);
+  runtime::check_defined(op, a, "input");
+  check_arithmetic(op, a.dtype(), false);
+  if (is_floating(a.dtype())) return binary_op(kind, a, Tensor::full({}, s, a.dtype(), a.device()));
+  if (std::isnan(s)) return Tensor::zeros(a.shape(), DType::Bool, a.device());  // NaN compares false
+  const bool gt = kind == BinaryKind::Gt;
+  const double t = gt ? std::floor(s) : std::ceil(s);
+  const auto [lo, hi_excl] = integer_range(a.dtype());
+  // gt: every a > t when t < lo, none when t >= hi; lt: every a < t when t >= hi, none when t < lo.
+  if (t < lo || t >= hi_excl) {
+    const bool all = gt ? t < lo : t >= hi_excl;
+    return Tensor::full(a.shape(), all ? 1.0 : 0.0, DType::Bool, a.device());
+  }
+  return binary_op(kind, a, Tensor::full({}, t, a.dtype(), a.device()));
 }
 }  // namespace
 
@@ -120,14 +153,8 @@ Tensor sigmoid_backward(const Tensor& grad, const Tensor& y) {
   return binary_op(BinaryKind::SigmoidBackward, grad, y);
 }
 
-Tensor gt(const Tensor& a, double s) {
-  runtime::check_defined("gt", a, "input");
-  return gt(a, Tensor::full({}, s, a.dtype(), a.device()));
-}
-Tensor lt(const Tensor& a, double s) {
-  runtime::check_defined("lt", a, "input");
-  return lt(a, Tensor::full({}, s, a.dtype(), a.device()));
-}
+Tensor gt(const Tensor& a, double s) { return compare_scalar(BinaryKind::Gt, a, s); }
+Tensor lt(const Tensor& a, double s) { return compare_scalar(BinaryKind::Lt, a, s); }
 
 Tensor add(const Tensor& a, double s) {
   runtime::check_defined("add", a, "input");
@@ -153,6 +180,13 @@ Tensor clamp(const Tensor& x, double lo, double hi) {
   if (!is_floating(x.dtype())) {
     DRCNN_CHECK(lo == std::trunc(lo) && hi == std::trunc(hi), "clamp: bounds ", lo, ", ", hi,
                 " must be integral for an ", x.dtype(), " tensor");
+    if (x.dtype() == DType::Int32 || x.dtype() == DType::Int64) {
+      // Bounds beyond the dtype's range saturate to it (converting them would be undefined).
+      const double tmin = integer_range(x.dtype()).first;
+      const double tmax = x.dtype() == DType::Int32 ? 2147483647.0 : 9223372036854774784.0;  // largest double < 2^63
+      lo = std::clamp(lo, tmin, tmax);
+      hi = std::clamp(hi, tmin, tmax);
+    }
   }
   return unary_op(UnaryKind::Clamp, x, lo, hi);
 }

@@ -420,6 +420,16 @@ Tensor& Tensor::copy_(const Tensor& src_in) {
 
 Tensor& Tensor::fill_(double value) {
   DRCNN_CHECK(defined(), "fill_: undefined tensor");
+  if (is_integral(m_dtype)) {
+    // static_cast of NaN, inf or an out-of-range double to an integer is undefined behaviour:
+    // the value, truncated toward zero, must fit the dtype. (Bounds are exact doubles.)
+    const double t = std::trunc(value);
+    double lo = 0, hi_excl = 256;                                               // uint8
+    if (m_dtype == DType::Int32) lo = -2147483648.0, hi_excl = 2147483648.0;
+    if (m_dtype == DType::Int64) lo = -9223372036854775808.0, hi_excl = 9223372036854775808.0;
+    DRCNN_CHECK(std::isfinite(value) && t >= lo && t < hi_excl, "fill_: ", value, " is not representable in ",
+                m_dtype, " (after truncation toward zero it must lie in [", lo, ", ", hi_excl, "))");
+  }
   if (numel() == 0) return *this;
   ops::ElementwiseLaunch l = runtime::make_elementwise_launch(*this, {});
   l.scalar[0] = value;

@@ -546,3 +546,59 @@ TEST_CASE("core/tensor: to_string", "[core][cpu]") {
         "tensor([nan, inf], shape=[2], dtype=float32, device=cpu)");
   CHECK(fmt::format("{}", iota({2}).transpose(0, 0)) == "tensor([0, 1], shape=[2], dtype=float32, device=cpu)");
 }
+
+// ============================================================================ more views
+TEST_CASE("core/tensor: reshape of random views keeps row-major order", "[core][cpu]") {
+  // Every view below, reshaped to every factorisation of its element count, must list the same
+  // values in the same row-major order; wrong view strides would scramble them.
+  const std::vector<std::vector<int64_t>> shapes_of_24 = {{24}, {2, 12}, {12, 2}, {4, 6}, {6, 4}, {2, 3, 4},
+                                                          {4, 3, 2}, {2, 2, 6}, {1, 24, 1}, {3, 1, 8}, {2, 2, 2, 3}};
+  const Tensor base = iota({4, 6, 5});
+  std::vector<std::pair<const char*, Tensor>> views = {
+      {"narrow", base.narrow(2, 1, 1).squeeze(2)},                        // [4, 6] strides [30, 5]
+      {"transpose", base.select(2, 0).transpose(0, 1)},                   // [6, 4]
+      {"slice", base.slice(1, 0, 6, 2).narrow(2, 0, 2)},                  // [4, 3, 2]
+      {"permute", base.narrow(2, 0, 2).permute({2, 0, 1})},               // [2, 4, 6]... 48 elements
+      {"expand", base.select(2, 3).select(1, 0).unsqueeze(1).expand({4, 6})},  // [4, 6] stride 0
+      {"unsqueezed", base.narrow(2, 0, 1).narrow(1, 0, 6)},               // [4, 6, 1]
+  };
+  for (auto& [name, v] : views) {
+    if (v.numel() != 24) v = v.flatten().narrow(0, 0, 24);
+    const std::vector<double> want = strided_values(v);
+    for (const auto& s : shapes_of_24) {
+      INFO(name << " -> " << fmt::format("{}", Shape(s)));
+      const Tensor r = v.reshape(Shape(s));
+      CHECK(r.shape() == Shape(s));
+      expect_equal(r, want);
+      // The result is a view exactly when it shares storage; either way, writes to a view must
+      // reach the source.
+      if (r.storage() == v.storage() && v.strides().vec() != std::vector<int64_t>(size_t(v.ndim()), 0)) {
+        CHECK(r.data_ptr() == v.data_ptr());
+      }
+    }
+  }
+}
+
+TEST_CASE("core/tensor: at most kMaxDims dimensions", "[core][cpu]") {
+  const Tensor x = Tensor::zeros({1, 1, 1, 1, 1, 1, 1, 2});
+  CHECK(x.ndim() == drcnn::kMaxDims);
+  REQUIRE_THROWS_WITH(x.unsqueeze(0), Contains("Shape: more than 8 dimensions"));
+  REQUIRE_THROWS_WITH(Tensor::zeros({1, 1, 1, 1, 1, 1, 1, 1, 1}), Contains("Shape: more than 8 dimensions"));
+  REQUIRE_THROWS_WITH(x.reshape({1, 1, 1, 1, 1, 1, 1, 1, 2}), Contains("more than 8 dimensions"));
+}
+
+TEST_CASE("core/tensor: integer fills must be representable", "[core][cpu]") {
+  // static_cast of NaN, inf or an out-of-range double to an integer is undefined behaviour.
+  REQUIRE_THROWS_WITH(Tensor::full({2}, NAN, DType::Int32), Contains("fill_") && Contains("nan") && Contains("int32"));
+  REQUIRE_THROWS_WITH(Tensor::full({2}, INFINITY, DType::Int64), Contains("fill_") && Contains("int64"));
+  REQUIRE_THROWS_WITH(Tensor::full({2}, -1, DType::UInt8), Contains("fill_") && Contains("-1") && Contains("uint8"));
+  REQUIRE_THROWS_WITH(Tensor::full({2}, 256, DType::UInt8), Contains("fill_") && Contains("256"));
+  REQUIRE_THROWS_WITH(Tensor::full({2}, 3e9, DType::Int32), Contains("fill_") && Contains("int32"));
+  REQUIRE_THROWS_WITH(Tensor::zeros({2}, DType::Int64).fill_(1e19), Contains("fill_") && Contains("int64"));
+  expect_equal(Tensor::full({1}, 255.9, DType::UInt8), {255});       // truncates into range
+  expect_equal(Tensor::full({1}, -0.9, DType::UInt8), {0});
+  expect_equal(Tensor::full({1}, 2147483647.0, DType::Int32), {2147483647});
+  expect_equal(Tensor::full({1}, -2147483648.0, DType::Int32), {-2147483648.0});
+  expect_equal(Tensor::full({1}, -9223372036854775808.0, DType::Int64), {-9223372036854775808.0});
+  expect_equal(Tensor::full({1}, NAN, DType::Bool), {1});            // bool is value != 0: NaN is true
+}

@@ -427,3 +427,39 @@ TEMPLATE_TEST_CASE("ops/sum_to: sums broadcast dims back to the operand's shape"
   REQUIRE_THROWS_WITH(ops::sum_to(Tensor::zeros({4}), {3, 4}),
                       Contains("sum_to: shape [3, 4] does not broadcast to the gradient's shape [4]"));
 }
+
+// ============================================================================ integer scalars
+TEST_CASE("ops/compare: integer tensors against real scalars compare exactly", "[ops][cpu]") {
+  // gt/lt(a, s) mean a > s and a < s for the real number s, as torch's type promotion gives;
+  // converting s to the integer type first would turn -2 > -2.5 into -2 > -2 (false).
+  for (DType dt : {DType::Int32, DType::Int64}) {
+    INFO(drcnn::dtype_name(dt));
+    const Tensor a = Tensor::from_vector<int64_t>({-3, -2, -1, 0, 1, 2, 3}).to(dt);
+    const auto ra = ref::from_tensor(a);
+    for (double s : {-2.5, -2.0, -0.5, 0.0, 0.5, 2.5, 3.0, 1e10, -1e10, 1e30, -1e30, 9.3e18, -9.3e18}) {
+      INFO("s " << s);
+      expect_equal(ops::gt(a, s), ref::unary(ra, [s](double v) { return double(v > s); }).data);
+      expect_equal(ops::lt(a, s), ref::unary(ra, [s](double v) { return double(v < s); }).data);
+    }
+    expect_equal(ops::gt(a, NAN), std::vector<double>(7, 0.0));
+    expect_equal(ops::lt(a, NAN), std::vector<double>(7, 0.0));
+    expect_equal(ops::gt(a, INFINITY), std::vector<double>(7, 0.0));
+    expect_equal(ops::lt(a, INFINITY), std::vector<double>(7, 1.0));
+  }
+  // Floating tensors compare with the scalar converted to their dtype (as torch does):
+  // float(0.1) > float(0.1) is false even though float(0.1) > 0.1 in real numbers.
+  expect_equal(ops::gt(Tensor::full({1}, 0.1, DType::Float32), 0.1), {0});
+}
+
+TEST_CASE("ops/unary: integer scalars must fit the dtype; clamp bounds saturate", "[ops][cpu]") {
+  const Tensor i32 = Tensor::from_vector<int32_t>({-5, 0, 7});
+  REQUIRE_THROWS_WITH(ops::add(i32, 3e9), Contains("add: scalar 3000000000 does not fit in int32"));
+  REQUIRE_THROWS_WITH(ops::mul(i32, -3e9), Contains("mul: scalar -3000000000 does not fit in int32"));
+  REQUIRE_THROWS_WITH(ops::add(Tensor::ones({1}, DType::Int64), 1e19), Contains("add: scalar") && Contains("does not fit in int64"));
+  expect_equal(ops::add(i32, 2147483000.0), {2147482995.0, 2147483000.0, 2147483007.0});
+  // Bounds beyond the dtype's range clamp nothing on that side (no undefined conversion).
+  expect_equal(ops::clamp(i32, -1e10, 1e10), {-5, 0, 7});
+  expect_equal(ops::clamp(i32, -1e10, 3), {-5, 0, 3});
+  expect_equal(ops::clamp(i32, 1e10, 2e10), {2147483647.0, 2147483647.0, 2147483647.0});
+  expect_equal(ops::clamp(Tensor::from_vector<int64_t>({-5, 7}), -1e30, 0), {-5, 0});
+}
