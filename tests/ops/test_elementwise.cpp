@@ -451,7 +451,7 @@ TEST_CASE("ops/compare: integer tensors against real scalars compare exactly", "
   expect_equal(ops::gt(Tensor::full({1}, 0.1, DType::Float32), 0.1), {0});
 }
 
-TEST_CASE("ops/unary: integer scalars must fit the dtype; clamp bounds saturate", "[ops][cpu]") {
+TEST_CASE("ops/unary: integer scalars must fit the dtype, clamp bounds saturate", "[ops][cpu]") {
   const Tensor i32 = Tensor::from_vector<int32_t>({-5, 0, 7});
   REQUIRE_THROWS_WITH(ops::add(i32, 3e9), Contains("add: scalar 3000000000 does not fit in int32"));
   REQUIRE_THROWS_WITH(ops::mul(i32, -3e9), Contains("mul: scalar -3000000000 does not fit in int32"));
