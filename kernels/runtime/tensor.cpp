@@ -57,6 +57,9 @@ Tensor Tensor::arange(double start, double end, double step, DType dtype, Device
               "Tensor::arange: start, end and step must be finite, got ", start, ", ", end, ", ", step);
   const double count = std::ceil((end - start) / step);
   DRCNN_CHECK(count >= 0, "Tensor::arange: step ", step, " moves away from end (start ", start, ", end ", end, ")");
+  // int64_t(count) is undefined beyond 2^63; such a range could never be allocated anyway.
+  DRCNN_CHECK(count < 9223372036854775808.0, "Tensor::arange: [", start, ", ", end, ") in steps of ", step,
+              " has ", count, " elements, too many to address");
   const int64_t n = int64_t(count);
   Tensor t = empty({n}, dtype, device);
   if (n == 0) return t;

@@ -96,6 +96,8 @@ TEST_CASE("core/tensor: arange with integer, fractional and negative steps", "[c
   REQUIRE_THROWS_WITH(Tensor::arange(0, 5, 0), Contains("Tensor::arange") && Contains("step must be non-zero"));
   REQUIRE_THROWS_WITH(Tensor::arange(0, 5, -1), Contains("Tensor::arange") && Contains("moves away from end"));
   REQUIRE_THROWS_WITH(Tensor::arange(0, INFINITY, 1), Contains("Tensor::arange") && Contains("finite"));
+  REQUIRE_THROWS_WITH(Tensor::arange(0, 1e300, 1), Contains("Tensor::arange") && Contains("too many to address"));
+  REQUIRE_THROWS_WITH(Tensor::arange(0, 1, 1e-300), Contains("Tensor::arange") && Contains("too many to address"));
 }
 
 TEST_CASE("core/tensor: from_vector in every host type, including bool", "[core][cpu]") {
