@@ -18,4 +18,13 @@ DRCNN_HD void atomic_add(T* address, T value) {
   *address += value;
 #endif
 }
+
+/// Raises an error flag that many threads may set at once (all store the same value).
+DRCNN_HD void raise_flag(int* flag) {
+#if DRCNN_ON_DEVICE
+  atomicExch(flag, 1);
+#else
+  __atomic_store_n(flag, 1, __ATOMIC_RELAXED);  // a relaxed atomic store: no data race
+#endif
+}
 }  // namespace drcnn::ops::detail

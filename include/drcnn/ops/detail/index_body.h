@@ -21,7 +21,7 @@ struct IndexGatherBody {
     // Written as !(in range): negative or too large indices never touch memory (torch rejects
     // negative gather indices too).
     if (!(idx >= 0 && idx < l.dim_size)) {
-      *l.error = 1;
+      raise_flag(l.error);
       return;
     }
     static_cast<T*>(l.out)[o[0] + j * l.j_stride[0]] = static_cast<const T*>(l.in)[o[1] + idx * l.self_dim_stride];
@@ -36,7 +36,7 @@ struct IndexScatterAddBody {
     l.slice_oc.offsets(s, o);
     const int64_t idx = l.index[o[2] + j * l.j_stride[2]];
     if (!(idx >= 0 && idx < l.dim_size)) {
-      *l.error = 1;
+      raise_flag(l.error);
       return;
     }
     atomic_add(static_cast<T*>(l.out) + o[0] + idx * l.self_dim_stride,
