@@ -25,8 +25,14 @@ const DeviceInfo& device_info() {
     const cudaError_t e = cudaGetDeviceCount(&d.count);
     if (e != cudaSuccess) {
       d.count = 0;
-      d.reason = std::string("no CUDA device: ") + cudaGetErrorString(e);
-      cudaGetLastError();  // clear the sticky-free error so later calls start clean
+      int driver = 0;
+      // Without a driver the runtime reports "driver version is insufficient", which reads as
+      // if a driver were present but old: say what is really missing.
+      if (cudaDriverGetVersion(&driver) == cudaSuccess && driver == 0)
+        d.reason = "no CUDA device (no CUDA driver is installed)";
+      else
+        d.reason = std::string("no CUDA device (") + cudaGetErrorString(e) + ")";
+      cudaGetLastError();  // clear the error so later calls start clean
     } else if (d.count == 0) {
       d.reason = "no CUDA device";
     }
