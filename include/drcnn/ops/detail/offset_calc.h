@@ -17,6 +17,10 @@ struct OffsetCalc {
 
   /// Writes the element offset of linear index `i` (row-major over size) for each operand.
   DRCNN_HD void offsets(int64_t i, int64_t (&off)[kOps]) const {
+    if (ndim == 1) {  // the collapsed common case: no division at all
+      for (int k = 0; k < kOps; ++k) off[k] = i * stride[k][0];
+      return;
+    }
     for (int k = 0; k < kOps; ++k) off[k] = 0;
     for (int d = ndim - 1; d >= 0; --d) {
       const int64_t idx = i % size[d];

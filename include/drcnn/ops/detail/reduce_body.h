@@ -9,6 +9,19 @@
 
 namespace drcnn::ops::detail {
 
+/// Neumaier's compensated running sum: comp collects the low-order bits lost by sum.
+template <typename T>
+struct NeumaierSum {
+  T sum = T(0), comp = T(0);
+  DRCNN_HD void add(T v) {
+    const T t = sum + v;
+    const bool sum_larger = hd::abs(sum) >= hd::abs(v);  // branch-free: both lanes of the select
+    const T big = sum_larger ? sum : v, small = sum_larger ? v : sum;
+    comp += (big - t) + small;
+    sum = t;
+  }
+};
+
 template <typename T, ReduceKind kKind>
 struct ReduceBody {
   using Out = std::conditional_t<kKind == ReduceKind::ArgMax || kKind == ReduceKind::ArgMin, int64_t, T>;
@@ -23,17 +36,24 @@ struct ReduceBody {
     const T* p = in + o * R * inner + i;
     if constexpr (kKind == ReduceKind::Sum || kKind == ReduceKind::Mean) {
       if constexpr (std::is_floating_point_v<T>) {
-        T sum = T(0), comp = T(0);  // Neumaier: comp collects the low-order bits lost by sum
-        for (int64_t r = 0; r < n; ++r) {
-          const T v = p[r * inner];
-          const T t = sum + v;
-          if (hd::abs(sum) >= hd::abs(v)) comp += (sum - t) + v;
-          else comp += (v - t) + sum;
-          sum = t;
-        }
-        // Once an infinity enters, sum is inf (or NaN) and comp picked up inf - inf = NaN:
-        // return the plain sum then, as IEEE addition would ([inf, 1] sums to inf, not NaN).
-        const T total = hd::isfinite(sum) ? sum + comp : sum;
+        // kLanes independent compensated accumulators (element r goes to lane r % kLanes, the
+        // last n % kLanes to lane 0; constant lane indices keep the lanes in registers):
+        // breaks the serial dependency of one running sum, so the loop runs at memory speed.
+        // The lane split is fixed, so results stay identical across threads and backends.
+        constexpr int kLanes = 8;
+        NeumaierSum<T> lane[kLanes];
+        int64_t r = 0;
+        for (; r + kLanes <= n; r += kLanes)
+          for (int l = 0; l < kLanes; ++l) lane[l].add(p[(r + l) * inner]);
+        for (; r < n; ++r) lane[0].add(p[r * inner]);
+        NeumaierSum<T> acc;
+        for (int l = 0; l < kLanes; ++l) acc.add(lane[l].sum);
+        T comp = acc.comp;
+        for (int l = 0; l < kLanes; ++l) comp += lane[l].comp;
+        // Once an infinity enters, a sum is inf (or NaN) and its compensation picked up
+        // inf - inf = NaN: return the plain sum then, as IEEE addition would ([inf, 1] sums to
+        // inf, not NaN).
+        const T total = hd::isfinite(acc.sum) ? acc.sum + comp : acc.sum;
         out[idx] = T(double(total) * scale);
       } else {
         T sum = T(0);
