@@ -57,6 +57,7 @@ int main() {
 #if DRCNN_WITH_CUDA
   row("CUDA compiler (nvcc)", or_dash(DRCNN_CUDA_COMPILER_VERSION));
   row("cuDNN (headers)", or_dash(DRCNN_CUDNN_VERSION_STRING));
+  row("cuBLAS (headers)", or_dash(DRCNN_CUBLAS_VERSION_STRING));
   row("CUDA architectures", or_dash(DRCNN_CUDA_ARCHITECTURES));
 #endif
   row("sync debug", yes_no(DRCNN_SYNC_DEBUG));

@@ -3,35 +3,56 @@
 // Tests: tests/ops/test_matmul.cpp. Benchmark: benchmarks/bench_core.cpp.
 #include <Eigen/Core>
 
+#include <algorithm>
+
 #include "drcnn/core/parallel_cpu.h"
 #include "drcnn/ops/launch.h"
 
 namespace drcnn::ops::cpu {
 
+namespace {
+// Rows of C computed by one task. Fixed, so every element's summation order (Eigen's blocking
+// of one block-sized product) is the same whatever the thread count: results are bitwise
+// reproducible across OMP_NUM_THREADS. (Eigen's own parallel GEMM picks its blocking from
+// the thread count, so 1 and 2 threads gave different bits.)
+constexpr int64_t kRowBlock = 256;
+// Below this many multiply-adds a task's thread start-up costs more than it saves.
+constexpr int64_t kParallelMacs = int64_t(1) << 22;
+
+const bool g_eigen_single_threaded = [] {
+  Eigen::setNbThreads(1);  // parallelism comes from the fixed row blocks below
+  return true;
+}();
+}  // namespace
+
 template <typename T>
 void gemm(const GemmLaunch<T>& l) {
+  (void)g_eigen_single_threaded;
   using Mat = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
   using ConstMap = Eigen::Map<const Mat, Eigen::Unaligned, Eigen::OuterStride<>>;
   using MutMap = Eigen::Map<Mat, Eigen::Unaligned, Eigen::OuterStride<>>;
-  // Stored shapes: A is (trans_a ? K x M : M x K), B is (trans_b ? N x K : K x N).
-  const Eigen::Index m = l.m, n = l.n, k = l.k;
-  // Eigen parallelises one GEMM with OpenMP itself; batches then run one after another.
-  for (int64_t b = 0; b < l.batch; ++b) {
-    ConstMap A(l.a + b * l.stride_a, l.trans_a ? k : m, l.trans_a ? m : k, Eigen::OuterStride<>(l.lda));
+  const int64_t blocks = (l.m + kRowBlock - 1) / kRowBlock;
+  const int64_t tasks = l.batch * blocks;
+  const int64_t macs_per_task = std::min(l.m, kRowBlock) * l.n * std::max<int64_t>(l.k, 1);
+  // Task t: batch t / blocks, rows [r0, r0 + rows) of C.
+  auto task = [&](int64_t t) {
+    const int64_t b = t / blocks, r0 = (t % blocks) * kRowBlock;
+    const Eigen::Index rows = std::min(kRowBlock, l.m - r0), n = l.n, k = l.k;
+    // Stored shapes: A is (trans_a ? K x M : M x K), B is (trans_b ? N x K : K x N). Rows r0.. of
+    // op(A) are rows of A, or columns of A when transposed.
+    const T* a = l.a + b * l.stride_a + (l.trans_a ? r0 : r0 * l.lda);
+    ConstMap A(a, l.trans_a ? k : rows, l.trans_a ? rows : k, Eigen::OuterStride<>(l.lda));
     ConstMap B(l.b + b * l.stride_b, l.trans_b ? n : k, l.trans_b ? k : n, Eigen::OuterStride<>(l.ldb));
-    MutMap C(l.c + b * l.stride_c, m, n, Eigen::OuterStride<>(l.ldc));
-    if (k == 0) {  // empty inner dimension: C = beta * C (beta 0 clears even NaN)
-      if (l.beta == T(0)) C.setZero();
-      else C *= l.beta;
-      continue;
-    }
-    if (l.beta == T(0)) C.setZero();
+    MutMap C(l.c + b * l.stride_c + r0 * l.ldc, rows, n, Eigen::OuterStride<>(l.ldc));
+    if (l.beta == T(0)) C.setZero();  // beta 0 clears even NaN, as BLAS does
     else if (l.beta != T(1)) C *= l.beta;
+    if (k == 0) return;  // empty inner dimension: C = beta * C
     if (!l.trans_a && !l.trans_b) C.noalias() += l.alpha * A * B;
     else if (l.trans_a && !l.trans_b) C.noalias() += l.alpha * A.transpose() * B;
     else if (!l.trans_a && l.trans_b) C.noalias() += l.alpha * A * B.transpose();
     else C.noalias() += l.alpha * A.transpose() * B.transpose();
-  }
+  };
+  parallel_for_cpu(tasks, task, macs_per_task >= kParallelMacs ? 2 : tasks + 1);
 }
 
 template void gemm<float>(const GemmLaunch<float>&);

@@ -7,6 +7,7 @@
 
 #include "common/allclose.h"
 #include "drcnn/core/allocator.h"
+#include "drcnn/core/parallel_cpu.h"
 #include "drcnn/ops/elementwise.h"
 #include "drcnn/ops/matmul.h"
 #include "reference/reference.h"
@@ -248,4 +249,24 @@ TEST_CASE("ops/gemm_to_column_major: the cuBLAS argument mapping computes the ro
       }
     }
   }
+}
+
+TEST_CASE("ops/matmul: results are bitwise identical with 1 and 2 threads", "[ops][cpu]") {
+  // The CPU GEMM splits C into fixed 256-row blocks (kernels/cpu/gemm.cpp), so the summation
+  // order of every element does not depend on the thread count. 600 rows = 3 blocks, each big
+  // enough to take the parallel path; also a transposed operand and a batch.
+  drcnn::Generator g(42);
+  const Tensor a = Tensor::randn({600, 300}, g), b = Tensor::randn({300, 200}, g);
+  const Tensor bt = Tensor::randn({200, 300}, g).transpose(0, 1);
+  const Tensor ba = Tensor::randn({3, 300, 300}, g);
+  auto run = [&](int threads) {
+    drcnn::set_cpu_threads(threads);
+    std::vector<std::vector<float>> out{drcnn::ops::matmul(a, b).to_vector<float>(),
+                                        drcnn::ops::matmul(a, bt).to_vector<float>(),
+                                        drcnn::ops::matmul(ba, ba).to_vector<float>()};
+    drcnn::set_cpu_threads(0);
+    return out;
+  };
+  const auto one = run(1), two = run(2);
+  for (size_t i = 0; i < one.size(); ++i) CHECK(one[i] == two[i]);
 }
