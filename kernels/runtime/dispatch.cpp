@@ -76,6 +76,10 @@ ops::ElementwiseLaunch make_elementwise_launch(const Tensor& out, std::initializ
     l.oc.size[d] = sizes[size_t(i)];
     for (int k = 0; k < nops; ++k) l.oc.stride[k][d] = st[size_t(k)][size_t(i)];
   }
+  // The flat case: one collapsed dim with unit stride everywhere (see OffsetCalc).
+  bool flat = sizes.size() == 1;
+  for (int k = 0; flat && k < nops; ++k) flat = l.oc.stride[k][0] == 1;
+  if (flat) l.oc.ndim = 0;
   l.ptr[0] = out.data_ptr();
   int k = 1;
   for (const Tensor* t : inputs) l.ptr[k++] = t->data_ptr();

@@ -109,6 +109,24 @@ struct BinaryBody {
   }
 };
 
+/// The flat case of UnaryBody / BinaryBody (every operand contiguous, unit stride; the host
+/// marks it with oc.ndim == 0): the same op on plain indices, a loop compilers vectorise.
+template <typename Tout, typename Tin, typename Op>
+struct FlatUnaryBody {
+  Tout* out;
+  const Tin* in;
+  Op op;
+  DRCNN_HD void operator()(int64_t i) const { out[i] = op(in[i]); }
+};
+template <typename Tout, typename Tin, typename Op>
+struct FlatBinaryBody {
+  Tout* out;
+  const Tin* a;
+  const Tin* b;
+  Op op;
+  DRCNN_HD void operator()(int64_t i) const { out[i] = op(a[i], b[i]); }
+};
+
 /// y[i] = cond[i] ? a[i] : b[i]. Operands: 0 = out, 1 = cond (bool), 2 = a, 3 = b.
 template <typename T>
 struct WhereBody {

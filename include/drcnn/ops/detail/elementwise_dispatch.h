@@ -22,8 +22,10 @@ OffsetCalc<K> take_operands(const OffsetCalc<4>& src, int first = 0) {
 
 template <typename T, typename Op, typename Launch>
 void launch_unary_as(const ElementwiseLaunch& l, Op op, Launch& launch) {
-  launch(l.n, UnaryBody<T, T, Op>{take_operands<2>(l.oc), static_cast<T*>(l.ptr[0]),
-                                  static_cast<const T*>(l.ptr[1]), op});
+  T* out = static_cast<T*>(l.ptr[0]);
+  const T* in = static_cast<const T*>(l.ptr[1]);
+  if (l.oc.ndim == 0) return launch(l.n, FlatUnaryBody<T, T, Op>{out, in, op});
+  launch(l.n, UnaryBody<T, T, Op>{take_operands<2>(l.oc), out, in, op});
 }
 
 template <typename Launch>
@@ -56,8 +58,11 @@ void run_unary(UnaryKind kind, DType dtype, const ElementwiseLaunch& l, Launch&&
 
 template <typename T, typename Tout, typename Op, typename Launch>
 void launch_binary_as(const ElementwiseLaunch& l, Op op, Launch& launch) {
-  launch(l.n, BinaryBody<Tout, T, Op>{take_operands<3>(l.oc), static_cast<Tout*>(l.ptr[0]),
-                                      static_cast<const T*>(l.ptr[1]), static_cast<const T*>(l.ptr[2]), op});
+  Tout* out = static_cast<Tout*>(l.ptr[0]);
+  const T* a = static_cast<const T*>(l.ptr[1]);
+  const T* b = static_cast<const T*>(l.ptr[2]);
+  if (l.oc.ndim == 0) return launch(l.n, FlatBinaryBody<Tout, T, Op>{out, a, b, op});
+  launch(l.n, BinaryBody<Tout, T, Op>{take_operands<3>(l.oc), out, a, b, op});
 }
 
 template <typename Launch>

@@ -8,7 +8,8 @@
 namespace drcnn::ops::detail {
 
 /// Iteration shape shared by up to kOps operands, each with its own strides (0 = broadcast).
-/// The host collapses mergeable dims first, so the common contiguous case has ndim == 1.
+/// The host collapses mergeable dims first. ndim == 0 marks the flat case (every operand
+/// contiguous, unit stride, nothing broadcast): offsets are i itself, a loop compilers vectorise.
 template <int kOps>
 struct OffsetCalc {
   int ndim;
@@ -17,6 +18,10 @@ struct OffsetCalc {
 
   /// Writes the element offset of linear index `i` (row-major over size) for each operand.
   DRCNN_HD void offsets(int64_t i, int64_t (&off)[kOps]) const {
+    if (ndim == 0) {  // flat: every operand contiguous with unit stride
+      for (int k = 0; k < kOps; ++k) off[k] = i;
+      return;
+    }
     if (ndim == 1) {  // the collapsed common case: no division at all
       for (int k = 0; k < kOps; ++k) off[k] = i * stride[k][0];
       return;
