@@ -407,6 +407,18 @@ Tensor& Tensor::copy_(const Tensor& src_in) {
   DRCNN_CHECK(broadcast_shapes(m_shape, src_in.shape(), "copy_") == m_shape, "copy_: source of shape ",
               src_in.shape(), " does not broadcast to the destination's shape ", m_shape);
   if (numel() == 0) return *this;
+  if (is_same(src_in)) return *this;  // copying a tensor onto itself changes nothing
+  // A source that partly overlaps the destination would be read after it was overwritten, in
+  // an order that depends on threads. Checked where it is decidable cheaply: both contiguous
+  // (PyTorch raises the same error; strided overlaps are the caller's responsibility).
+  if (m_storage == src_in.m_storage && is_contiguous() && src_in.is_contiguous() && src_in.numel() > 0) {
+    const int64_t a0 = m_offset * int64_t(element_size()), a1 = a0 + numel() * int64_t(element_size());
+    const int64_t b0 = src_in.m_offset * int64_t(src_in.element_size());
+    const int64_t b1 = b0 + src_in.numel() * int64_t(src_in.element_size());
+    DRCNN_CHECK(a1 <= b0 || b1 <= a0, "copy_: the source (shape ", src_in.shape(), ", offset ", src_in.m_offset,
+                ") partly overlaps the destination (shape ", m_shape, ", offset ", m_offset,
+                ") in the same storage; copy the source with clone() first");
+  }
   const Tensor src = src_in.device() == m_device ? src_in : src_in.to(m_device);
   const ops::ElementwiseLaunch l = runtime::make_elementwise_launch(*this, {&src});
   if (src.dtype() == m_dtype) {

@@ -604,3 +604,17 @@ TEST_CASE("core/tensor: integer fills must be representable", "[core][cpu]") {
   expect_equal(Tensor::full({1}, -9223372036854775808.0, DType::Int64), {-9223372036854775808.0});
   expect_equal(Tensor::full({1}, NAN, DType::Bool), {1});            // bool is value != 0: NaN is true
 }
+
+TEST_CASE("core/tensor: copy_ rejects a partly overlapping contiguous source", "[core][cpu]") {
+  Tensor x = Tensor::arange(10, DType::Float32);
+  // Self-copy is a no-op.
+  x.copy_(x);
+  CHECK(x.to_vector<float>() == std::vector<float>{0, 1, 2, 3, 4, 5, 6, 7, 8, 9});
+  // Shifted by one element within the same storage: rejected, nothing written.
+  Tensor dst = x.narrow(0, 1, 5);
+  REQUIRE_THROWS_WITH(dst.copy_(x.narrow(0, 0, 5)), Contains("copy_") && Contains("partly overlaps"));
+  CHECK(x.to_vector<float>() == std::vector<float>{0, 1, 2, 3, 4, 5, 6, 7, 8, 9});
+  // Disjoint halves of one storage are fine.
+  x.narrow(0, 5, 5).copy_(x.narrow(0, 0, 5));
+  CHECK(x.to_vector<float>() == std::vector<float>{0, 1, 2, 3, 4, 0, 1, 2, 3, 4});
+}
