@@ -7,6 +7,7 @@
 
 #include <climits>
 #include <map>
+#include <type_traits>
 
 #include "cuda/cuda_check.h"
 #include "drcnn/core/error.h"
@@ -43,8 +44,30 @@ int to_int(int64_t v, const char* what) {
 
 template <typename T>
 void gemm(Stream s, const GemmLaunch<T>& l) {
+  if (l.m == 0 || l.n == 0 || l.batch == 0) return;  // no output element
+  const auto stream = static_cast<cudaStream_t>(s.handle);
   cublasHandle_t h = handle_for_current_device();
-  DRCNN_CUBLAS_CHECK(cublasSetStream(h, static_cast<cudaStream_t>(s.handle)));
+  DRCNN_CUBLAS_CHECK(cublasSetStream(h, stream));
+  if (l.k == 0) {
+    // Empty inner dimension: C = beta * C, as BLAS (and the CPU path) define it. Not left to
+    // cuBLAS: batched cuBLAS GEMMs have returned C unchanged for k == 0 (pytorch/pytorch#31421),
+    // which for a freshly allocated C is garbage; PyTorch and ONNX Runtime special-case it too.
+    const size_t row_bytes = size_t(l.n) * sizeof(T), pitch = size_t(l.ldc) * sizeof(T);
+    for (int64_t b = 0; b < l.batch; ++b) {
+      T* cb = l.c + b * l.stride_c;
+      if (l.beta == T(0)) {  // all-zero bits are +0.0; never reads C, so NaN garbage is cleared
+        DRCNN_CUDA_CHECK(cudaMemset2DAsync(cb, pitch, 0, row_bytes, size_t(l.m), stream));
+      } else if (l.beta != T(1)) {  // C *= beta, with cublas<t>scal (documented in place)
+        const bool packed = l.ldc == l.n;  // rows back to back: one call for the whole batch entry
+        const int len = to_int(packed ? l.m * l.n : l.n, "m * n");
+        for (int64_t r = 0; r < (packed ? 1 : l.m); ++r) {
+          if constexpr (std::is_same_v<T, float>) DRCNN_CUBLAS_CHECK(cublasSscal(h, len, &l.beta, cb + r * l.ldc, 1));
+          else DRCNN_CUBLAS_CHECK(cublasDscal(h, len, &l.beta, cb + r * l.ldc, 1));
+        }
+      }
+    }
+    return;
+  }
   const ColumnMajorGemm c = gemm_to_column_major(l.trans_a, l.trans_b, l.m, l.n, l.k, l.lda, l.ldb, l.ldc);
   const cublasOperation_t op1 = c.trans_first ? CUBLAS_OP_T : CUBLAS_OP_N;
   const cublasOperation_t op2 = c.trans_second ? CUBLAS_OP_T : CUBLAS_OP_N;

@@ -140,6 +140,10 @@ TEMPLATE_TEST_CASE("cuda/matmul: cuBLAS matches Eigen in every layout", "[cuda]"
   require_close(ops::matmul(ba.to(kGpu), bb.to(kGpu)), ops::matmul(ba, bb), rtol, 1e-5);
   const Tensor w = Tensor::randn({5, 33}, g, dt), bias = Tensor::randn({5}, g, dt);
   require_close(ops::linear(a.to(kGpu), w.to(kGpu), bias.to(kGpu)), ops::linear(a, w, bias), rtol, 1e-5);
+  // Empty inner dimension: C must be zeros (cuBLAS is not trusted with k == 0), also batched.
+  const Tensor e0 = Tensor::empty({3, 4, 0}, dt), e1 = Tensor::empty({3, 0, 5}, dt);
+  require_equal(ops::matmul(e0.to(kGpu), e1.to(kGpu)), ops::matmul(e0, e1));
+  require_equal(ops::matmul(e0.to(kGpu).select(0, 0), e1.to(kGpu).select(0, 0)), Tensor::zeros({4, 5}, dt));
 }
 
 TEST_CASE("cuda/index: gather, index_select, scatter_add, index_add match the CPU", "[cuda]") {
