@@ -28,9 +28,17 @@ struct CudaBackend {
     DRCNN_CUDA_CHECK(e);
     return p;
   }
-  void raw_free(void* p) {
-    DeviceGuard g(Device::cuda(device));
-    cudaFree(p);  // synchronises the device; errors here cannot be acted on (destructor paths)
+  // Must not throw: CachingPool::release_cached_locked frees a whole list and clears it only
+  // after the loop, so an exception part-way (DeviceGuard throws when cudaSetDevice reports a
+  // sticky error from an earlier fault) would leave freed pointers in the cache to hand out again.
+  void raw_free(void* p) noexcept {
+    int previous = -1;
+    const bool switched = cudaGetDevice(&previous) == cudaSuccess && previous != device &&
+                          cudaSetDevice(device) == cudaSuccess;
+    // cudaFree synchronises the device, so queued kernels still reading p finish first.
+    // Its errors cannot be acted on here; clear them so the next launch check does not report them.
+    if (cudaFree(p) != cudaSuccess) cudaGetLastError();
+    if (switched) cudaSetDevice(previous);
   }
 };
 
@@ -41,7 +49,10 @@ class CudaCachingAllocator final : public Allocator {
     void* p = m_pool.allocate(bytes, stream);
     if (!p) {
       size_t free_b = 0, total_b = 0;
-      cudaMemGetInfo(&free_b, &total_b);
+      {
+        DeviceGuard g(Device::cuda(m_device));  // cudaMemGetInfo reports the current device
+        if (cudaMemGetInfo(&free_b, &total_b) != cudaSuccess) cudaGetLastError();  // message only
+      }
       const AllocatorStats s = m_pool.stats();
       DRCNN_FAIL("cuda allocator: out of memory on cuda:", m_device, " allocating ", bytes, " bytes (", s.bytes_in_use,
                  " bytes in use by drcnn, ", free_b, " of ", total_b, " bytes free on the device)");
