@@ -10,6 +10,7 @@
 #include <type_traits>
 
 #include "cuda/cuda_check.h"
+#include "drcnn/config.h"
 #include "drcnn/core/error.h"
 #include "drcnn/ops/launch.h"
 #include "drcnn/ops/matmul.h"
@@ -82,6 +83,9 @@ void gemm(Stream s, const GemmLaunch<T>& l) {
     DRCNN_CUBLAS_CHECK(cublasDgemmStridedBatched(h, op1, op2, m, n, k, &l.alpha, l.b, ld1, l.stride_b, l.a, ld2,
                                                  l.stride_a, &l.beta, l.c, ldc, l.stride_c, batch));
   }
+#if DRCNN_SYNC_DEBUG
+  DRCNN_CUDA_CHECK(cudaStreamSynchronize(static_cast<cudaStream_t>(s.handle)));
+#endif
 }
 
 template void gemm<float>(Stream, const GemmLaunch<float>&);

@@ -93,6 +93,10 @@ void memcpy_device_to_host(Stream s, void* dst, const void* src, size_t bytes) {
   DRCNN_CUDA_CHECK(cudaStreamSynchronize(stream));
 }
 void memcpy_device_to_device(Stream s, void* dst, const void* src, size_t bytes) {
-  DRCNN_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDefault, static_cast<cudaStream_t>(s.handle)));
+  const auto stream = static_cast<cudaStream_t>(s.handle);
+  DRCNN_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDefault, stream));
+  // The source may be a temporary of another device's stream-ordered pool, free to be reused
+  // by that stream as soon as the caller returns: finish reading it first.
+  DRCNN_CUDA_CHECK(cudaStreamSynchronize(stream));
 }
 }  // namespace drcnn::ops::cuda

@@ -85,6 +85,9 @@ void sort(Stream s, DType dtype, const SortLaunch& l) {
     run(nullptr);  // size query
     Tensor temp = Tensor::empty({int64_t(temp_bytes) + 1}, DType::UInt8, dev);
     run(temp.data_ptr());
+#if DRCNN_SYNC_DEBUG
+    DRCNN_CUDA_CHECK(cudaStreamSynchronize(stream));  // CUB's own launches are not covered by parallel_for_cuda
+#endif
     parallel_for_cuda(stream, n, GatherRowValues<T>{keys, l.indices, static_cast<T*>(l.values), l.len});
   });
 }

@@ -16,7 +16,7 @@ int main(int argc, char** argv) {
     if (a.rfind("--list", 0) == 0 || a == "-l" || a == "--help" || a == "-h") listing = true;
   }
   if (!listing && !drcnn::cuda::is_available()) {
-    std::printf("SKIPPED: no CUDA device (%s)\n", drcnn::cuda::unavailable_reason());
+    std::printf("SKIPPED: %s\n", drcnn::cuda::unavailable_reason());
     return 77;
   }
   return Catch::Session().run(argc, argv);

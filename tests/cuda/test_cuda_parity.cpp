@@ -64,6 +64,9 @@ TEST_CASE("cuda/tensor: device round trip, views and copies", "[cuda]") {
   require_equal(y, x);
   require_equal(Tensor::full({3, 3}, 2.5, DType::Float64, kGpu), Tensor::full({3, 3}, 2.5, DType::Float64));
   require_equal(Tensor::arange(-3.0, 7.0, 0.5, DType::Float32, kGpu), Tensor::arange(-3.0, 7.0, 0.5, DType::Float32));
+  // start + i * step with inexact products: two roundings on both backends (no FMA on the GPU).
+  require_equal(Tensor::arange(0.1, 5.0, 0.3, DType::Float64, kGpu), Tensor::arange(0.1, 5.0, 0.3, DType::Float64));
+  require_equal(Tensor::arange(0.1, 50.0, 0.7, DType::Int64, kGpu), Tensor::arange(0.1, 50.0, 0.7, DType::Int64));
 }
 
 TEST_CASE("cuda/random: same numbers as the CPU for the same generator state", "[cuda]") {

@@ -2,6 +2,7 @@
 // work so that no two threads ever update the same element).
 #pragma once
 #include <cstdint>
+#include <type_traits>
 
 #include "drcnn/core/macros.h"
 

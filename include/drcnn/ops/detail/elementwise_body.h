@@ -2,6 +2,7 @@
 // Shared by kernels/cpu/elementwise.cpp and kernels/cuda/elementwise.cu.
 #pragma once
 #include <cstdint>
+#include <type_traits>
 
 #include "drcnn/core/half.h"
 #include "drcnn/ops/detail/math.h"
@@ -195,11 +196,12 @@ struct CastBody {
   }
 };
 
-/// out[i] = start + i * step, computed in double then converted (contiguous out).
+/// out[i] = start + i * step, computed in double (two roundings on both backends) then
+/// converted (contiguous out).
 template <typename T>
 struct ArangeBody {
   T* out;
   double start, step;
-  DRCNN_HD void operator()(int64_t i) const { out[i] = convert<T>(start + double(i) * step); }
+  DRCNN_HD void operator()(int64_t i) const { out[i] = convert<T>(hd::add_mul_rn(start, double(i), step)); }
 };
 }  // namespace drcnn::ops::detail

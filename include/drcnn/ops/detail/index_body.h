@@ -5,6 +5,7 @@
 //          (no two threads touch one element: deterministic); CUDA uses atomics.
 #pragma once
 #include <cstdint>
+#include <type_traits>
 
 #include "drcnn/ops/detail/atomic.h"
 #include "drcnn/ops/launch.h"

@@ -2,6 +2,7 @@
 #pragma once
 #include <cmath>
 #include <cstdint>
+#include <type_traits>
 
 #include "drcnn/core/macros.h"
 
@@ -23,6 +24,15 @@ DRCNN_HD float log1p(float x) { return ::log1pf(x); }
 DRCNN_HD double log1p(double x) { return ::log1p(x); }
 DRCNN_HD float cos(float x) { return ::cosf(x); }
 DRCNN_HD double cos(double x) { return ::cos(x); }
+/// a + b * c with two roundings on every backend: nvcc would otherwise contract it into one
+/// FMA (--fmad=true) while the host compiler does not, and CPU/CUDA results would differ.
+DRCNN_HD double add_mul_rn(double a, double b, double c) {
+#if DRCNN_ON_DEVICE
+  return __dadd_rn(a, __dmul_rn(b, c));
+#else
+  return a + b * c;
+#endif
+}
 template <typename T> DRCNN_HD T abs(T x) { return x < T(0) ? -x : x; }
 // Floating abs clears the sign bit (IEEE): abs(-0.0) is +0.0, which "x < 0 ? -x : x" missed.
 DRCNN_HD float abs(float x) { return ::fabsf(x); }

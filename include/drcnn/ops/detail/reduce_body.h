@@ -3,6 +3,7 @@
 // ~f32 precision independently of the order the backend would otherwise choose.
 #pragma once
 #include <cstdint>
+#include <type_traits>
 
 #include "drcnn/ops/detail/math.h"
 #include "drcnn/ops/launch.h"
