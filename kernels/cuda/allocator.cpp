@@ -42,31 +42,22 @@ struct CudaBackend {
   }
 };
 
-class CudaCachingAllocator final : public Allocator {
+class CudaCachingAllocator final : public PoolAllocator<CudaBackend> {
  public:
-  explicit CudaCachingAllocator(int device) : m_device(device), m_pool(CudaBackend{device}, 512) {}
-  void* allocate(size_t bytes, Stream stream) override {
-    void* p = m_pool.allocate(bytes, stream);
-    if (!p) {
-      size_t free_b = 0, total_b = 0;
-      {
-        DeviceGuard g(Device::cuda(m_device));  // cudaMemGetInfo reports the current device
-        if (cudaMemGetInfo(&free_b, &total_b) != cudaSuccess) cudaGetLastError();  // message only
-      }
-      const AllocatorStats s = m_pool.stats();
-      DRCNN_FAIL("cuda allocator: out of memory on cuda:", m_device, " allocating ", bytes, " bytes (", s.bytes_in_use,
-                 " bytes in use by drcnn, ", free_b, " of ", total_b, " bytes free on the device)");
-    }
-    return p;
-  }
-  void deallocate(void* ptr) noexcept override { m_pool.deallocate(ptr); }
-  AllocatorStats stats() const override { return m_pool.stats(); }
-  void empty_cache() override { m_pool.release_cached(); }
-  void reset_peak() override { m_pool.reset_peak(); }
+  explicit CudaCachingAllocator(int device) : PoolAllocator(CudaBackend{device}, 512), m_device(device) {}
 
  private:
+  [[noreturn]] void out_of_memory(size_t bytes) const override {
+    size_t free_b = 0, total_b = 0;
+    {
+      DeviceGuard g(Device::cuda(m_device));  // cudaMemGetInfo reports the current device
+      if (cudaMemGetInfo(&free_b, &total_b) != cudaSuccess) cudaGetLastError();  // message only
+    }
+    DRCNN_FAIL("cuda allocator: out of memory on cuda:", m_device, " allocating ", bytes, " bytes (",
+               m_pool.stats().bytes_in_use, " bytes in use by drcnn, ", free_b, " of ", total_b,
+               " bytes free on the device)");
+  }
   int m_device;
-  CachingPool<CudaBackend> m_pool;
 };
 }  // namespace
 

@@ -27,21 +27,15 @@ struct AlignedHostBackend {
   void raw_free(void* p) { std::free(p); }
 };
 
-class CpuAllocator final : public Allocator {
+class CpuAllocator final : public PoolAllocator<AlignedHostBackend> {
  public:
-  CpuAllocator() : m_pool(AlignedHostBackend{}, 64) {}
-  void* allocate(size_t bytes, Stream) override {
-    void* p = m_pool.allocate(bytes, Stream{});
-    DRCNN_CHECK(p != nullptr, "cpu allocator: out of host memory allocating ", bytes, " bytes");
-    return p;
-  }
-  void deallocate(void* ptr) noexcept override { m_pool.deallocate(ptr); }
-  AllocatorStats stats() const override { return m_pool.stats(); }
-  void empty_cache() override { m_pool.release_cached(); }
-  void reset_peak() override { m_pool.reset_peak(); }
+  CpuAllocator() : PoolAllocator(AlignedHostBackend{}, 64) {}
 
  private:
-  CachingPool<AlignedHostBackend> m_pool;
+  [[noreturn]] void out_of_memory(size_t bytes) const override {
+    DRCNN_FAIL("cpu allocator: out of host memory allocating ", bytes, " bytes (", m_pool.stats().bytes_in_use,
+               " bytes in use by drcnn)");
+  }
 };
 }  // namespace
 

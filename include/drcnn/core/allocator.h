@@ -126,6 +126,29 @@ class CachingPool {
   AllocatorStats m_stats;
 };
 
+/// An Allocator over a CachingPool (the CPU and CUDA allocators are both this); a subclass
+/// only says how running out of memory is reported.
+template <typename Backend>
+class PoolAllocator : public Allocator {
+ public:
+  PoolAllocator(Backend backend, size_t granule) : m_pool(backend, granule) {}
+  void* allocate(size_t bytes, Stream stream) override {
+    void* p = m_pool.allocate(bytes, stream);
+    if (!p) out_of_memory(bytes);
+    return p;
+  }
+  void deallocate(void* ptr) noexcept override { m_pool.deallocate(ptr); }
+  AllocatorStats stats() const override { return m_pool.stats(); }
+  void empty_cache() override { m_pool.release_cached(); }
+  void reset_peak() override { m_pool.reset_peak(); }
+
+ protected:
+  /// Throws drcnn::Error describing the failed request (the pool already released its cache
+  /// and retried once).
+  [[noreturn]] virtual void out_of_memory(size_t bytes) const = 0;
+  CachingPool<Backend> m_pool;
+};
+
 /// The process-wide CPU allocator (64-byte aligned blocks, cached by size class).
 Allocator& cpu_allocator();
 /// The process-wide caching allocator of CUDA device `index` (throws when built without CUDA).
