@@ -8,6 +8,7 @@
 #include <cmath>
 #include <random>
 
+#include "common/device_compare.h"
 #include "drcnn/core/tensor.h"
 #include "drcnn/ops/box_ops.h"
 
@@ -16,26 +17,12 @@ using drcnn::DType;
 using drcnn::Shape;
 using drcnn::Tensor;
 namespace ops = drcnn::ops;
+using drcnn::test::require_device_close;
+using drcnn::test::require_device_equal;
 
 namespace {
 const Device kGpu = Device::cuda(0);
 
-void require_close(const Tensor& gpu, const Tensor& cpu, double rtol, double atol) {
-  REQUIRE(gpu.device() == kGpu);
-  REQUIRE(gpu.shape() == cpu.shape());
-  REQUIRE(gpu.dtype() == cpu.dtype());
-  const auto a = gpu.to_vector<double>(), b = cpu.to_vector<double>();
-  size_t bad = 0;
-  for (size_t i = 0; i < a.size(); ++i) {
-    const bool same = a[i] == b[i] || (std::isnan(a[i]) && std::isnan(b[i]));
-    if (!same && !(std::abs(a[i] - b[i]) <= atol + rtol * std::abs(b[i]))) {
-      ++bad;
-      if (bad <= 5) UNSCOPED_INFO("index " << i << ": cuda " << a[i] << " vs cpu " << b[i]);
-    }
-  }
-  INFO(bad << " of " << a.size() << " elements differ");
-  REQUIRE(bad == 0);
-}
 
 Tensor random_boxes(int64_t n, uint64_t seed, DType dt, int64_t cols = 4) {
   std::mt19937_64 rng(seed);
@@ -55,24 +42,24 @@ TEST_CASE("cuda/box_ops: every box op matches the CPU", "[cuda]") {
     const double rtol = dt == DType::Float32 ? 1e-5 : 1e-13, atol = dt == DType::Float32 ? 1e-4 : 1e-10;
     const Tensor a = random_boxes(300, 1, dt), b = random_boxes(170, 2, dt);
     const Tensor ag = a.to(kGpu), bg = b.to(kGpu);
-    require_close(ops::box_area(ag), ops::box_area(a), rtol, atol);
-    require_close(ops::box_iou(ag, bg), ops::box_iou(a, b), rtol, 1e-6);
-    require_close(ops::box_iof(ag, bg), ops::box_iof(a, b), rtol, 1e-6);
+    require_device_close(ops::box_area(ag), ops::box_area(a), rtol, atol);
+    require_device_close(ops::box_iou(ag, bg), ops::box_iou(a, b), rtol, 1e-6);
+    require_device_close(ops::box_iof(ag, bg), ops::box_iof(a, b), rtol, 1e-6);
     const std::array<double, 4> m = {0.1, 0, -0.1, 0}, s = {0.1, 0.1, 0.2, 0.2};
     const Tensor g = random_boxes(300, 3, dt);
-    require_close(ops::box_encode(ag, g.to(kGpu), m, s), ops::box_encode(a, g, m, s), rtol, atol);
+    require_device_close(ops::box_encode(ag, g.to(kGpu), m, s), ops::box_encode(a, g, m, s), rtol, atol);
     std::mt19937_64 rng(4);
     std::uniform_real_distribution<double> u(-6, 6);
     std::vector<double> dv(300 * 8);
     for (auto& x : dv) x = u(rng);
     const Tensor d = Tensor::from_vector<double>(dv, Shape{300, 8}).to(dt);
-    require_close(ops::box_decode(ag, d.to(kGpu), m, s), ops::box_decode(a, d, m, s), rtol, atol);
-    require_close(ops::box_decode(ag, d.to(kGpu), m, s, ops::ImageShape{400, 350}),
+    require_device_close(ops::box_decode(ag, d.to(kGpu), m, s), ops::box_decode(a, d, m, s), rtol, atol);
+    require_device_close(ops::box_decode(ag, d.to(kGpu), m, s, ops::ImageShape{400, 350}),
                   ops::box_decode(a, d, m, s, ops::ImageShape{400, 350}), rtol, atol);
-    require_close(ops::box_clip(ag, 200, 250), ops::box_clip(a, 200, 250), 0, 0);
-    require_close(ops::remove_small_boxes(ag, 50), ops::remove_small_boxes(a, 50), 0, 0);
+    require_device_close(ops::box_clip(ag, 200, 250), ops::box_clip(a, 200, 250), 0, 0);
+    require_device_close(ops::remove_small_boxes(ag, 50), ops::remove_small_boxes(a, 50), 0, 0);
     const Tensor r = random_boxes(400, 5, dt, 5);
-    require_close(ops::map_roi_levels(r.to(kGpu), 4), ops::map_roi_levels(r, 4), 0, 0);
+    require_device_close(ops::map_roi_levels(r.to(kGpu), 4), ops::map_roi_levels(r, 4), 0, 0);
     // Empty inputs on the device.
     const Tensor e = Tensor::empty({0, 4}, dt, kGpu);
     CHECK(ops::box_iou(e, bg).shape() == Shape{0, 170});

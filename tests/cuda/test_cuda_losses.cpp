@@ -7,6 +7,7 @@
 #include <cmath>
 
 #include "common/random.h"
+#include "common/device_compare.h"
 #include "drcnn/core/tensor.h"
 #include "drcnn/ops/elementwise.h"
 #include "drcnn/ops/losses.h"
@@ -16,23 +17,13 @@ using drcnn::DType;
 using drcnn::Shape;
 using drcnn::Tensor;
 namespace ops = drcnn::ops;
+using drcnn::test::require_device_close;
+using drcnn::test::require_device_equal;
 namespace test = drcnn::test;
 
 namespace {
 const Device kGpu = Device::cuda(0);
 
-void require_close(const Tensor& gpu, const Tensor& cpu, double rtol, double atol) {
-  REQUIRE(gpu.device() == kGpu);
-  REQUIRE(gpu.shape() == cpu.shape());
-  const auto a = gpu.to_vector<double>(), b = cpu.to_vector<double>();
-  size_t bad = 0;
-  for (size_t i = 0; i < a.size(); ++i)
-    if (!(a[i] == b[i]) && !(std::abs(a[i] - b[i]) <= atol + rtol * std::abs(b[i]))) {
-      ++bad;
-      if (bad <= 5) UNSCOPED_INFO("index " << i << ": cuda " << a[i] << " vs cpu " << b[i]);
-    }
-  REQUIRE(bad == 0);
-}
 }  // namespace
 
 TEST_CASE("cuda/losses: elementwise losses and gradients match the CPU", "[cuda]") {
@@ -43,18 +34,18 @@ TEST_CASE("cuda/losses: elementwise losses and gradients match the CPU", "[cuda]
     const Tensor pg = p.to(kGpu), tg = t.to(kGpu), yg = y.to(kGpu);
     for (double beta : {1.0, 1.0 / 9, 0.0}) {
       const auto c = ops::smooth_l1_loss_fused(p, t, beta, true), g = ops::smooth_l1_loss_fused(pg, tg, beta, true);
-      require_close(g.loss, c.loss, rtol, atol);
-      require_close(g.grad, c.grad, rtol, atol);
+      require_device_close(g.loss, c.loss, rtol, atol);
+      require_device_close(g.grad, c.grad, rtol, atol);
     }
     const auto c1 = ops::l1_loss_fused(p, t, true), g1 = ops::l1_loss_fused(pg, tg, true);
-    require_close(g1.loss, c1.loss, rtol, atol);
-    require_close(g1.grad, c1.grad, rtol, atol);
+    require_device_close(g1.loss, c1.loss, rtol, atol);
+    require_device_close(g1.grad, c1.grad, rtol, atol);
     const Tensor x = ops::mul(p, 1000.0), xg = x.to(kGpu);  // large logits too
     const auto cb = ops::binary_cross_entropy_with_logits_fused(x, y, true);
     const auto gb = ops::binary_cross_entropy_with_logits_fused(xg, yg, true);
-    require_close(gb.loss, cb.loss, rtol, atol);
-    require_close(gb.grad, cb.grad, rtol, atol);
-    require_close(ops::smooth_l1_loss(pg, tg, 0.5, {ops::Reduction::Mean, 7.0}),
+    require_device_close(gb.loss, cb.loss, rtol, atol);
+    require_device_close(gb.grad, cb.grad, rtol, atol);
+    require_device_close(ops::smooth_l1_loss(pg, tg, 0.5, {ops::Reduction::Mean, 7.0}),
                   ops::smooth_l1_loss(p, t, 0.5, {ops::Reduction::Mean, 7.0}), rtol, atol);
   }
 }
@@ -71,8 +62,8 @@ TEST_CASE("cuda/losses: cross_entropy matches the CPU", "[cuda]") {
     const Tensor w = test::random_tensor(Shape{N}, 6, dt, 0.5, 2);
     const auto c = ops::cross_entropy_fused(x, labels, w, -100, true);
     const auto g = ops::cross_entropy_fused(x.to(kGpu), labels.to(kGpu), w.to(kGpu), -100, true);
-    require_close(g.loss, c.loss, rtol, atol);
-    require_close(g.grad, c.grad, rtol, atol);
+    require_device_close(g.loss, c.loss, rtol, atol);
+    require_device_close(g.grad, c.grad, rtol, atol);
     CHECK(g.denom == c.denom);
     REQUIRE_THROWS(ops::cross_entropy(x.to(kGpu), Tensor::full({N}, double(C), DType::Int64, kGpu)));
   }
