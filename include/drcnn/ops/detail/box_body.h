@@ -64,16 +64,36 @@ struct BoxAreaBody {
   }
 };
 
+/// a * b rounded on its own: nvcc would otherwise fuse it with a following add into an FMA
+/// (--fmad=true) and the device result could differ from the host's in the last bit. NMS
+/// needs CPU and CUDA IoUs to be bitwise equal (identical keep lists).
+DRCNN_HD float box_mul(float a, float b) {
+#if DRCNN_ON_DEVICE
+  return __fmul_rn(a, b);
+#else
+  return a * b;
+#endif
+}
+DRCNN_HD double box_mul(double a, double b) {
+#if DRCNN_ON_DEVICE
+  return __dmul_rn(a, b);
+#else
+  return a * b;
+#endif
+}
+
 /// IoU (iof = false) or IoF of boxes p and q (4 values each), mmdet bbox_overlaps: no +1,
-/// denominator floored at 1e-6, so zero-area pairs give 0. Shared with later ops (NMS).
+/// denominator floored at 1e-6, so zero-area pairs give 0. Shared with NMS (nms_body.h), whose
+/// keep lists must match torchvision's: the operation order is torchvision's nms
+/// (inter / ((area_p + area_q) - inter)), and no multiply is contracted on either backend.
 template <typename T>
 DRCNN_HD T box_overlap(const T* p, const T* q, bool iof) {
   const T iw = hd::max(hd::min(p[2], q[2]) - hd::max(p[0], q[0]), T(0));
   const T ih = hd::max(hd::min(p[3], q[3]) - hd::max(p[1], q[1]), T(0));
-  const T inter = iw * ih;
-  const T area_p = (p[2] - p[0]) * (p[3] - p[1]);
+  const T inter = box_mul(iw, ih);
+  const T area_p = box_mul(p[2] - p[0], p[3] - p[1]);
   T denom = area_p;
-  if (!iof) denom = area_p + (q[2] - q[0]) * (q[3] - q[1]) - inter;
+  if (!iof) denom = area_p + box_mul(q[2] - q[0], q[3] - q[1]) - inter;
   return inter / hd::max(denom, T(1e-6));
 }
 
