@@ -1,0 +1,65 @@
+// 2-D convolution (cross-correlation, as torch.nn.functional.conv2d): forward and the three
+// gradients. CPU: im2col (ops/detail/conv_body.h) + the Eigen GEMM of kernels/cpu/gemm.cpp
+// (kernels/cpu/conv.cpp); CUDA: cuDNN 9 (kernels/cudnn/conv.cpp). float32 and float64 on both.
+// Layout NCHW; Conv2dParams::layout is where NHWC will be selected once a backend supports it.
+// Algorithm, determinism and speed: docs/kernels/conv2d.md. Tests: tests/ops/test_conv.cpp.
+#pragma once
+#include <array>
+#include <cstdint>
+
+#include "drcnn/core/tensor.h"
+#include "drcnn/ops/detail/conv_body.h"
+
+namespace drcnn::ops {
+
+/// Memory layout of input, output (and, for NHWC, the weight as [Cout, kh, kw, Cin/groups]).
+/// Only NCHW is implemented; NHWC is rejected with an error naming conv2d.
+enum class ConvLayout { NCHW, NHWC };
+
+/// Hyper-parameters of a 2-D convolution; pairs are (height, width).
+struct Conv2dParams {
+  std::array<int64_t, 2> stride{1, 1};    // >= 1
+  std::array<int64_t, 2> padding{0, 0};   // >= 0, zero padding on both sides
+  std::array<int64_t, 2> dilation{1, 1};  // >= 1
+  int64_t groups = 1;                     // >= 1, divides Cin and Cout
+  ConvLayout layout = ConvLayout::NCHW;
+};
+
+// Conv2dGeometry (every extent of one convolution) is defined in ops/detail/conv_body.h.
+
+/// Output extent along one axis (PyTorch's formula); may be <= 0 for a too-small input.
+int64_t conv2d_output_size(int64_t in, int64_t kernel, int64_t stride, int64_t padding, int64_t dilation);
+
+/// Validates shapes and parameters (ranks, channels, groups, stride/dilation >= 1,
+/// padding >= 0, output size >= 1, layout) and returns the geometry. Throws drcnn::Error
+/// naming `op` (e.g. "conv2d") otherwise.
+Conv2dGeometry conv2d_geometry(const Shape& input, const Shape& weight, const Conv2dParams& p,
+                               const char* op = "conv2d");
+
+/// out[n, co, y, x] = bias[co] + sum_{ci in group(co), i, j} w[co, ci, i, j] *
+///   in[n, g * cin_g + ci, y * sh - ph + i * dh, x * sw - pw + j * dw] (zero outside the image).
+/// input [N, Cin, H, W], weight [Cout, Cin / groups, kh, kw], bias [Cout] or undefined.
+/// Requires: float32/float64, one dtype and one device for all operands; any strides (strided
+/// operands are made contiguous first). Result: contiguous [N, Cout, Ho, Wo].
+/// CPU results are bitwise identical for every thread count.
+Tensor conv2d(const Tensor& input, const Tensor& weight, const Tensor& bias = Tensor(), const Conv2dParams& p = {});
+
+/// Which gradients conv2d_backward computes.
+struct Conv2dGradMask {
+  bool input = true, weight = true, bias = true;
+};
+/// Gradients of conv2d; a member is undefined when not requested.
+struct Conv2dGrads {
+  Tensor input;   // [N, Cin, H, W]
+  Tensor weight;  // [Cout, Cin / groups, kh, kw]
+  Tensor bias;    // [Cout]
+};
+
+/// Backward of conv2d for the loss gradient grad_out [N, Cout, Ho, Wo]:
+/// grad_input = the transposed convolution of grad_out with weight, grad_weight = the
+/// correlation of input with grad_out summed over the batch, grad_bias = grad_out summed over
+/// N, Ho, Wo. The same checks as conv2d, and grad_out must have the output's shape, dtype and
+/// device. CPU: deterministic (fixed summation order, independent of the thread count).
+Conv2dGrads conv2d_backward(const Tensor& grad_out, const Tensor& input, const Tensor& weight, const Conv2dParams& p,
+                            Conv2dGradMask which = {});
+}  // namespace drcnn::ops

@@ -1,0 +1,240 @@
+// CPU conv2d (include/drcnn/ops/conv.h): im2col (ops/detail/conv_body.h) + the Eigen GEMM of
+// kernels/cpu/gemm.cpp, called tile by tile. Design (docs/kernels/conv2d.md):
+// - The batch is processed in chunks of images whose column matrix fits kColBudget elements
+//   (at least one image per chunk); buffers come from the caching allocator (Tensor::empty).
+// - 1x1 stride-1 unpadded convolutions use the input itself as the column matrix.
+// - Work is split into GEMM tiles of at most kTileRows rows and a column width computed from
+//   the shape alone, so every output element's summation order (Eigen's blocking of its tile)
+//   is the same for every thread count: results are bitwise reproducible across threads.
+// - grad_weight sums over images in order; when its output is too small to give every thread a
+//   tile, the pixel (reduction) axis is split into a shape-determined number of slices whose
+//   partial sums are added in slice order at the end. grad_bias sums each channel in order.
+// - col2im is the gather form (each input cell written once).
+// Tests: tests/ops/test_conv.cpp. Benchmark: benchmarks/bench_conv.cpp.
+#include <algorithm>
+#include <cstring>
+
+#include "drcnn/core/parallel_cpu.h"
+#include "drcnn/core/tensor.h"
+#include "drcnn/ops/detail/conv_body.h"
+#include "drcnn/ops/launch.h"
+
+namespace drcnn::ops::cpu {
+
+namespace {
+// Column-matrix elements per chunk of images (32 MiB in float32).
+constexpr int64_t kColBudget = int64_t(1) << 23;
+// Rows of a GEMM tile: cpu::gemm's own row block, so it never splits (or threads) a tile again.
+constexpr int64_t kTileRows = 256;
+// Tiles wanted per parallel step (enough to balance 2-4 threads; independent of the thread count).
+constexpr int64_t kWantTiles = 8;
+// Narrowest column tile worth a separate GEMM call (Eigen repacks the left operand per call).
+constexpr int64_t kMinTileCols = 128;
+// Below this many multiply-adds a parallel region costs more than it saves.
+constexpr int64_t kParallelMacs = int64_t(1) << 20;
+
+int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+/// Column tiling of an [m, n] output computed `outer` times per step: tile width and count.
+struct Tiling {
+  int64_t row_tiles = 1, col_tiles = 1, width = 1;
+};
+Tiling plan(int64_t m, int64_t n, int64_t outer) {
+  Tiling t;
+  t.row_tiles = std::max<int64_t>(1, ceil_div(m, kTileRows));
+  const int64_t have = std::max<int64_t>(1, outer * t.row_tiles);
+  int64_t want = std::max<int64_t>(1, ceil_div(kWantTiles, have));
+  want = std::min(want, std::max<int64_t>(1, n / kMinTileCols));
+  t.width = std::max<int64_t>(1, ceil_div(std::max<int64_t>(n, 1), want));
+  t.width = std::min(std::max<int64_t>(n, 1), ceil_div(t.width, 16) * 16);
+  t.col_tiles = std::max<int64_t>(1, ceil_div(n, t.width));
+  return t;
+}
+
+/// One task of a tiled GEMM over `outer` x groups x row tiles x column tiles: which outer
+/// index (image or pixel slice), group, rows [r0, r0 + rows) and columns [c0, c0 + cols).
+struct Tile {
+  int64_t outer, grp, r0, rows, c0, cols;
+};
+Tile tile_of(int64_t task, const Tiling& t, int64_t groups, int64_t m, int64_t n) {
+  const int64_t per_outer = groups * t.row_tiles * t.col_tiles, rest = task % per_outer;
+  Tile r;
+  r.outer = task / per_outer;
+  r.grp = rest / (t.row_tiles * t.col_tiles);
+  r.r0 = ((rest / t.col_tiles) % t.row_tiles) * kTileRows;
+  r.rows = std::min(kTileRows, m - r.r0);
+  r.c0 = (rest % t.col_tiles) * t.width;
+  r.cols = std::min(t.width, n - r.c0);
+  return r;
+}
+
+template <typename T>
+void gemm_tile(bool ta, bool tb, int64_t m, int64_t n, int64_t k, const T* a, int64_t lda, const T* b, int64_t ldb,
+               T* c, int64_t ldc, T beta) {
+  GemmLaunch<T> l;
+  l.trans_a = ta;
+  l.trans_b = tb;
+  l.m = m;
+  l.n = n;
+  l.k = k;
+  l.a = a;
+  l.lda = lda;
+  l.b = b;
+  l.ldb = ldb;
+  l.c = c;
+  l.ldc = ldc;
+  l.beta = beta;
+  gemm<T>(l);
+}
+
+template <typename F>
+void run_tasks(int64_t tasks, int64_t macs, const F& f) {
+  parallel_for_cpu(tasks, f, macs >= kParallelMacs ? 2 : tasks + 1);
+}
+
+/// Runs body.row(r) for r in [0, rows), each row `row_len` elements.
+template <typename Body>
+void run_rows(int64_t rows, int64_t row_len, const Body& body) {
+  const int64_t grain = std::max<int64_t>(2, kParallelGrain / std::max<int64_t>(row_len, 1));
+  parallel_for_cpu(rows, [&](int64_t r) { body.row(r); }, grain);
+}
+
+/// Images per chunk: the column matrix of the chunk stays within kColBudget elements.
+int64_t chunk_images(const Conv2dGeometry& g) {
+  const int64_t per_image = std::max<int64_t>(1, g.k_all() * g.p());
+  return std::clamp<int64_t>(kColBudget / per_image, 1, std::max<int64_t>(g.n, 1));
+}
+
+template <typename T>
+T* buffer(Tensor& holder, int64_t elements) {
+  holder = Tensor::empty({elements}, dtype_of_v<T>);
+  return holder.data<T>();
+}
+}  // namespace
+
+template <typename T>
+void conv2d_forward(const Conv2dForwardLaunch<T>& l) {
+  const Conv2dGeometry& g = l.g;
+  const int64_t P = g.p(), kg = g.k_g(), cog = g.cout_g(), K = g.k_all();
+  if (g.n == 0 || P == 0) return;
+  const int64_t chunk = chunk_images(g);
+  Tensor col_holder;
+  T* col = g.is_pointwise() ? nullptr : buffer<T>(col_holder, chunk * K * P);
+  for (int64_t n0 = 0; n0 < g.n; n0 += chunk) {
+    const int64_t nb = std::min(chunk, g.n - n0);
+    const T* cols = l.input + n0 * g.c_in * g.h * g.w;
+    if (!g.is_pointwise()) {
+      run_rows(nb * K * g.ho, g.wo, detail::Im2Col<T>{g, cols, col});
+      cols = col;
+    }
+    const Tiling t = plan(cog, P, nb * g.groups);
+    const int64_t per_image = g.groups * t.row_tiles * t.col_tiles;
+    run_tasks(nb * per_image, nb * g.c_out * P * kg, [&](int64_t task) {
+      const auto [b, grp, r0, rows, c0, cols_n] = tile_of(task, t, g.groups, cog, P);
+      T* out = l.out + ((n0 + b) * g.c_out + grp * cog + r0) * P + c0;
+      gemm_tile<T>(false, false, rows, cols_n, kg, l.weight + (grp * cog + r0) * kg, kg,
+                   cols + (b * K + grp * kg) * P + c0, P, out, P, T(0));
+      if (l.bias) {
+        for (int64_t r = 0; r < rows; ++r) {
+          const T bv = l.bias[grp * cog + r0 + r];
+          T* row = out + r * P;
+          for (int64_t x = 0; x < cols_n; ++x) row[x] += bv;
+        }
+      }
+    });
+  }
+}
+
+template <typename T>
+void conv2d_backward(const Conv2dBackwardLaunch<T>& l) {
+  const Conv2dGeometry& g = l.g;
+  const int64_t P = g.p(), kg = g.k_g(), cog = g.cout_g(), K = g.k_all();
+  const int64_t image_in = g.c_in * g.h * g.w;
+
+  // grad_bias[c] = sum over images, then pixels, in order (accumulated in double).
+  if (l.grad_bias) {
+    run_tasks(g.c_out, g.n * g.c_out * P, [&](int64_t c) {
+      double s = 0;
+      for (int64_t b = 0; b < g.n; ++b) {
+        const T* src = l.grad_out + (b * g.c_out + c) * P;
+        for (int64_t x = 0; x < P; ++x) s += double(src[x]);
+      }
+      l.grad_bias[c] = T(s);
+    });
+  }
+  if (!l.grad_weight && !l.grad_input) return;
+  if (g.n == 0 || P == 0) {  // nothing flows: zero gradients
+    if (l.grad_weight) std::fill(l.grad_weight, l.grad_weight + g.c_out * kg, T(0));
+    if (l.grad_input) std::fill(l.grad_input, l.grad_input + g.n * image_in, T(0));
+    return;
+  }
+
+  const int64_t chunk = chunk_images(g);
+  Tensor col_holder, partial_holder;
+  T* col = g.is_pointwise() ? nullptr : buffer<T>(col_holder, chunk * K * P);
+
+  // grad_weight tiling: [cog, kg] per group; split the pixel axis into `splits` slices when
+  // that gives too few tiles. Shape-determined, so the summation order is thread-independent.
+  const Tiling wt = plan(cog, kg, g.groups);
+  const int64_t w_tiles = g.groups * wt.row_tiles * wt.col_tiles;
+  int64_t splits = 1, split_w = P;
+  if (w_tiles < kWantTiles) {
+    splits = std::clamp<int64_t>(ceil_div(kWantTiles, w_tiles), 1, std::max<int64_t>(1, P / 256));
+    split_w = std::min(P, ceil_div(ceil_div(P, splits), 16) * 16);
+    splits = ceil_div(P, split_w);
+  }
+  T* partial = nullptr;  // [splits, c_out, kg] when splits > 1, else grad_weight itself
+  if (l.grad_weight) partial = splits > 1 ? buffer<T>(partial_holder, splits * g.c_out * kg) : l.grad_weight;
+
+  for (int64_t n0 = 0; n0 < g.n; n0 += chunk) {
+    const int64_t nb = std::min(chunk, g.n - n0);
+    const T* go = l.grad_out + n0 * g.c_out * P;
+    if (l.grad_weight) {
+      const T* cols = l.input + n0 * image_in;
+      if (!g.is_pointwise()) {
+        run_rows(nb * K * g.ho, g.wo, detail::Im2Col<T>{g, cols, col});
+        cols = col;
+      }
+      // gw[grp] (+)= sum_b go[b, grp] [cog, P] @ col[b, grp]^T [P, kg], images in order.
+      const int64_t per_split = w_tiles;
+      run_tasks(splits * per_split, nb * g.c_out * P * kg, [&](int64_t task) {
+        const auto [s, grp, r0, rows, c0, cols_n] = tile_of(task, wt, g.groups, cog, kg);
+        const int64_t p0 = s * split_w, pn = std::min(split_w, P - p0);
+        T* dst = partial + (s * g.c_out + grp * cog + r0) * kg + c0;
+        for (int64_t b = 0; b < nb; ++b) {
+          const T beta = (n0 == 0 && b == 0) ? T(0) : T(1);
+          gemm_tile<T>(false, true, rows, cols_n, pn, go + (b * g.c_out + grp * cog + r0) * P + p0, P,
+                       cols + (b * K + grp * kg + c0) * P + p0, P, dst, kg, beta);
+        }
+      });
+    }
+    if (l.grad_input) {
+      // dcol[b, grp] [kg, P] = w[grp]^T [kg, cog] @ go[b, grp] [cog, P]; then col2im.
+      T* dcol = g.is_pointwise() ? l.grad_input + n0 * image_in : col;
+      const Tiling t = plan(kg, P, nb * g.groups);
+      const int64_t per_image = g.groups * t.row_tiles * t.col_tiles;
+      run_tasks(nb * per_image, nb * g.c_out * P * kg, [&](int64_t task) {
+        const auto [b, grp, r0, rows, c0, cols_n] = tile_of(task, t, g.groups, kg, P);
+        gemm_tile<T>(true, false, rows, cols_n, cog, l.weight + grp * cog * kg + r0, kg,
+                     go + (b * g.c_out + grp * cog) * P + c0, P, dcol + (b * K + grp * kg + r0) * P + c0, P, T(0));
+      });
+      if (!g.is_pointwise()) run_rows(nb * g.c_in * g.h, g.w, detail::Col2Im<T>{g, dcol, l.grad_input + n0 * image_in});
+    }
+  }
+
+  if (l.grad_weight && splits > 1) {
+    // grad_weight = partial[0] + partial[1] + ... in slice order.
+    const int64_t total = g.c_out * kg;
+    parallel_for_cpu(total, [&](int64_t i) {
+      T s = partial[i];
+      for (int64_t k = 1; k < splits; ++k) s += partial[k * total + i];
+      l.grad_weight[i] = s;
+    });
+  }
+}
+
+template void conv2d_forward<float>(const Conv2dForwardLaunch<float>&);
+template void conv2d_forward<double>(const Conv2dForwardLaunch<double>&);
+template void conv2d_backward<float>(const Conv2dBackwardLaunch<float>&);
+template void conv2d_backward<double>(const Conv2dBackwardLaunch<double>&);
+}  // namespace drcnn::ops::cpu
