@@ -110,7 +110,10 @@ Conv2dGrads conv2d_backward(const Tensor& grad_out, const Tensor& input, const T
   check_operand(op, input, grad_out, "grad_out");
   DRCNN_CHECK(grad_out.shape() == Shape({g.n, g.c_out, g.ho, g.wo}), op, ": grad_out must have the output's shape [",
               g.n, ", ", g.c_out, ", ", g.ho, ", ", g.wo, "], got ", grad_out.shape());
-  const Tensor go = grad_out.contiguous(), x = input.contiguous(), w = weight.contiguous();
+  // input's values are read only for grad_weight and weight's only for grad_input (a caller
+  // may pass an expanded stand-in of the right shape for the one it does not need).
+  const Tensor go = grad_out.contiguous();
+  const Tensor x = which.weight ? input.contiguous() : Tensor(), w = which.input ? weight.contiguous() : Tensor();
   Conv2dGrads r;
   const DType dt = input.dtype();
   const Device dev = input.device();
@@ -123,8 +126,8 @@ Conv2dGrads conv2d_backward(const Tensor& grad_out, const Tensor& input, const T
     Conv2dBackwardLaunch<T> l;
     l.g = g;
     l.grad_out = go.data<T>();
-    l.input = x.data<T>();
-    l.weight = w.data<T>();
+    l.input = which.weight ? x.data<T>() : nullptr;
+    l.weight = which.input ? w.data<T>() : nullptr;
     l.grad_input = which.input ? r.input.data<T>() : nullptr;
     l.grad_weight = which.weight ? r.weight.data<T>() : nullptr;
     l.grad_bias = which.bias ? r.bias.data<T>() : nullptr;

@@ -1,0 +1,92 @@
+// CPU vs cuDNN parity of conv2d forward and the three gradients (and the Variable conv2d).
+// Runs only where a CUDA device exists; elsewhere the test main exits with 77 (skipped).
+// Tolerances: both sides sum the same products in different orders (cuDNN's algorithms:
+// implicit GEMM, FFT, Winograd...; FMA math, no TF32), inputs uniform in [-1, 1): relative 1e-4
+// with an absolute floor of 1e-6 x (terms per sum) in float32 (Winograd/FFT round more than a
+// plain dot product), 1e-11 relative / 1e-13 x terms in float64.
+#include <catch2/catch.hpp>
+
+#include "common/device_compare.h"
+#include "common/random.h"
+#include "drcnn/autograd/conv.h"
+#include "drcnn/autograd/functions.h"
+#include "drcnn/ops/conv.h"
+
+using drcnn::Device;
+using drcnn::DType;
+using drcnn::Shape;
+using drcnn::Tensor;
+namespace ops = drcnn::ops;
+using drcnn::test::require_device_close;
+
+namespace {
+const Device kGpu = Device::cuda(0);
+
+ops::Conv2dParams params(int64_t s, int64_t p, int64_t d, int64_t g) {
+  ops::Conv2dParams c;
+  c.stride = {s, s};
+  c.padding = {p, p};
+  c.dilation = {d, d};
+  c.groups = g;
+  return c;
+}
+}  // namespace
+
+TEST_CASE("cuda/conv2d: forward and gradients match the CPU", "[cuda][conv]") {
+  struct Case {
+    Shape x, w;
+    ops::Conv2dParams p;
+    bool bias;
+  };
+  const std::vector<Case> cases = {
+      {{2, 3, 33, 29}, {8, 3, 7, 7}, params(2, 3, 1, 1), false},   // stem-like
+      {{2, 16, 20, 20}, {16, 16, 3, 3}, params(1, 1, 1, 1), true},
+      {{1, 16, 20, 21}, {32, 16, 1, 1}, params(1, 0, 1, 1), true},  // pointwise
+      {{1, 16, 20, 21}, {32, 16, 1, 1}, params(2, 0, 1, 1), false}, // downsample 1x1 stride 2
+      {{2, 8, 15, 17}, {8, 2, 3, 3}, params(2, 2, 2, 4), true},     // grouped, dilated
+      {{1, 8, 12, 12}, {8, 1, 3, 3}, params(1, 1, 1, 8), true},     // depthwise
+  };
+  uint64_t seed = 1;
+  for (const Case& c : cases)
+    for (DType dt : {DType::Float32, DType::Float64}) {
+      const Tensor x = drcnn::test::random_tensor(c.x, seed++, dt), w = drcnn::test::random_tensor(c.w, seed++, dt);
+      const Tensor b = c.bias ? drcnn::test::random_tensor({c.w[0]}, seed++, dt) : Tensor();
+      const Tensor out = ops::conv2d(x, w, b, c.p);
+      const Tensor out_g = ops::conv2d(x.to(kGpu), w.to(kGpu), b.defined() ? b.to(kGpu) : Tensor(), c.p);
+      const bool f32 = dt == DType::Float32;
+      const double rtol = f32 ? 1e-4 : 1e-11, unit = f32 ? 1e-6 : 1e-13;
+      const int64_t k = c.w[1] * c.w[2] * c.w[3], pixels = out.size(0) * out.size(2) * out.size(3);
+      require_device_close(out_g, out, rtol, unit * double(k));
+      const Tensor go = drcnn::test::random_tensor(out.shape(), seed++, dt);
+      const auto g = ops::conv2d_backward(go, x, w, c.p);
+      const auto gg = ops::conv2d_backward(go.to(kGpu), x.to(kGpu), w.to(kGpu), c.p);
+      require_device_close(gg.input, g.input, rtol, unit * double(c.w[0] / c.p.groups * c.w[2] * c.w[3]));
+      require_device_close(gg.weight, g.weight, rtol, unit * double(pixels));
+      require_device_close(gg.bias, g.bias, rtol, unit * double(pixels));
+      // A second call reuses the cached algorithms and must give the same values.
+      require_device_close(ops::conv2d(x.to(kGpu), w.to(kGpu), b.defined() ? b.to(kGpu) : Tensor(), c.p), out_g, 0, 0);
+    }
+}
+
+TEST_CASE("cuda/conv2d: Variable conv2d gradients match the CPU", "[cuda][conv]") {
+  const auto p = params(1, 1, 1, 1);
+  const Tensor x = drcnn::test::random_tensor({2, 4, 9, 9}, 50, DType::Float64);
+  const Tensor w = drcnn::test::random_tensor({6, 4, 3, 3}, 51, DType::Float64);
+  const Tensor b = drcnn::test::random_tensor({6}, 52, DType::Float64);
+  drcnn::Variable xc(x, true), wc(w, true), bc(b, true);
+  drcnn::Variable xg(x.to(kGpu), true), wg(w.to(kGpu), true), bg(b.to(kGpu), true);
+  drcnn::sum(drcnn::conv2d(xc, wc, bc, p)).backward();
+  drcnn::sum(drcnn::conv2d(xg, wg, bg, p)).backward();
+  require_device_close(xg.grad(), xc.grad(), 1e-11, 1e-12);
+  require_device_close(wg.grad(), wc.grad(), 1e-11, 1e-12);
+  require_device_close(bg.grad(), bc.grad(), 1e-11, 1e-12);
+}
+
+TEST_CASE("cuda/conv2d: operands on different devices are an error naming conv2d", "[cuda][conv]") {
+  const Tensor x = Tensor::zeros({1, 4, 8, 8});
+  const Tensor w = Tensor::zeros({6, 4, 3, 3});
+  REQUIRE_THROWS_WITH(ops::conv2d(x.to(kGpu), w), Catch::Contains("conv2d: weight is on cpu but input is on cuda:0"));
+  REQUIRE_THROWS_WITH(ops::conv2d(x, w, Tensor::zeros({6}).to(kGpu)), Catch::Contains("conv2d: bias is on cuda:0"));
+  REQUIRE_THROWS_WITH(ops::conv2d_backward(Tensor::zeros({1, 6, 6, 6}), x.to(kGpu), w.to(kGpu), {}),
+                      Catch::Contains("conv2d_backward: grad_out is on cpu"));
+}
