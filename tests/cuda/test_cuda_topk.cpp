@@ -57,7 +57,7 @@ TEST_CASE("cuda/segment_topk: equals the CPU exactly", "[cuda]") {
     const Tensor sg = s.to(kGpu);
     for (int64_t k : {int64_t(0), int64_t(1), int64_t(1000), int64_t(2000), int64_t(5000)}) {
       const auto c = ops::segment_topk(s, off_cpu, k);
-      require_same(ops::segment_topk(sg, off_cpu, k), c);          // host offsets: no sync
+      require_same(ops::segment_topk(sg, off_cpu, k), c);          // host offsets
       require_same(ops::segment_topk(sg, off_cpu.to(kGpu), k), c);  // device offsets
       const auto [cv, ci] = ops::segment_topk_compact(s, off_cpu, k);
       const auto [gv, gi] = ops::segment_topk_compact(sg, off_cpu, k);

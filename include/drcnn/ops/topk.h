@@ -9,8 +9,10 @@
 // entries past a segment's count hold value -inf and index -1.
 //
 // Offsets are validated on the host: pass them as a CPU tensor (they are usually known there:
-// H * W * A per level) and nothing synchronises with the GPU; offsets already on the scores'
-// CUDA device are copied to the host for the check (one synchronisation).
+// H * W * A per level); offsets already on the scores' CUDA device are copied to the host for
+// the check. Either way CUDA needs one small copy of S + 1 int64, and the core's copies wait
+// for the stream today (pageable host memory), so a call synchronises once; removing that
+// needs a pinned/stream-ordered upload in the core (docs/kernels/anchors-and-topk.md).
 // CPU: per-segment nth_element + sort of the first k (segments in parallel). CUDA: CUB
 // segmented radix sort of order-preserving integer keys (docs/kernels/anchors-and-topk.md).
 #pragma once
@@ -37,7 +39,7 @@ SegmentTopK segment_topk(const Tensor& scores, const Tensor& offsets, int64_t k)
 SegmentTopK segment_topk_dense(const Tensor& scores, int64_t k);
 
 /// segment_topk, compacted: (values, indices) of every segment's selection concatenated in
-/// segment order, [sum_s min(k, len_s)] each. The size comes from the host offsets, so on
-/// CUDA this needs no synchronisation when offsets are on the CPU.
+/// segment order, [sum_s min(k, len_s)] each. The size comes from the host offsets (no
+/// read-back of counts from the device).
 std::pair<Tensor, Tensor> segment_topk_compact(const Tensor& scores, const Tensor& offsets, int64_t k);
 }  // namespace drcnn::ops
