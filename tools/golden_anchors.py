@@ -8,18 +8,21 @@ Re-implements, operation by operation and in the same float32 order, mmdet v2
 Written from reading that source; mmdet itself is not needed (nor installed here).
 
 Prints the P2..P6 base anchors (spec B.4 table, MMDET column) and a few grids, and optionally
-writes them to a safetensors file (--out file.safetensors) with a minimal writer: 8-byte
-little-endian header length, JSON header {name: {dtype, shape, data_offsets}}, raw data.
+writes them to a safetensors file (--out file.safetensors) with tools/safetensors_writer.py
+(8-byte little-endian header length, JSON header {name: {dtype, shape, data_offsets}}, raw data).
 --hex prints every base-anchor value as a float32 hex literal (for C++ tables).
 
 Run with /usr/bin/python3 (torch 1.13 CPU).
 """
 import argparse
-import json
 import math
-import struct
+import os
+import sys
 
 import torch
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import safetensors_writer  # noqa: E402  (tools/: the shared minimal writer)
 
 
 def gen_single_level_base_anchors(base_size, scales, ratios, center_offset=0.0, scale_major=True):
@@ -74,29 +77,6 @@ class MMDetAnchors:
         return valid[:, None].expand(valid.shape[0], a).contiguous().view(-1)
 
 
-_DTYPES = {torch.float32: "F32", torch.float64: "F64", torch.int64: "I64", torch.bool: "BOOL", torch.uint8: "U8"}
-
-
-def write_safetensors(path, tensors, metadata=None):
-    """Minimal safetensors writer: header length (u64 LE), JSON header, raw LE data."""
-    header, blobs, offset = {}, [], 0
-    if metadata:
-        header["__metadata__"] = {k: str(v) for k, v in metadata.items()}
-    for name in sorted(tensors):
-        t = tensors[name].contiguous()
-        data = t.numpy().astype(t.numpy().dtype.newbyteorder("<"), copy=False).tobytes()
-        header[name] = {"dtype": _DTYPES[t.dtype], "shape": list(t.shape), "data_offsets": [offset, offset + len(data)]}
-        blobs.append(data)
-        offset += len(data)
-    raw = json.dumps(header, separators=(",", ":")).encode("utf-8")
-    raw += b" " * ((8 - len(raw) % 8) % 8)  # align the data section to 8 bytes
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(raw)))
-        f.write(raw)
-        for b in blobs:
-            f.write(b)
-
-
 def f32_hex(x):
     return float(x).hex()
 
@@ -105,6 +85,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", help="write the tensors to this .safetensors file")
     ap.add_argument("--hex", action="store_true", help="print base anchors as exact hex floats")
+    ap.add_argument("--full", action="store_true", help="also save the full 800x1344 grids and flags (~4.8 MB)")
     args = ap.parse_args()
 
     gen = MMDetAnchors(strides=[4, 8, 16, 32, 64], ratios=[0.5, 1.0, 2.0], scales=[8.0])
@@ -119,16 +100,23 @@ def main():
             else:
                 print("   ", ", ".join(f"{v:.6f}" for v in row))
 
-    # Grids: the hand-checked 2x3 grid at stride 4, and an 800x1344 padded input (spec B.4 size check).
+    # Grids: the hand-checked 2x3 grid at stride 4, a small padded batch (all levels, with the
+    # valid flags of a smaller image in it), and the spec B.4 size check of an 800x1344 input
+    # (its full grids, ~4.5 MB, only with --full).
     out["grid_P2_2x3"] = gen.single_level_grid_priors(0, 2, 3)
+    for lvl, s in enumerate(gen.strides):
+        h, w = math.ceil(96 / s), math.ceil(160 / s)
+        out[f"grid_96x160_P{lvl + 2}"] = gen.single_level_grid_priors(lvl, h, w)
+        out[f"valid_70x100_in_96x160_P{lvl + 2}"] = gen.valid_flags(lvl, h, w, 70, 100)
     sizes = [(math.ceil(800 / s), math.ceil(1344 / s)) for s in gen.strides]
     total = 0
     for lvl, (h, w) in enumerate(sizes):
         g = gen.single_level_grid_priors(lvl, h, w)
         total += g.shape[0]
-        out[f"grid_800x1344_P{lvl + 2}"] = g
-        # an image of 600x1000 (padded to 608x1024) inside the 800x1344 batch
-        out[f"valid_608x1024_P{lvl + 2}"] = gen.valid_flags(lvl, h, w, 608, 1024)
+        if args.full:
+            out[f"grid_800x1344_P{lvl + 2}"] = g
+            # an image of 600x1000 (padded to 608x1024) inside the 800x1344 batch
+            out[f"valid_608x1024_P{lvl + 2}"] = gen.valid_flags(lvl, h, w, 608, 1024)
     print(f"800x1344 anchors per level {[h * w * 3 for h, w in sizes]}, total {total}")
     print("grid_P2_2x3 =\n", out["grid_P2_2x3"])
 
@@ -140,7 +128,7 @@ def main():
     print("multi-scale / center_offset 0.5 / scale_major False / base 13.5:\n", g2.base[0])
 
     if args.out:
-        write_safetensors(args.out, out, {"generator": "tools/golden_anchors.py", "torch": torch.__version__,
+        safetensors_writer.save(args.out, out, {"generator": "tools/golden_anchors.py", "torch": torch.__version__,
                                           "semantics": "mmdet v2 AnchorGenerator"})
         print(f"wrote {len(out)} tensors to {args.out}")
 
