@@ -5,17 +5,18 @@
 // The math is split into small DRCNN_HD pieces that every path calls:
 //   roi_geometry   one RoI: batch, level, start, bin size, sampling grid, validity
 //   roi_sample_yx  the coordinates of sample (iy, ix) of bin (ph, pw)
-//   roi_sample     the bilinear taps of one sample: 4 offsets into a plane and 4 weights,
-//                  or "no contribution" outside [-1, H] x [-1, W] (the C.1 clamp rules)
+//   roi_axis_tap   one axis of a sample's bilinear taps: 2 offsets and 2 weights, or "no
+//                  contribution" outside [-1, H] (resp. [-1, W]) (the C.1 clamp rules); a
+//                  sample's 4 taps are the products of its y and x taps
 //   sample_gather / sample_scatter   apply a sample's taps to a plane
 // and three bodies run them:
 //   RoiAlignForwardBody          one invocation per output element (CUDA forward)
 //   RoiAlignBackwardAtomicBody   one invocation per grad_out element, atomic adds (CUDA)
 //   RoiAlignBackwardPlaneBody    one invocation per (batch, channel): loops over the RoIs in
 //                                order and adds with plain stores (CUDA deterministic mode)
-// The CPU launcher precomputes the taps of every (roi, bin, sample) once with roi_sample and
-// applies them to all channels with sample_gather / sample_scatter, in the same order as these
-// bodies, so the CPU forward equals RoiAlignForwardBody and the CPU backward equals
+// The CPU launcher precomputes the y and x taps of every RoI once with roi_axis_tap (the
+// sampling grid is separable) and applies them to all channels with sample_gather /
+// sample_scatter, in the same order and with the same arithmetic as these bodies, so the CPU forward equals RoiAlignForwardBody and the CPU backward equals
 // RoiAlignBackwardPlaneBody (up to nvcc's FMA contraction).
 #pragma once
 #include <cmath>
@@ -133,57 +134,61 @@ DRCNN_HD T roi_sample_coord(T start, int64_t p, T bin, int64_t i, int64_t grid) 
   return start + T(p) * bin + (T(i) + T(0.5)) * bin / T(grid);
 }
 
-/// The four bilinear taps of one sample: element offsets (with the plane's H/W strides) and
-/// weights, in the order (yl, xl), (yl, xh), (yh, xl), (yh, xh).
+/// One axis of a sample's bilinear interpolation: the two neighbouring rows (or columns) as
+/// element offsets (index * stride) and their weights. The 2-D taps are the products of a y
+/// and an x tap, so the CPU can precompute each axis once per RoI (the grid is separable).
 template <typename T>
-struct RoiSample {
+struct RoiAxisTap {
+  bool valid;      // the coordinate lies in [-1, size]
+  int64_t lo, hi;  // offsets of the lower and upper neighbour
+  T l, h;          // weight of hi (the fraction) and of lo (1 - fraction)
+};
+
+/// The tap of coordinate v on an axis of `size` cells: invalid outside [-1, size] (or NaN);
+/// [-1, 0] reads cell 0; at or beyond size - 1 reads the last cell with full weight (C.1).
+template <typename T>
+DRCNN_HD RoiAxisTap<T> roi_axis_tap(T v, int64_t size, int64_t stride) {
+  RoiAxisTap<T> t{};
+  t.valid = v >= T(-1) && v <= T(size);
+  if (!t.valid) return t;
+  if (v <= T(0)) v = T(0);
+  int64_t lo = static_cast<int64_t>(v), hi;
+  if (lo >= size - 1) {
+    hi = lo = size - 1;
+    v = T(lo);
+  } else {
+    hi = lo + 1;
+  }
+  t.l = v - T(lo);
+  t.h = T(1) - t.l;
+  t.lo = lo * stride;
+  t.hi = hi * stride;
+  return t;
+}
+
+/// A sample's four taps in a plane: offsets and weights hy*hx, hy*lx, ly*hx, ly*lx on
+/// (lo, lo), (lo, hi), (hi, lo), (hi, hi) of (ty, tx) (both valid).
+template <typename T>
+struct RoiTaps2d {
   int64_t o[4];
   T w[4];
 };
-
-/// Fills s for the sample at (y, x) of an H x W plane; false when the sample lies outside
-/// [-1, H] x [-1, W] (or is NaN) and contributes nothing. Points in [-1, 0] read row/column
-/// 0; points at or beyond H - 1 (W - 1) read the last row (column) with full weight (C.1).
 template <typename T>
-DRCNN_HD bool roi_sample(T y, T x, int64_t H, int64_t W, int64_t sH, int64_t sW, RoiSample<T>& s) {
-  if (!(y >= T(-1) && y <= T(H) && x >= T(-1) && x <= T(W))) return false;
-  if (y <= T(0)) y = T(0);
-  if (x <= T(0)) x = T(0);
-  int64_t yl = static_cast<int64_t>(y), xl = static_cast<int64_t>(x), yh, xh;
-  if (yl >= H - 1) {
-    yh = yl = H - 1;
-    y = T(yl);
-  } else {
-    yh = yl + 1;
-  }
-  if (xl >= W - 1) {
-    xh = xl = W - 1;
-    x = T(xl);
-  } else {
-    xh = xl + 1;
-  }
-  const T ly = y - T(yl), lx = x - T(xl);
-  const T hy = T(1) - ly, hx = T(1) - lx;
-  s.o[0] = yl * sH + xl * sW;
-  s.o[1] = yl * sH + xh * sW;
-  s.o[2] = yh * sH + xl * sW;
-  s.o[3] = yh * sH + xh * sW;
-  s.w[0] = hy * hx;
-  s.w[1] = hy * lx;
-  s.w[2] = ly * hx;
-  s.w[3] = ly * lx;
-  return true;
+DRCNN_HD RoiTaps2d<T> roi_taps_2d(const RoiAxisTap<T>& ty, const RoiAxisTap<T>& tx) {
+  return {{ty.lo + tx.lo, ty.lo + tx.hi, ty.hi + tx.lo, ty.hi + tx.hi},
+          {ty.h * tx.h, ty.h * tx.l, ty.l * tx.h, ty.l * tx.l}};
 }
 
+/// Bilinear value of a sample: sum of weight * value over its four taps, in tap order.
 template <typename T>
-DRCNN_HD T sample_gather(const T* plane, const RoiSample<T>& s) {
+DRCNN_HD T sample_gather(const T* plane, const RoiTaps2d<T>& s) {
   return s.w[0] * plane[s.o[0]] + s.w[1] * plane[s.o[1]] + s.w[2] * plane[s.o[2]] + s.w[3] * plane[s.o[3]];
 }
 
-/// plane[o_k] += g * w_k for the four taps (taps may coincide at the border: their sum is the
+/// plane[tap] += g * weight for the four taps (taps coincide at the border: their sum is the
 /// right total weight). Atomic on the device when kAtomic.
 template <bool kAtomic, typename T>
-DRCNN_HD void sample_scatter(T* plane, const RoiSample<T>& s, T g) {
+DRCNN_HD void sample_scatter(T* plane, const RoiTaps2d<T>& s, T g) {
   for (int k = 0; k < 4; ++k) {
     if constexpr (kAtomic) {
       atomic_add(plane + s.o[k], g * s.w[k]);
@@ -204,12 +209,12 @@ DRCNN_HD T roi_count(const RoiGeom<T>& g) {
 template <typename T>
 DRCNN_HD T roi_bin_average(const T* plane, const RoiAlignLevel& lv, const RoiGeom<T>& g, int64_t ph, int64_t pw) {
   T acc = T(0);
-  RoiSample<T> s;
   for (int64_t iy = 0; iy < g.grid_h; ++iy) {
-    const T y = roi_sample_coord(g.start_h, ph, g.bin_h, iy, g.grid_h);
+    const RoiAxisTap<T> ty = roi_axis_tap(roi_sample_coord(g.start_h, ph, g.bin_h, iy, g.grid_h), lv.H, lv.stride[2]);
+    if (!ty.valid) continue;
     for (int64_t ix = 0; ix < g.grid_w; ++ix) {
-      const T x = roi_sample_coord(g.start_w, pw, g.bin_w, ix, g.grid_w);
-      if (roi_sample(y, x, lv.H, lv.W, lv.stride[2], lv.stride[3], s)) acc += sample_gather(plane, s);
+      const RoiAxisTap<T> tx = roi_axis_tap(roi_sample_coord(g.start_w, pw, g.bin_w, ix, g.grid_w), lv.W, lv.stride[3]);
+      if (tx.valid) acc += sample_gather(plane, roi_taps_2d(ty, tx));
     }
   }
   return acc / roi_count(g);
@@ -219,12 +224,12 @@ DRCNN_HD T roi_bin_average(const T* plane, const RoiAlignLevel& lv, const RoiGeo
 template <bool kAtomic, typename T>
 DRCNN_HD void roi_bin_scatter(T* plane, const RoiAlignLevel& lv, const RoiGeom<T>& g, int64_t ph, int64_t pw, T grad) {
   const T gc = grad / roi_count(g);
-  RoiSample<T> s;
   for (int64_t iy = 0; iy < g.grid_h; ++iy) {
-    const T y = roi_sample_coord(g.start_h, ph, g.bin_h, iy, g.grid_h);
+    const RoiAxisTap<T> ty = roi_axis_tap(roi_sample_coord(g.start_h, ph, g.bin_h, iy, g.grid_h), lv.H, lv.stride[2]);
+    if (!ty.valid) continue;
     for (int64_t ix = 0; ix < g.grid_w; ++ix) {
-      const T x = roi_sample_coord(g.start_w, pw, g.bin_w, ix, g.grid_w);
-      if (roi_sample(y, x, lv.H, lv.W, lv.stride[2], lv.stride[3], s)) sample_scatter<kAtomic>(plane, s, gc);
+      const RoiAxisTap<T> tx = roi_axis_tap(roi_sample_coord(g.start_w, pw, g.bin_w, ix, g.grid_w), lv.W, lv.stride[3]);
+      if (tx.valid) sample_scatter<kAtomic>(plane, roi_taps_2d(ty, tx), gc);
     }
   }
 }
