@@ -258,6 +258,24 @@ Tensor channel_affine(const char* op, const Tensor& x, const void* A, const void
   return y;
 }
 
+/// dx = g A[s] + (x - M[s]) B[s] + C[s] with the coefficients of `coef` (A, B, C pointers),
+/// s = (i / inner) % mod; g and x contiguous.
+Tensor norm_backward_input(const char* op, const Tensor& g, const Tensor& x, const NnLaunch& coef, const Tensor& M,
+                           int64_t inner, int64_t mod) {
+  Tensor dx = Tensor::empty(x.shape(), x.dtype(), x.device());
+  NnLaunch e;
+  e.n = x.numel();
+  e.g = g.data_ptr();
+  e.x = x.data_ptr();
+  e.y = dx.data_ptr();
+  e.A = coef.A, e.B = coef.B, e.C = coef.C;
+  e.M = M.data_ptr();
+  e.inner = inner;
+  e.mod = mod;
+  run(op, NnKind::NormBackward, x, e);
+  return dx;
+}
+
 void* row(const Tensor& coef, int64_t r) {
   return static_cast<char*>(coef.data_ptr()) + r * coef.size(1) * int64_t(coef.element_size());
 }
@@ -383,17 +401,7 @@ NormGrads batch_norm2d_backward(const Tensor& grad_output, const Tensor& x, cons
   l.dbias = weight.defined() ? r.grad_bias.data_ptr() : nullptr;
   l.training = training;
   run(op, NnKind::BnBackwardCoef, x, l);
-  r.grad_input = Tensor::empty(x.shape(), x.dtype(), x.device());
-  NnLaunch e;
-  e.n = x.numel();
-  e.g = cg.data_ptr();
-  e.x = cx.data_ptr();
-  e.y = r.grad_input.data_ptr();
-  e.A = l.A, e.B = l.B, e.C = l.C;
-  e.M = cm.data_ptr();
-  e.inner = HW;
-  e.mod = C;
-  run(op, NnKind::NormBackward, x, e);
+  r.grad_input = norm_backward_input(op, cg, cx, l, cm, HW, C);
   return r;
 }
 
@@ -501,20 +509,9 @@ NormGrads group_norm_backward(const Tensor& grad_output, const Tensor& x, const 
     wl.dbias = r.grad_bias.data_ptr();
     run(op, NnKind::GnWeightGrad, x, wl);
   }
-  r.grad_input = Tensor::empty(x.shape(), x.dtype(), x.device());
-  NnLaunch e;
-  e.n = x.numel();
-  e.g = cg.data_ptr();
-  e.x = cx.data_ptr();
-  e.y = r.grad_input.data_ptr();
-  e.A = l.A, e.B = l.B, e.C = l.C;
-  // dx's shift is the group mean: M indexed per (n, c) needs it per channel; expand [N, G] to
-  // [N, C] once (tiny).
+  // dx's shift is the group mean, indexed per (n, c): expand [N, G] to [N, C] once (tiny).
   const Tensor m_nc = cm.reshape({N, G, 1}).expand({N, G, C / G}).contiguous();
-  e.M = m_nc.data_ptr();
-  e.inner = HW;
-  e.mod = N * C;
-  run(op, NnKind::NormBackward, x, e);
+  r.grad_input = norm_backward_input(op, cg, cx, l, m_nc, HW, N * C);
   return r;
 }
 }  // namespace drcnn::ops
