@@ -89,7 +89,13 @@ Inputs make_inputs(int64_t side_id, int64_t R) {
   return in;
 }
 
-void set_counters(benchmark::State& state, int64_t R) {
+void set_counters(benchmark::State& state, int64_t R, const Tensor& levels) {
+  // RoIs per level (l0..l3): the torchvision script prints the same four numbers for its
+  // inputs, a check that both sides pool the same RoIs.
+  std::vector<int64_t> per_level(4, 0);
+  for (int64_t v : levels.to_vector<int64_t>()) ++per_level[size_t(v)];
+  const char* names[4] = {"l0", "l1", "l2", "l3"};
+  for (int i = 0; i < 4; ++i) state.counters[names[i]] = double(per_level[size_t(i)]);
   state.counters["rois"] = benchmark::Counter(double(R) * double(state.iterations()), benchmark::Counter::kIsRate);
   state.counters["bytes"] = benchmark::Counter(double(R * kChannels * kPooled * kPooled * 4) * double(state.iterations()),
                                                benchmark::Counter::kIsRate);
@@ -105,7 +111,7 @@ void BM_RoiAlignForward(benchmark::State& state) {
     benchmark::DoNotOptimize(out.data_ptr());
     benchmark::ClobberMemory();
   }
-  set_counters(state, state.range(1));
+  set_counters(state, state.range(1), in.levels);
 }
 
 void BM_RoiAlignBackward(benchmark::State& state) {
@@ -120,7 +126,7 @@ void BM_RoiAlignBackward(benchmark::State& state) {
     benchmark::DoNotOptimize(g[0].data_ptr());
     benchmark::ClobberMemory();
   }
-  set_counters(state, state.range(1));
+  set_counters(state, state.range(1), in.levels);
 }
 
 void args(benchmark::internal::Benchmark* b) {
