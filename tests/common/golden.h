@@ -5,10 +5,15 @@
 //   const auto g = drcnn::test::load_golden("conv2d/stride2");   // tests/data/conv2d/stride2.safetensors
 //   const Tensor& x = g["input"];                                 // clear error if missing
 //   g.meta("torch_version");                                      // a "__metadata__" entry
+//   expect_golden_close("conv2d out", y, g["output"], 1e-10, 1e-10);  // prints the max errors
 #pragma once
+#include <catch2/catch.hpp>
+#include <fmt/core.h>
+
 #include <filesystem>
 #include <string>
 
+#include "common/allclose.h"
 #include "drcnn/core/error.h"
 #include "drcnn/core/tensor.h"
 #include "drcnn/io/safetensors.h"
@@ -59,6 +64,21 @@ inline Golden load_golden(const std::string& name, Device device = Device::cpu()
               " not found (goldens are committed under tests/data/ and written by the tools/*.py scripts)");
   g.file = io::load_safetensors(g.path, device);
   return g;
+}
+
+/// Checks `actual` against a golden tensor element by element (|a - e| <= atol + rtol |e|;
+/// NaN matches NaN, infinities must be equal); shapes must match, dtypes may differ (an f32
+/// result against an f64 golden). Prints "golden <what>: <max abs/rel errors>" so the errors
+/// are on record in `ctest -V` output even when the check passes.
+inline void expect_golden_close(const std::string& what, const Tensor& actual, const Tensor& expected, double rtol,
+                                double atol) {
+  INFO("golden " << what << ": actual shape " << fmt::format("{}", actual.shape()) << ", expected "
+                 << fmt::format("{}", expected.shape()));
+  REQUIRE(actual.shape() == expected.shape());
+  const auto r = compare_close(strided_values(actual), strided_values(expected), rtol, atol);
+  fmt::print("golden {}: {}\n", what, r.text);
+  INFO(what << ": " << r.text);
+  CHECK(r.mismatches == 0);
 }
 
 }  // namespace drcnn::test

@@ -212,6 +212,9 @@ TEST_CASE("safetensors: reads the official package's file exactly and rewrites i
   std::vector<float> f32;
   for (int i = 0; i < 12; ++i) f32.push_back(float(i) * 0.25f - 1.0f);  // exact in binary
   require_same(g["f32"], Tensor::from_vector<float>(f32, Shape{3, 4}));
+  // The helper other golden tests use (dtypes may differ): f64 values against the f32 golden.
+  std::vector<double> f64_values(f32.begin(), f32.end());
+  drcnn::test::expect_golden_close("safetensors f32", Tensor::from_vector<double>(f64_values, Shape{3, 4}), g["f32"], 0, 0);
   // f16 and bf16 by bit pattern: signed zero, max, min normal, min subnormal, infinities, NaN.
   require_same(g["f16"], tensor_from_bytes(Shape{10}, DType::Float16,
                                            le_bytes<uint16_t>({0x0000, 0x8000, 0x3c00, 0xc100, 0x7bff, 0x0400,
