@@ -255,7 +255,9 @@ TEST_CASE("ops/nms: strided boxes and scores give the contiguous result", "[ops]
 }
 
 TEST_CASE("ops/nms: the CPU result does not depend on the thread count", "[ops][nms]") {
-  const auto s = clustered(3000, 21);
+  // 12000 boxes: large enough that the column sweeps run in parallel (kernels/cpu/nms.cpp
+  // goes parallel above 2^20 box pairs per group of row blocks).
+  const auto s = clustered(12000, 21);
   const Tensor b = boxes_t(s.boxes, DType::Float32), sc = scores_t(s.scores, DType::Float32);
   std::vector<int64_t> one, two, four;
   {
