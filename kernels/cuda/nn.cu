@@ -9,10 +9,22 @@
 #include "drcnn/ops/detail/nn_body.h"
 
 namespace drcnn::ops::cuda {
-void nn_op(Stream s, NnKind kind, DType dtype, const NnLaunch& l) {
-  const cudaStream_t stream = cuda_detail::to_cuda(s);
-  detail::run_nn(kind, dtype, l, [stream](int64_t n, const auto& body, int64_t) {
+namespace {
+struct CudaNnLaunch {
+  cudaStream_t stream;
+  template <typename Body>
+  void operator()(int64_t n, const Body& body, int64_t) const {
     cuda_detail::parallel_for_cuda(stream, n, body);
-  });
+  }
+  /// One thread per element of the rows (the body's per-element operator), not per row.
+  template <typename Body>
+  void rows(int64_t n, int64_t, int64_t, const Body& body) const {
+    cuda_detail::parallel_for_cuda(stream, n, body);
+  }
+};
+}  // namespace
+
+void nn_op(Stream s, NnKind kind, DType dtype, const NnLaunch& l) {
+  detail::run_nn(kind, dtype, l, CudaNnLaunch{cuda_detail::to_cuda(s)});
 }
 }  // namespace drcnn::ops::cuda

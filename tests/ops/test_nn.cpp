@@ -20,6 +20,7 @@
 #include "common/allclose.h"
 #include "common/random.h"
 #include "drcnn/core/parallel_cpu.h"
+#include "drcnn/ops/detail/nn_body.h"
 #include "drcnn/ops/nn.h"
 #include "reference/nn_ref.h"
 
@@ -512,4 +513,65 @@ TEST_CASE("ops/group_norm: bad inputs name the op", "[ops][cpu]") {
   const auto r = ops::group_norm(x, 3, Tensor(), Tensor());
   CHECK_THROWS_WITH(ops::group_norm_backward(x, x, r.mean, r.rstd.reshape({6}), Tensor(), 3),
                     Contains("group_norm_backward: mean and rstd must be [N, G]"));
+}
+
+// ============================================================================ bodies
+
+TEST_CASE("ops/nn bodies: the per-element form CUDA runs equals the per-row form the CPU runs", "[ops][cpu]") {
+  // CPU launches ChannelAffineBody / NormBackwardBody by rows, CUDA by elements: same values.
+  const int64_t rows = 6, inner = 37, mod = 3, n = rows * inner;
+  const auto x = drcnn::test::random_values(n, 1), g = drcnn::test::random_values(n, 2);
+  const auto A = drcnn::test::random_values(mod, 3), B = drcnn::test::random_values(mod, 4);
+  const auto C = drcnn::test::random_values(mod, 5), M = drcnn::test::random_values(mod, 6);
+  std::vector<double> by_row(static_cast<size_t>(n)), by_elem(static_cast<size_t>(n));
+  for (const double* b : {B.data(), static_cast<const double*>(nullptr)}) {
+    ops::detail::ChannelAffineBody<double> r{x.data(), by_row.data(), A.data(), b, inner, mod};
+    ops::detail::ChannelAffineBody<double> e{x.data(), by_elem.data(), A.data(), b, inner, mod};
+    for (int64_t i = 0; i < rows; ++i) r.row(i);
+    for (int64_t i = 0; i < n; ++i) e(i);
+    CHECK(by_row == by_elem);
+  }
+  ops::detail::NormBackwardBody<double> r{g.data(), x.data(), by_row.data(), A.data(), B.data(), C.data(), M.data(), inner, mod};
+  ops::detail::NormBackwardBody<double> e{g.data(), x.data(), by_elem.data(), A.data(), B.data(), C.data(), M.data(), inner, mod};
+  for (int64_t i = 0; i < rows; ++i) r.row(i);
+  for (int64_t i = 0; i < n; ++i) e(i);
+  CHECK(by_row == by_elem);
+  CHECK(by_row[40] == g[40] * A[1] + (x[40] - M[1]) * B[1] + C[1]);  // element 40 is in row 1: segment 1
+}
+
+TEST_CASE("ops/nn bodies: pooling and upsampling rows equal their per-element form", "[ops][cpu]") {
+  ops::PoolGeometry p;
+  p.H = 9, p.W = 7, p.kh = 3, p.kw = 2, p.sh = 2, p.sw = 1, p.ph = 1, p.pw = 1, p.dh = 1, p.dw = 2;
+  p.OH = ref::pool_out_size(p.H, p.kh, p.sh, p.ph, p.dh, true);
+  p.OW = ref::pool_out_size(p.W, p.kw, p.sw, p.pw, p.dw, true);
+  const int64_t planes = 3, nin = planes * p.H * p.W, nout = planes * p.OH * p.OW;
+  auto x = drcnn::test::random_values(nin, 7);
+  for (auto& v : x) v = std::round(4 * v);  // ties
+  const auto g = drcnn::test::random_values(nout, 8);
+  std::vector<double> y_r(static_cast<size_t>(nout)), y_e(static_cast<size_t>(nout));
+  std::vector<int64_t> i_r(static_cast<size_t>(nout)), i_e(static_cast<size_t>(nout));
+  const ops::detail::MaxPoolForwardBody<double> fr{x.data(), y_r.data(), i_r.data(), p}, fe{x.data(), y_e.data(), i_e.data(), p};
+  for (int64_t r = 0; r < planes * p.OH; ++r) fr.row(r);
+  for (int64_t i = 0; i < nout; ++i) fe(i);
+  CHECK(y_r == y_e);
+  CHECK(i_r == i_e);
+  std::vector<double> d_r(static_cast<size_t>(nin)), d_e(static_cast<size_t>(nin));
+  const ops::detail::MaxPoolBackwardBody<double> br{g.data(), i_r.data(), d_r.data(), p}, be{g.data(), i_r.data(), d_e.data(), p};
+  for (int64_t r = 0; r < planes * p.H; ++r) br.row(r);
+  for (int64_t i = 0; i < nin; ++i) be(i);
+  CHECK(d_r == d_e);
+  // Upsampling 9x7 -> 13x12 (nout values reused as the gradient where sizes allow).
+  ops::PoolGeometry u;
+  u.H = 9, u.W = 7, u.OH = 13, u.OW = 12;
+  const int64_t nup = planes * u.OH * u.OW;
+  const auto gu = drcnn::test::random_values(nup, 9);
+  std::vector<double> u_r(static_cast<size_t>(nup)), u_e(static_cast<size_t>(nup));
+  const ops::detail::UpsampleForwardBody<double> ur{x.data(), u_r.data(), u}, ue{x.data(), u_e.data(), u};
+  for (int64_t r = 0; r < planes * u.OH; ++r) ur.row(r);
+  for (int64_t i = 0; i < nup; ++i) ue(i);
+  CHECK(u_r == u_e);
+  const ops::detail::UpsampleBackwardBody<double> ubr{gu.data(), d_r.data(), u}, ube{gu.data(), d_e.data(), u};
+  for (int64_t r = 0; r < planes * u.H; ++r) ubr.row(r);
+  for (int64_t i = 0; i < nin; ++i) ube(i);
+  CHECK(d_r == d_e);
 }

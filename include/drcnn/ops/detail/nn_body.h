@@ -111,8 +111,13 @@ struct MaxPoolForwardBody {
   T* y;
   int64_t* idx;
   PoolGeometry p;
-  DRCNN_HD void operator()(int64_t i) const {
-    const int64_t ow = i % p.OW, oh = (i / p.OW) % p.OH, plane = i / (p.OW * p.OH);
+  DRCNN_HD void operator()(int64_t i) const { at(i / p.OW, i % p.OW); }
+  /// Output row r = plane * OH + oh at once (the CPU's launch: no division per element).
+  DRCNN_HD void row(int64_t r) const {
+    for (int64_t ow = 0; ow < p.OW; ++ow) at(r, ow);
+  }
+  DRCNN_HD void at(int64_t r, int64_t ow) const {
+    const int64_t i = r * p.OW + ow, oh = r % p.OH, plane = r / p.OH;
     int64_t h0 = oh * p.sh - p.ph, w0 = ow * p.sw - p.pw;
     const int64_t h1 = hd::min(h0 + (p.kh - 1) * p.dh + 1, p.H), w1 = hd::min(w0 + (p.kw - 1) * p.dw + 1, p.W);
     while (h0 < 0) h0 += p.dh;
@@ -151,8 +156,13 @@ struct MaxPoolBackwardBody {
     lo = num <= 0 ? 0 : (num + s - 1) / s;
     hi = hd::min((v + pad) / s + 1, out);  // o * s <= v + pad
   }
-  DRCNN_HD void operator()(int64_t i) const {
-    const int64_t w = i % p.W, h = (i / p.W) % p.H, plane = i / (p.W * p.H);
+  DRCNN_HD void operator()(int64_t i) const { at(i / p.W, i % p.W); }
+  /// Input row r = plane * H + h at once (the CPU's launch).
+  DRCNN_HD void row(int64_t r) const {
+    for (int64_t w = 0; w < p.W; ++w) at(r, w);
+  }
+  DRCNN_HD void at(int64_t r, int64_t w) const {
+    const int64_t i = r * p.W + w, h = r % p.H, plane = r / p.H;
     int64_t oh0, oh1, ow0, ow1;
     out_range(h, p.sh, p.ph, p.kh, p.dh, p.OH, oh0, oh1);
     out_range(w, p.sw, p.pw, p.kw, p.dw, p.OW, ow0, ow1);
@@ -199,6 +209,12 @@ struct UpsampleForwardBody {
     const int64_t h = nearest_source_index(oh, p.H, p.OH), w = nearest_source_index(ow, p.W, p.OW);
     y[i] = x[(plane * p.H + h) * p.W + w];
   }
+  /// Output row r = plane * OH + oh at once (the CPU's launch): the source row once.
+  DRCNN_HD void row(int64_t r) const {
+    const int64_t oh = r % p.OH, plane = r / p.OH;
+    const T* src = x + (plane * p.H + nearest_source_index(oh, p.H, p.OH)) * p.W;
+    for (int64_t ow = 0; ow < p.OW; ++ow) y[r * p.OW + ow] = src[nearest_source_index(ow, p.W, p.OW)];
+  }
 };
 
 /// One input element: the sum of the output gradients copied from it, rows then columns in
@@ -208,8 +224,13 @@ struct UpsampleBackwardBody {
   const T* g;
   T* dx;
   PoolGeometry p;
-  DRCNN_HD void operator()(int64_t i) const {
-    const int64_t w = i % p.W, h = (i / p.W) % p.H, plane = i / (p.W * p.H);
+  DRCNN_HD void operator()(int64_t i) const { at(i / p.W, i % p.W); }
+  /// Input row r = plane * H + h at once (the CPU's launch).
+  DRCNN_HD void row(int64_t r) const {
+    for (int64_t w = 0; w < p.W; ++w) at(r, w);
+  }
+  DRCNN_HD void at(int64_t r, int64_t w) const {
+    const int64_t i = r * p.W + w, h = r % p.H, plane = r / p.H;
     int64_t oh0, oh1, ow0, ow1;
     nearest_dest_range(h, p.H, p.OH, oh0, oh1);
     nearest_dest_range(w, p.W, p.OW, ow0, ow1);
@@ -234,6 +255,18 @@ struct ChannelAffineBody {
     const int64_t s = (i / inner) % mod;
     y[i] = B ? x[i] * A[s] + B[s] : x[i] * A[s];
   }
+  /// The same math over row r (elements [r * inner, (r + 1) * inner), one segment): the CPU's
+  /// launch, without a division per element, so the inner loop vectorises.
+  DRCNN_HD void row(int64_t r) const {
+    const int64_t s = r % mod, o = r * inner;
+    const T a = A[s];
+    if (B) {
+      const T b = B[s];
+      for (int64_t j = o; j < o + inner; ++j) y[j] = x[j] * a + b;
+    } else {
+      for (int64_t j = o; j < o + inner; ++j) y[j] = x[j] * a;
+    }
+  }
 };
 
 /// dx = g * A[s] + (x - M[s]) * Bc[s] + C[s], s = (i / inner) % mod: the input gradient of BN
@@ -252,6 +285,12 @@ struct NormBackwardBody {
     const int64_t s = (i / inner) % mod;
     dx[i] = g[i] * A[s] + (x[i] - M[s]) * Bc[s] + C[s];
   }
+  /// Row r at once (see ChannelAffineBody::row).
+  DRCNN_HD void row(int64_t r) const {
+    const int64_t s = r % mod, o = r * inner;
+    const T a = A[s], m = M[s], b = Bc[s], c = C[s];
+    for (int64_t j = o; j < o + inner; ++j) dx[j] = g[j] * a + (x[j] - m) * b + c;
+  }
 };
 
 /// Partial sums of one chunk k of segment q (i = q * K + k), accumulated in double:
@@ -269,14 +308,16 @@ struct NormPartialBody {
     const int64_t q = i / K, k = i % K;
     const int64_t j0 = k * kNormChunk, j1 = hd::min(j0 + kNormChunk, L);
     const double m = M ? double(M[q / m_div]) : 0.0;
-    const int64_t base = q * seg_stride;
+    // Walk (outer, inner) incrementally: no division per element.
+    int64_t outer = j0 / seg_inner, in = j0 % seg_inner;
     double s0 = 0, s1 = 0;
     for (int64_t j = j0; j < j1; ++j) {
-      const int64_t o = base + (j / seg_inner) * outer_stride + j % seg_inner;
+      const int64_t o = q * seg_stride + outer * outer_stride + in;
       const double d = double(x[o]) - m;
       const double a = g ? double(g[o]) : d;
       s0 += a;
       s1 += a * d;
+      if (++in == seg_inner) in = 0, ++outer;
     }
     p0[i] = s0;
     p1[i] = s1;
@@ -482,7 +523,10 @@ struct GnWeightGradBody {
 };
 
 /// The (kind, dtype) -> body switch shared by both backends: launch(n, body, cost), where
-/// cost is the rough number of elements one invocation touches (the CPU picks its grain).
+/// cost is the rough number of elements one invocation touches (the CPU picks its grain), and
+/// launch.rows(n, row_len, row_cost, body) for bodies over rows of a plane: the CPU runs
+/// body.row(r) for each of the n / row_len rows (no index division per element; the affine loops vectorise), CUDA one thread per
+/// element (body(i)). Both forms compute each element with the same expression.
 template <typename Launch>
 void run_nn(NnKind kind, DType dtype, const NnLaunch& l, Launch&& launch) {
   dispatch_floating(dtype, "nn_op", [&](auto tag) {
@@ -505,16 +549,18 @@ void run_nn(NnKind kind, DType dtype, const NnLaunch& l, Launch&& launch) {
     const PoolGeometry& p = l.geo;
     switch (kind) {
       case NnKind::MaxPoolForward:
-        return launch(l.n, MaxPoolForwardBody<T>{x, y, l.idx, p}, p.kh * p.kw);
+        return launch.rows(l.n, p.OW, p.OW * p.kh * p.kw, MaxPoolForwardBody<T>{x, y, l.idx, p});
       case NnKind::MaxPoolBackward:
-        return launch(l.n, MaxPoolBackwardBody<T>{g, l.cidx, y, p}, p.kh * p.kw);
-      case NnKind::UpsampleForward: return launch(l.n, UpsampleForwardBody<T>{x, y, p}, 1);
+        return launch.rows(l.n, p.W, p.W * p.kh * p.kw, MaxPoolBackwardBody<T>{g, l.cidx, y, p});
+      case NnKind::UpsampleForward: return launch.rows(l.n, p.OW, p.OW, UpsampleForwardBody<T>{x, y, p});
       case NnKind::UpsampleBackward: {
         const int64_t cost = (p.OH / hd::max(p.H, int64_t(1)) + 2) * (p.OW / hd::max(p.W, int64_t(1)) + 2);
-        return launch(l.n, UpsampleBackwardBody<T>{g, y, p}, cost);
+        return launch.rows(l.n, p.W, p.W * cost, UpsampleBackwardBody<T>{g, y, p});
       }
-      case NnKind::ChannelAffine: return launch(l.n, ChannelAffineBody<T>{x, y, A, B, l.inner, l.mod}, 1);
-      case NnKind::NormBackward: return launch(l.n, NormBackwardBody<T>{g, x, y, A, B, C, M, l.inner, l.mod}, 1);
+      case NnKind::ChannelAffine:
+        return launch.rows(l.n, l.inner, l.inner, ChannelAffineBody<T>{x, y, A, B, l.inner, l.mod});
+      case NnKind::NormBackward:
+        return launch.rows(l.n, l.inner, l.inner, NormBackwardBody<T>{g, x, y, A, B, C, M, l.inner, l.mod});
       case NnKind::NormPartial:
         return launch(l.n,
                       NormPartialBody<T>{x, g, M, l.p0, l.p1, l.K, l.L, l.seg_stride, l.seg_inner, l.outer_stride,
