@@ -80,6 +80,20 @@ void for_each_chunk(const RoiAlignLaunch& l, const Apply& apply) {
   }
 }
 
+/// RoIs r0 .. r1 - 1 sorted stably by (level, batch) when batches = N, by level alone when
+/// batches = 1; invalid RoIs first.
+template <typename T>
+std::vector<int64_t> visit_order(const Taps<T>& t, int64_t r0, int64_t r1, int64_t batches) {
+  std::vector<int64_t> order;
+  for (int64_t r = r0; r < r1; ++r) order.push_back(r);
+  auto key = [&](int64_t r) {
+    const RoiGeom<T>& g = t.geom[size_t(r)];
+    return g.valid ? 1 + g.level * batches + (batches > 1 ? g.b : 0) : 0;
+  };
+  std::stable_sort(order.begin(), order.end(), [&](int64_t a, int64_t b) { return key(a) < key(b); });
+  return order;
+}
+
 /// Channels pooled together for one RoI: each sample's taps are built once and applied to
 /// kBlock planes, whose independent sums also hide the add latency.
 constexpr int64_t kBlock = 8;
@@ -117,11 +131,14 @@ void forward(const RoiAlignLaunch& l) {
   const int64_t blocks = (l.C + kBlock - 1) / kBlock;
   for_each_chunk<T>(l, [&](const Taps<T>& t, int64_t r0, int64_t r1) {
     const int64_t nr = r1 - r0, n = nr * blocks;
+    // Visit the RoIs of one (level, batch) together so their planes stay in cache (each
+    // (roi, channel) writes its own outputs, so the order changes nothing).
+    const std::vector<int64_t> order = visit_order(t, r0, r1, l.N);
 #if DRCNN_WITH_OPENMP
 #pragma omp parallel for schedule(static) if (n * bins > 512)
 #endif
     for (int64_t i = 0; i < n; ++i) {
-      const int64_t c0 = (i / nr) * kBlock, r = r0 + i % nr, kc = std::min(kBlock, l.C - c0);
+      const int64_t c0 = (i / nr) * kBlock, r = order[size_t(i % nr)], kc = std::min(kBlock, l.C - c0);
       const RoiGeom<T>& g = t.geom[size_t(r)];
       T* o = out + (r * l.C + c0) * bins;
       if (!g.valid) {
@@ -169,12 +186,15 @@ void backward(const RoiAlignLaunch& l) {
   const int64_t blocks = (l.C + kBlock - 1) / kBlock;
   for_each_chunk<T>(l, [&](const Taps<T>& t, int64_t r0, int64_t r1) {
     const int64_t owners = l.N * blocks;  // (batch, block of channels): whole planes each
+    // Level by level (stable, so each plane, which belongs to one level, still receives its
+    // RoIs in index order: the sums are those of RoiAlignBackwardPlaneBody, bit for bit).
+    const std::vector<int64_t> order = visit_order(t, r0, r1, 1);
 #if DRCNN_WITH_OPENMP
 #pragma omp parallel for schedule(static) if (owners > 1 && (r1 - r0) * l.PH * l.PW > 256)
 #endif
     for (int64_t p = 0; p < owners; ++p) {
       const int64_t b = p / blocks, c0 = (p % blocks) * kBlock, kc = std::min(kBlock, l.C - c0);
-      for (int64_t r = r0; r < r1; ++r) {
+      for (const int64_t r : order) {
         const RoiGeom<T>& g = t.geom[size_t(r)];
         if (!g.valid || g.b != b) continue;
         const RoiAxisTap<T>* ty = t.taps.data() + t.first[size_t(r - r0)];
