@@ -331,6 +331,9 @@ TEST_CASE("ops/batched_nms: boxes of different groups never suppress each other"
       CHECK(keep_of(ops::batched_nms(b, sc, ids, 1.0, -1, split)) == std::vector<int64_t>{1, 2, 3, 0});
       CHECK(keep_of(ops::batched_nms(b, sc, ids, 0.5, 1, split)) == std::vector<int64_t>{1});
       CHECK(keep_of(ops::batched_nms(b, sc, ids, 0.5, 0, split)).empty());
+      // Negative ids are groups like any other (offsets shift those boxes below zero).
+      const Tensor neg = Tensor::from_vector<int64_t>({-2, 5, -2, 5}, Shape{4});
+      CHECK(keep_of(ops::batched_nms(b, sc, neg, 0.5, -1, split)) == std::vector<int64_t>{1, 2});
     }
     CHECK(ops::batched_nms(Tensor::empty({0, 4}, dt), Tensor::empty({0}, dt), Tensor::empty({0}, DType::Int64), 0.5)
               .shape() == Shape{0});

@@ -12,7 +12,8 @@ namespace drcnn::ops {
 /// Greedy NMS: visit the boxes in descending score order and keep a box unless a box kept
 /// before it overlaps it with IoU > iou_threshold (an IoU equal to the threshold does not
 /// suppress). IoU = inter / (area_a + area_b - inter), computed in the boxes' dtype in
-/// torchvision's operation order and compared with iou_threshold converted to that dtype;
+/// torchvision's operation order and compared with iou_threshold converted to that dtype
+/// (as torchvision's CUDA kernel; its CPU kernel compares a float32 IoU with the double);
 /// a union below 1e-6 is floored at 1e-6, and pairs with a NaN coordinate never suppress.
 ///
 /// Order: scores are sorted stably (equal scores keep their input order); NaN scores come
@@ -51,10 +52,9 @@ NmsFixed nms_fixed(const Tensor& boxes, const Tensor& scores, double iou_thresho
 /// e.g. 80 classes on a 1333 px image), which can move an IoU that sits within ~1e-5 of the
 /// threshold across it; float64 keeps ~1e-11 px. At N >= split_threshold it runs nms per
 /// group (exact, like calling nms on each group) and merges the kept boxes by score (stable):
-/// this path copies idxs to the host.
+/// this path copies idxs to the host and, on CUDA, synchronises once per group.
 /// Requires: boxes [N, 4], scores [N], idxs int64 [N], all on one device; iou_threshold not
-/// NaN; max_output >= -1; split_threshold >= 0. Negative idxs are allowed on the per-group
-/// path; on the offset path every idx must be >= 0 (checked only on the CPU, where it is free).
+/// NaN; max_output >= -1; split_threshold >= 0. Any int64 ids (negative too) separate groups.
 Tensor batched_nms(const Tensor& boxes, const Tensor& scores, const Tensor& idxs, double iou_threshold,
                    int64_t max_output = -1, int64_t split_threshold = 10000);
 }  // namespace drcnn::ops
