@@ -52,10 +52,14 @@ Variable upsample_nearest2d(const Variable& x, int64_t out_h, int64_t out_w) {
 Variable frozen_batch_norm2d(const Variable& x, const Tensor& weight, const Tensor& bias, const Tensor& running_mean,
                              const Tensor& running_var, double eps) {
   const Tensor& xd = arg(x, "frozen_batch_norm2d", "x");
-  // The GradFn keeps its own copies: the module may load new statistics in place later.
+  Tensor y = ops::frozen_batch_norm2d(xd, weight, bias, running_mean, running_var, eps);
+  // A recorded GradFn keeps its own copies ([C] each): the module may load new statistics in
+  // place before backward. Nothing is copied when no graph is recorded.
+  const bool record = x.requires_grad() && grad_mode_enabled();
   return Variable::make(
-      ops::frozen_batch_norm2d(xd, weight, bias, running_mean, running_var, eps), {x},
-      [w = weight.clone(), v = running_var.clone(), eps](Inputs& in, const Tensor& g) {
+      std::move(y), {x},
+      [w = record ? weight.clone() : weight, v = record ? running_var.clone() : running_var, eps](Inputs& in,
+                                                                                                  const Tensor& g) {
         in[0].add_grad(ops::frozen_batch_norm2d_backward(g, w, v, eps));
       },
       "frozen_batch_norm2d");
