@@ -105,9 +105,14 @@ class Reader {
  public:
   explicit Reader(const fs::path& path) : m_path(path) {}
 
+  /// An error about the file as a whole.
+  template <typename... Args>
+  [[noreturn]] void fail_file(const Args&... what) const {
+    DRCNN_FAIL("load_safetensors: ", m_path.string(), ": ", what...);
+  }
+  /// An error about one tensor (the empty string is a valid tensor name).
   template <typename... Args>
   [[noreturn]] void fail(std::string_view tensor, const Args&... what) const {
-    if (tensor.empty()) DRCNN_FAIL("load_safetensors: ", m_path.string(), ": ", what...);
     DRCNN_FAIL("load_safetensors: ", m_path.string(), ": tensor '", tensor, "': ", what...);
   }
 
@@ -119,9 +124,9 @@ class Reader {
       const size_t chunk = size_t(std::min<uint64_t>(n - done, uint64_t(1) << 30));
       const ssize_t r = ::read(fd, p + done, chunk);
       if (r < 0 && errno == EINTR) continue;
-      if (r < 0) fail("", "read error while reading ", what, ": ", errno_text(errno));
+      if (r < 0) fail_file("read error while reading ", what, ": ", errno_text(errno));
       if (r == 0)
-        fail("", "file ended after ", done, " of the ", n, " bytes of ", what,
+        fail_file("file ended after ", done, " of the ", n, " bytes of ", what,
              " (was it changed while being read?)");
       done += uint64_t(r);
     }
@@ -221,13 +226,13 @@ json parse_header(const Reader& rd, const std::string& text) {
   try {
     j = json::parse(text, cb);
   } catch (const json::exception& e) {
-    rd.fail("", "header is not valid JSON: ", e.what());
+    rd.fail_file("header is not valid JSON: ", e.what());
   }
   if (duplicate) {
     if (duplicate_top) rd.fail(*duplicate, "the name appears more than once in the header");
-    rd.fail("", "key \"", *duplicate, "\" appears twice in the same object of the header");
+    rd.fail_file("key \"", *duplicate, "\" appears twice in the same object of the header");
   }
-  if (!j.is_object()) rd.fail("", "header: expected a JSON object, found a JSON ", j.type_name());
+  if (!j.is_object()) rd.fail_file("header: expected a JSON object, found a JSON ", j.type_name());
   return j;
 }
 
@@ -250,32 +255,34 @@ const char* safetensors_dtype_name(DType dtype) {
 
 SafetensorsFile load_safetensors(const fs::path& path, Device device) {
   const Reader rd(path);
+  if (device.is_cuda() && cuda::device_count() == 0)  // say so before reading a large file
+    rd.fail_file("cannot load onto ", device, ": ", cuda::unavailable_reason());
   Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-  if (fd.get() < 0) rd.fail("", "cannot open: ", errno_text(errno));
+  if (fd.get() < 0) rd.fail_file("cannot open: ", errno_text(errno));
   struct stat st {};
-  if (::fstat(fd.get(), &st) != 0) rd.fail("", "cannot stat: ", errno_text(errno));
-  if (!S_ISREG(st.st_mode)) rd.fail("", "not a regular file");
+  if (::fstat(fd.get(), &st) != 0) rd.fail_file("cannot stat: ", errno_text(errno));
+  if (!S_ISREG(st.st_mode)) rd.fail_file("not a regular file");
   const auto file_bytes = uint64_t(st.st_size);
 
-  if (file_bytes < 8) rd.fail("", "file has ", file_bytes, " bytes; a safetensors file has at least 8 (the header length)");
+  if (file_bytes < 8) rd.fail_file("file has ", file_bytes, " bytes; a safetensors file has at least 8 (the header length)");
   unsigned char len_bytes[8];
   rd.read_exact(fd.get(), len_bytes, 8, "the header length");
   uint64_t n = 0;
   for (int i = 7; i >= 0; --i) n = (n << 8) | len_bytes[i];  // little-endian u64
   if (n > kMaxHeaderBytes)
-    rd.fail("", "header length ", n, " is larger than the 100 MB limit (", kMaxHeaderBytes, " bytes)");
+    rd.fail_file("header length ", n, " is larger than the 100 MB limit (", kMaxHeaderBytes, " bytes)");
   if (n > file_bytes - 8)
-    rd.fail("", "header length ", n, " is larger than the ", file_bytes - 8, " bytes after the length field");
-  if (n < 2) rd.fail("", "header length is ", n, "; expected at least 2 (the smallest header is \"{}\")");
+    rd.fail_file("header length ", n, " is larger than the ", file_bytes - 8, " bytes after the length field");
+  if (n < 2) rd.fail_file("header length is ", n, "; expected at least 2 (the smallest header is \"{}\")");
 
   std::string text(size_t(n), '\0');
   rd.read_exact(fd.get(), text.data(), n, "the header");
   if (text[0] != '{')
-    rd.fail("", "header must start with '{', found byte 0x", fmt::format("{:02x}", uint8_t(text[0])));
+    rd.fail_file("header must start with '{', found byte 0x", fmt::format("{:02x}", uint8_t(text[0])));
   // nlohmann's lexer takes a NUL byte for the end of input, so "{...}\0<anything>" would parse.
   // A NUL is never valid in JSON text (the reference rejects it too): refuse it here.
   if (const auto nul = text.find('\0'); nul != std::string::npos)
-    rd.fail("", "header is not valid JSON: NUL byte at header offset ", nul, " (padding must be spaces)");
+    rd.fail_file("header is not valid JSON: NUL byte at header offset ", nul, " (padding must be spaces)");
   const json header = parse_header(rd, text);
   const uint64_t data_bytes = file_bytes - 8 - n;
 
@@ -284,10 +291,10 @@ SafetensorsFile load_safetensors(const fs::path& path, Device device) {
   for (const auto& [key, value] : header.items()) {
     if (key == "__metadata__") {
       if (!value.is_object())
-        rd.fail("", "__metadata__: expected an object of string values, found a JSON ", value.type_name());
+        rd.fail_file("__metadata__: expected an object of string values, found a JSON ", value.type_name());
       for (const auto& [mk, mv] : value.items()) {
         if (!mv.is_string())
-          rd.fail("", "__metadata__: value of \"", mk, "\": expected a string, found ", mv.dump());
+          rd.fail_file("__metadata__: value of \"", mk, "\": expected a string, found ", mv.dump());
         out.metadata.emplace(mk, mv.get<std::string>());
       }
       continue;
@@ -314,7 +321,7 @@ SafetensorsFile load_safetensors(const fs::path& path, Device device) {
     prev = &e;
   }
   if (expected != data_bytes)
-    rd.fail("", "the data section has ", data_bytes, " bytes but the tensors cover only [0, ", expected,
+    rd.fail_file("the data section has ", data_bytes, " bytes but the tensors cover only [0, ", expected,
             "); expected the last tensor to end at ", data_bytes);
 
   // One pass over the data section, in offset order, straight into each tensor's storage.

@@ -374,6 +374,10 @@ TEST_CASE("safetensors: malformed length prefix and header", "[io][safetensors][
 
 TEST_CASE("safetensors: malformed tensor entries", "[io][safetensors][errors]") {
   const std::string d4(4, '\0'), d8(8, '\0');
+  SECTION("the empty string is a valid name, and named in errors") {
+    require_rejected(file_bytes(R"({"":{"dtype":"F32","shape":[2],"data_offsets":[0,4]}})", d4),
+                     {"tensor '': data_offsets [0,4] span 4 bytes"});
+  }
   SECTION("entry not an object") { require_rejected(file_bytes(one("3")), {"tensor 't'", "expected an object", "number"}); }
   SECTION("missing fields") {
     require_rejected(file_bytes(one(R"({"shape":[1],"data_offsets":[0,4]})"), d4), {"tensor 't'", "missing \"dtype\""});
@@ -487,6 +491,11 @@ TEST_CASE("safetensors: offsets must tile the data section", "[io][safetensors][
 
 TEST_CASE("safetensors: missing files and directories", "[io][safetensors][errors]") {
   TempDir dir;
+  if (!drcnn::cuda::is_available()) {
+    write_bytes(dir / "ok.safetensors", file_bytes("{}"));
+    REQUIRE_THROWS_WITH(load_safetensors(dir / "ok.safetensors", Device::cuda(0)),
+                        Contains("ok.safetensors") && Contains("cannot load onto cuda:0"));
+  }
   REQUIRE_THROWS_WITH(load_safetensors(dir / "absent.safetensors"),
                       Contains("absent.safetensors") && Contains("cannot open"));
   REQUIRE_THROWS_WITH(load_safetensors(dir.path), Contains("not a regular file"));
