@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "common/device_compare.h"
+#include "common/golden.h"
 #include "drcnn/core/tensor.h"
 #include "drcnn/ops/nms.h"
 
@@ -111,5 +112,22 @@ TEST_CASE("cuda/batched_nms: both paths equal the CPU's", "[cuda]") {
                              ops::batched_nms(s.boxes, s.scores, s.ids, 0.5, cap, split));
       }
     }
+  }
+}
+
+TEST_CASE("cuda/nms: torchvision goldens on the device", "[cuda]") {
+  const auto g = drcnn::test::load_golden("detection/nms");
+  const auto thr = g["thresholds"].to_vector<double>();
+  for (size_t i = 0; i < thr.size(); ++i) {
+    for (auto [dt, tag] : {std::pair{DType::Float64, "f64"}, std::pair{DType::Float32, "f32"}}) {
+      const Tensor keep = ops::nms(g["boxes_f64"].to(dt).to(kGpu), g["scores_f64"].to(dt).to(kGpu), thr[i]);
+      require_device_equal(keep, g["keep_" + std::to_string(i) + "_" + tag]);
+    }
+  }
+  const auto bg = drcnn::test::load_golden("detection/batched_nms");
+  for (const std::string tag : {"offsets", "loop"}) {
+    const Tensor b = bg["boxes_" + tag].to(kGpu), s = bg["scores_" + tag].to(kGpu), ids = bg["idxs_" + tag].to(kGpu);
+    require_device_equal(ops::batched_nms(b, s, ids, 0.5), bg["keep_" + tag]);
+    require_device_equal(ops::batched_nms(b, s, ids, 0.5, -1, 0), bg["keep_" + tag]);
   }
 }
