@@ -139,7 +139,9 @@ def resnet50_golden():
     loss.backward()
     res = {f"C{i + 2}": o.detach().float() for i, o in enumerate(outs)}
     res["grad_input"] = x.grad
-    return res
+    # torchvision's state-dict keys and shapes (without the classifier), for the naming test.
+    keys = [f"{k}:{'x'.join(map(str, v.shape))}" for k, v in m.state_dict().items() if not k.startswith("fc.")]
+    return res, {"state_keys": ",".join(keys)}
 
 
 def fpn_rename(name):
@@ -156,7 +158,8 @@ def resnet50_fpn_golden():
     with torch.no_grad():
         outs = trunk_forward(m, input_values((1, 3, 64, 96)))
         p = fpn({str(i): o for i, o in enumerate(outs)})
-    return {f"P{i + 2}": v.float() for i, v in enumerate(p.values())}
+    keys = [f"{fpn_rename(k)}:{'x'.join(map(str, v.shape))}" for k, v in fpn.state_dict().items()]
+    return {f"P{i + 2}": v.float() for i, v in enumerate(p.values())}, {"state_keys": ",".join(keys)}
 
 
 def main():
@@ -168,8 +171,11 @@ def main():
     for name, fn in (("basic_block", basic_block), ("bottleneck", bottleneck), ("resnet50", resnet50_golden),
                      ("resnet50_fpn", resnet50_fpn_golden)):
         tensors = fn()
+        extra = {}
+        if isinstance(tensors, tuple):
+            tensors, extra = tensors
         path = os.path.join(args.out, f"{name}.safetensors")
-        safetensors_writer.save(path, tensors, meta)
+        safetensors_writer.save(path, tensors, {**meta, **extra})
         print(f"{path}: " + ", ".join(f"{k} {list(v.shape)}" for k, v in tensors.items()) +
               f" ({os.path.getsize(path)} bytes)")
 

@@ -12,7 +12,7 @@
 
 #include "drcnn/core/tensor.h"
 
-namespace drcnn::testing {
+namespace drcnn::test {
 
 inline uint32_t fnv1a(const std::string& s) {
   uint32_t h = 0x811C9DC5u;
@@ -57,4 +57,4 @@ inline Tensor deterministic_output_weights(const Shape& shape) {
   for (size_t k = 0; k < v.size(); ++k) v[k] = std::cos(0.011 * double(k));
   return Tensor::from_vector(v, shape);
 }
-}  // namespace drcnn::testing
+}  // namespace drcnn::test

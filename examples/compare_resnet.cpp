@@ -1,0 +1,65 @@
+// Loads a torchvision ResNet state_dict exported to safetensors into drcnn's ResNet (by name,
+// frozen BatchNorm with eps 1e-5) and compares C2..C5 with torchvision's outputs.
+//   drcnn_compare_resnet WEIGHTS.safetensors IO.safetensors DEPTH
+// IO holds "input" and torchvision's "C2".."C5" (tools/check_torchvision_resnet.py writes both).
+// Prints the max errors; exits 1 when an output is off by more than 1e-4 relative to its scale.
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+
+#include "drcnn/autograd/variable.h"
+#include "drcnn/core/error.h"
+#include "drcnn/io/safetensors.h"
+#include "drcnn/models/resnet.h"
+
+int main(int argc, char** argv) {
+  using namespace drcnn;
+  if (argc != 4) {
+    std::fprintf(stderr, "usage: %s WEIGHTS.safetensors IO.safetensors DEPTH\n", argv[0]);
+    return 2;
+  }
+  try {
+    const io::SafetensorsFile weights = io::load_safetensors(argv[1]);
+    const io::SafetensorsFile data = io::load_safetensors(argv[2]);
+    ResNetOptions o;
+    o.depth = std::atoi(argv[3]);
+    o.norm.kind = NormKind::FrozenBatchNorm;
+    o.norm.eps = 1e-5;
+    Generator gen(0);
+    ResNet<float> net(o, gen);
+    NamedTensors state;
+    for (const auto& [name, t] : weights.tensors)
+      if (name.rfind("fc.", 0) != 0) state.emplace_back(name, t);  // the classifier is not part of the trunk
+    net.load_state_dict(state);  // strict: every trunk key must be there
+    net.eval();
+    NoGradGuard no_grad;
+    const auto t0 = std::chrono::steady_clock::now();
+    const auto outs = net.forward(Variable(data.at("input")));
+    const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+    bool ok = true;
+    for (int i = 0; i < 4; ++i) {
+      char name_buf[8];
+      std::snprintf(name_buf, sizeof name_buf, "C%d", i + 2);
+      const std::string name = name_buf;
+      const auto a = outs[size_t(i)].data().to_vector<double>();
+      const auto e = data.at(name).to_vector<double>();
+      double max_abs = 0, scale = 0;
+      for (size_t k = 0; k < a.size(); ++k) {
+        max_abs = std::max(max_abs, std::abs(a[k] - e[k]));
+        scale = std::max(scale, std::abs(e[k]));
+      }
+      const bool good = a.size() == e.size() && max_abs <= 1e-4 * scale;
+      ok = ok && good;
+      std::printf("%s: %zu values, max |torchvision| %.4g, max abs error %.3g (%.3g of the scale) %s\n", name.c_str(),
+                  e.size(), scale, max_abs, max_abs / scale, good ? "ok" : "TOO LARGE");
+    }
+    std::printf("loaded %zu tensors, forward %.0f ms, %s\n", state.size(), ms, ok ? "match" : "MISMATCH");
+    return ok ? 0 : 1;
+  } catch (const Error& e) {
+    std::fprintf(stderr, "drcnn_compare_resnet: %s\n", e.what());
+    return 1;
+  }
+}

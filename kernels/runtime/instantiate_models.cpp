@@ -1,0 +1,287 @@
+// Definitions of the backbone models (include/drcnn/models/resnet.h, fpn.h) and their
+// float/double instantiations.
+#include <string>
+
+#include "drcnn/autograd/functions.h"
+#include "drcnn/autograd/nn.h"
+#include "drcnn/core/error.h"
+#include "drcnn/layers/init.h"
+#include "drcnn/models/fpn.h"
+#include "drcnn/models/resnet.h"
+
+namespace drcnn {
+
+template <typename T>
+NormLayer make_norm(const NormOptions& o, int64_t channels) {
+  switch (o.kind) {
+    case NormKind::FrozenBatchNorm: {
+      auto m = std::make_shared<FrozenBatchNorm2d<T>>(channels, o.eps);
+      return {m, [raw = m.get()](const Variable& x) { return raw->forward(x); }};
+    }
+    case NormKind::BatchNorm: {
+      auto m = std::make_shared<BatchNorm2d<T>>(channels, o.eps);
+      return {m, [raw = m.get()](const Variable& x) { return raw->forward(x); }};
+    }
+    case NormKind::GroupNorm: {
+      auto m = std::make_shared<GroupNorm<T>>(o.gn_groups, channels, o.eps);
+      return {m, [raw = m.get()](const Variable& x) { return raw->forward(x); }};
+    }
+  }
+  DRCNN_FAIL("make_norm: unknown norm kind");
+}
+
+namespace {
+template <typename T>
+std::shared_ptr<Conv2d<T>> make_conv(int64_t in, int64_t out, int64_t k, int64_t stride, int64_t padding,
+                                     Generator& gen, bool bias = false) {
+  typename Conv2d<T>::Options o;
+  o.in_channels = in;
+  o.out_channels = out;
+  o.kernel_size = k;
+  o.stride = stride;
+  o.padding = padding;
+  o.bias = bias;
+  return std::make_shared<Conv2d<T>>(o, gen);
+}
+
+/// The shortcut branch: Sequential {"0": 1x1 conv with the stride, "1": norm}, or null when the
+/// stride is 1 and the channel count is unchanged.
+template <typename T>
+std::shared_ptr<Sequential> make_downsample(int64_t in, int64_t out, int64_t stride, const NormOptions& norm,
+                                            Generator& gen) {
+  if (stride == 1 && in == out) return nullptr;
+  auto seq = std::make_shared<Sequential>();
+  seq->push_back(make_conv<T>(in, out, 1, stride, 0, gen));
+  NormLayer n = make_norm<T>(norm, out);
+  seq->push_back(n.module, n.forward);
+  return seq;
+}
+}  // namespace
+
+// ----------------------------------------------------------------------------------- blocks
+template <typename T>
+BasicBlock<T>::BasicBlock(int64_t in, int64_t planes, int64_t stride, const NormOptions& norm, ResNetStyle,
+                          Generator& gen) {
+  m_conv1 = register_module("conv1", make_conv<T>(in, planes, 3, stride, 1, gen));
+  m_bn1 = make_norm<T>(norm, planes);
+  register_module("bn1", m_bn1.module);
+  m_conv2 = register_module("conv2", make_conv<T>(planes, planes, 3, 1, 1, gen));
+  m_bn2 = make_norm<T>(norm, planes);
+  register_module("bn2", m_bn2.module);
+  m_downsample = make_downsample<T>(in, planes, stride, norm, gen);
+  if (m_downsample) register_module("downsample", m_downsample);
+}
+
+template <typename T>
+Variable BasicBlock<T>::forward(const Variable& x) const {
+  Variable y = relu(m_bn1.forward(m_conv1->forward(x)));
+  y = m_bn2.forward(m_conv2->forward(y));
+  return relu(add(y, m_downsample ? m_downsample->forward(x) : x));
+}
+
+template <typename T>
+Bottleneck<T>::Bottleneck(int64_t in, int64_t planes, int64_t stride, const NormOptions& norm, ResNetStyle style,
+                          Generator& gen) {
+  const bool caffe = style == ResNetStyle::Caffe;
+  m_conv1 = register_module("conv1", make_conv<T>(in, planes, 1, caffe ? stride : 1, 0, gen));
+  m_bn1 = make_norm<T>(norm, planes);
+  register_module("bn1", m_bn1.module);
+  m_conv2 = register_module("conv2", make_conv<T>(planes, planes, 3, caffe ? 1 : stride, 1, gen));
+  m_bn2 = make_norm<T>(norm, planes);
+  register_module("bn2", m_bn2.module);
+  m_conv3 = register_module("conv3", make_conv<T>(planes, planes * kExpansion, 1, 1, 0, gen));
+  m_bn3 = make_norm<T>(norm, planes * kExpansion);
+  register_module("bn3", m_bn3.module);
+  m_downsample = make_downsample<T>(in, planes * kExpansion, stride, norm, gen);
+  if (m_downsample) register_module("downsample", m_downsample);
+}
+
+template <typename T>
+Variable Bottleneck<T>::forward(const Variable& x) const {
+  Variable y = relu(m_bn1.forward(m_conv1->forward(x)));
+  y = relu(m_bn2.forward(m_conv2->forward(y)));
+  y = m_bn3.forward(m_conv3->forward(y));
+  return relu(add(y, m_downsample ? m_downsample->forward(x) : x));
+}
+
+namespace {
+std::vector<int> stage_blocks(int depth) {
+  switch (depth) {
+    case 18: return {2, 2, 2, 2};
+    case 34:
+    case 50: return {3, 4, 6, 3};
+    case 101: return {3, 4, 23, 3};
+  }
+  DRCNN_FAIL("ResNet: depth must be 18, 34, 50 or 101, got ", depth);
+}
+
+template <typename T, typename B>
+std::shared_ptr<Sequential> make_stage(int64_t& in, int64_t planes, int blocks, int64_t stride, const ResNetOptions& o,
+                                       Generator& gen) {
+  auto seq = std::make_shared<Sequential>();
+  for (int b = 0; b < blocks; ++b) {
+    seq->push_back(std::make_shared<B>(in, planes, b == 0 ? stride : 1, o.norm, o.style, gen));
+    in = planes * B::kExpansion;
+  }
+  return seq;
+}
+
+/// Puts every BatchNorm2d below `m` in eval mode (MMDetection's norm_eval).
+template <typename T>
+void set_batch_norms_eval(Module& m) {
+  for (auto& [name, child] : m.named_children()) {
+    if (dynamic_cast<BatchNorm2d<T>*>(child.get())) child->train(false);
+    else set_batch_norms_eval<T>(*child);
+  }
+}
+
+/// Every Conv2d weight in `m` (recursively, by parameter name) gets kaiming_normal(fan_out, relu).
+void kaiming_init_convs(Module& m, Generator& gen) {
+  for (auto& [name, p] : m.named_parameters()) {
+    if (p.ndim() == 4) {
+      Tensor& w = p.mutable_data();
+      init::kaiming_normal_(w, gen, 0, init::FanMode::FanOut, init::Nonlinearity::Relu);
+    }
+  }
+}
+}  // namespace
+
+// ------------------------------------------------------------------------------------ ResNet
+template <typename T>
+ResNet<T>::ResNet(const ResNetOptions& o, Generator& gen) : m_opt(o) {
+  const std::vector<int> blocks = stage_blocks(o.depth);
+  DRCNN_CHECK(o.frozen_stages >= -1 && o.frozen_stages <= 4, "ResNet: frozen_stages must be in [-1, 4], got ",
+              o.frozen_stages);
+  DRCNN_CHECK(o.in_channels > 0 && o.base_width > 0, "ResNet: in_channels and base_width must be > 0, got ",
+              o.in_channels, " and ", o.base_width);
+  m_conv1 = register_module("conv1", make_conv<T>(o.in_channels, o.base_width, 7, 2, 3, gen));
+  m_bn1 = make_norm<T>(o.norm, o.base_width);
+  register_module("bn1", m_bn1.module);
+  ops::MaxPool2dOptions pool;
+  pool.kernel_size = {3, 3};
+  pool.stride = {2, 2};
+  pool.padding = {1, 1};
+  m_maxpool = std::make_shared<MaxPool2d>(pool);  // no parameters: not registered (as torchvision's keys)
+  int64_t in = o.base_width;
+  for (int s = 0; s < 4; ++s) {
+    const int64_t planes = o.base_width << s;
+    const int64_t stride = s == 0 ? 1 : 2;
+    auto stage = o.depth < 50 ? make_stage<T, BasicBlock<T>>(in, planes, blocks[s], stride, o, gen)
+                              : make_stage<T, Bottleneck<T>>(in, planes, blocks[s], stride, o, gen);
+    m_layers.push_back(register_module("layer" + std::to_string(s + 1), stage));
+  }
+  kaiming_init_convs(*this, gen);
+  // Frozen stages: no gradients (and eval mode, applied by train()).
+  if (o.frozen_stages >= 0) {
+    m_conv1->freeze();
+    m_bn1.module->freeze();
+  }
+  for (int s = 0; s < o.frozen_stages; ++s) m_layers[s]->freeze();
+  train(true);
+}
+
+template <typename T>
+void ResNet<T>::train(bool on) {
+  Module::train(on);
+  if (!on) return;
+  if (m_opt.frozen_stages >= 0) m_bn1.module->train(false);
+  for (int s = 0; s < m_opt.frozen_stages; ++s) m_layers[s]->train(false);
+  if (m_opt.norm_eval && m_opt.norm.kind == NormKind::BatchNorm) set_batch_norms_eval<T>(*this);
+}
+
+template <typename T>
+std::vector<Variable> ResNet<T>::forward(const Variable& x) const {
+  Variable y = relu(m_bn1.forward(m_conv1->forward(x)));
+  y = m_maxpool->forward(y);
+  std::vector<Variable> outs;
+  for (const auto& stage : m_layers) {
+    y = stage->forward(y);
+    outs.push_back(y);
+  }
+  return outs;
+}
+
+template <typename T>
+std::vector<int64_t> ResNet<T>::out_channels() const {
+  const int64_t expansion = m_opt.depth < 50 ? 1 : 4;
+  std::vector<int64_t> out;
+  for (int s = 0; s < 4; ++s) out.push_back((m_opt.base_width << s) * expansion);
+  return out;
+}
+
+// --------------------------------------------------------------------------------------- FPN
+template <typename T>
+ConvModule<T>::ConvModule(const typename Conv2d<T>::Options& o, Generator& gen) {
+  m_conv = register_module("conv", std::make_shared<Conv2d<T>>(o, gen));
+}
+
+template <typename T>
+Fpn<T>::Fpn(const FpnOptions& o, Generator& gen) : m_opt(o) {
+  const int levels = static_cast<int>(o.in_channels.size());
+  DRCNN_CHECK(levels >= 1 && o.out_channels > 0 && o.num_outs >= levels, "Fpn: needs >= 1 input level, out_channels > 0 ",
+              "and num_outs >= the number of inputs, got ", levels, " inputs, ", o.out_channels, " channels, ",
+              o.num_outs, " outputs");
+  auto laterals = register_module("lateral_convs", std::make_shared<ModuleList>());
+  auto outputs = register_module("fpn_convs", std::make_shared<ModuleList>());
+  for (int i = 0; i < levels; ++i) {
+    DRCNN_CHECK(o.in_channels[i] > 0, "Fpn: in_channels[", i, "] must be > 0, got ", o.in_channels[i]);
+    m_lateral.push_back(laterals->push_back(
+        std::make_shared<ConvModule<T>>(typename Conv2d<T>::Options{o.in_channels[i], o.out_channels, 1}, gen)));
+    m_output.push_back(outputs->push_back(std::make_shared<ConvModule<T>>(
+        typename Conv2d<T>::Options{o.out_channels, o.out_channels, 3, 1, 1}, gen)));
+  }
+  if (o.extra != FpnExtra::MaxPool) {
+    for (int i = levels; i < o.num_outs; ++i) {
+      const int64_t in = (i == levels && o.extra == FpnExtra::ConvOnInput) ? o.in_channels.back() : o.out_channels;
+      m_output.push_back(outputs->push_back(
+          std::make_shared<ConvModule<T>>(typename Conv2d<T>::Options{in, o.out_channels, 3, 2, 1}, gen)));
+    }
+  }
+  // MMDetection's FPN init: xavier_uniform weights, zero biases.
+  for (auto& [name, p] : named_parameters()) {
+    Tensor& t = p.mutable_data();
+    if (t.ndim() == 4) init::xavier_uniform_(t, gen);
+    else init::constant_(t, 0.0);
+  }
+}
+
+template <typename T>
+std::vector<Variable> Fpn<T>::forward(const std::vector<Variable>& inputs) const {
+  const size_t levels = m_lateral.size();
+  DRCNN_CHECK(inputs.size() == levels, "Fpn: expected ", levels, " input levels, got ", inputs.size());
+  std::vector<Variable> lat;
+  for (size_t i = 0; i < levels; ++i) lat.push_back(m_lateral[i]->forward(inputs[i]));
+  for (size_t i = levels - 1; i > 0; --i)
+    lat[i - 1] = add(lat[i - 1], upsample_nearest2d(lat[i], lat[i - 1].size(2), lat[i - 1].size(3)));
+  std::vector<Variable> outs;
+  for (size_t i = 0; i < levels; ++i) outs.push_back(m_output[i]->forward(lat[i]));
+  const size_t num_outs = static_cast<size_t>(m_opt.num_outs);
+  if (m_opt.extra == FpnExtra::MaxPool) {
+    ops::MaxPool2dOptions pool;
+    pool.kernel_size = {1, 1};
+    pool.stride = {2, 2};
+    while (outs.size() < num_outs) outs.push_back(max_pool2d(outs.back(), pool));
+  } else {
+    for (size_t i = levels; i < num_outs; ++i) {
+      Variable src = i == levels ? (m_opt.extra == FpnExtra::ConvOnInput ? inputs.back() : outs[levels - 1])
+                                 : (m_opt.relu_before_extra_convs ? relu(outs.back()) : outs.back());
+      outs.push_back(m_output[i]->forward(src));
+    }
+  }
+  return outs;
+}
+
+template class BasicBlock<float>;
+template class BasicBlock<double>;
+template class Bottleneck<float>;
+template class Bottleneck<double>;
+template NormLayer make_norm<float>(const NormOptions&, int64_t);
+template NormLayer make_norm<double>(const NormOptions&, int64_t);
+template class ResNet<float>;
+template class ResNet<double>;
+template class ConvModule<float>;
+template class ConvModule<double>;
+template class Fpn<float>;
+template class Fpn<double>;
+
+}  // namespace drcnn
