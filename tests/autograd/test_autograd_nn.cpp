@@ -123,7 +123,7 @@ TEST_CASE("autograd/batch_norm2d: training updates the running stats once per fo
   test::expect_allclose(b.grad(), {36, 36}, 1e-14, 0);
 }
 
-TEST_CASE("autograd/nn: no graph is recorded under NoGradGuard; frozen BN keeps no parameter gradient", "[autograd]") {
+TEST_CASE("autograd/nn: no graph is recorded under NoGradGuard, frozen BN keeps no parameter gradient", "[autograd]") {
   const Variable x = leaf(Shape{1, 2, 4, 4}, 80);
   {
     NoGradGuard guard;

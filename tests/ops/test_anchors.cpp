@@ -298,7 +298,7 @@ TEST_CASE("ops/anchors: float64 and float32 grids match the float64 reference", 
   }
 }
 
-TEST_CASE("ops/anchors: empty feature maps give [0, 4]", "[ops][cpu][anchors]") {
+TEST_CASE("ops/anchors: empty feature maps give 0 x 4 anchors", "[ops][cpu][anchors]") {
   ops::AnchorConfig c;
   const auto g = ops::grid_anchors(c, {{0, 5}, {3, 0}, {0, 0}, {1, 1}, {2, 2}});
   CHECK(g[0].shape() == drcnn::Shape{0, 4});

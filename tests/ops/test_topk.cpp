@@ -142,7 +142,7 @@ TEST_CASE("ops/segment_topk: RPN-sized segments (2 images x 5 levels, k 2000)", 
   check_against_ref(r, ref::segment_topk(v, off, 2000), 10, 2000);
 }
 
-TEST_CASE("ops/segment_topk_dense: rows of a strided [S, L] matrix, column indices", "[ops][cpu][topk]") {
+TEST_CASE("ops/segment_topk_dense: rows of a strided S x L matrix, column indices", "[ops][cpu][topk]") {
   for (DType dt : {DType::Float32, DType::Float64}) {
     const int64_t S = 6, L = 37, k = 10;
     auto v = random_scores(S * L, 5, true);
