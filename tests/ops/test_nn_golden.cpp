@@ -21,13 +21,6 @@ using namespace drcnn;
 using drcnn::test::load_golden;
 
 namespace {
-void check_close(const std::string& what, const Tensor& actual, const Tensor& expected, double rtol, double atol) {
-  REQUIRE(actual.shape() == expected.shape());
-  const auto r = test::compare_close(test::strided_values(actual), test::strided_values(expected), rtol, atol);
-  fmt::print("golden {}: {}\n", what, r.text);
-  INFO(what << ": " << r.text);
-  CHECK(r.mismatches == 0);
-}
 
 std::vector<std::string> cases_of(const test::Golden& g) {
   std::vector<std::string> out;
@@ -63,11 +56,11 @@ TEST_CASE("golden/pytorch: max_pool2d values, indices and gradients equal PyTorc
       INFO("case " << k);
       Variable x(g[k + "input"], true);
       Variable y = max_pool2d(x, o);
-      check_close("max_pool2d " + k + "output", y.data(), g[k + "output"], 0, 0);
+      test::expect_golden_close("max_pool2d " + k + "output", y.data(), g[k + "output"], 0, 0);
       const auto r = ops::max_pool2d_with_indices(x.data(), o);
       CHECK(r.indices.to_vector<int64_t>() == g[k + "indices"].to_vector<int64_t>());
       backward_with(y, g[k + "grad_output"]);
-      check_close("max_pool2d " + k + "grad_input", x.grad(), g[k + "grad_input"], 0, 0);
+      test::expect_golden_close("max_pool2d " + k + "grad_input", x.grad(), g[k + "grad_input"], 0, 0);
     }
   }
 }
@@ -87,9 +80,9 @@ TEST_CASE("golden/pytorch: upsample_nearest2d equals F.interpolate(mode nearest,
       }
       Variable x(in, true);
       Variable y = upsample_nearest2d(x, p[2], p[3]);
-      check_close("upsample " + k + "output", y.data(), g[k + "output"], 0, 0);
+      test::expect_golden_close("upsample " + k + "output", y.data(), g[k + "output"], 0, 0);
       backward_with(y, g[k + "grad_output"]);
-      check_close("upsample " + k + "grad_input", x.grad(), g[k + "grad_input"], 0, 0);
+      test::expect_golden_close("upsample " + k + "grad_input", x.grad(), g[k + "grad_input"], 0, 0);
     }
   }
 }
@@ -108,9 +101,9 @@ TEST_CASE("golden/torchvision: FrozenBatchNorm2d with eps 1e-5 and 0", "[golden]
       const double rtol = is_f32(tag) ? 2.4e-7 : 1e-15, atol = is_f32(tag) ? 1e-7 : 1e-15;
       Variable x(g[k + "input"], true);
       Variable y = frozen_batch_norm2d(x, g[k + "weight"], g[k + "bias"], g[k + "running_mean"], g[k + "running_var"], eps);
-      check_close("frozen_bn " + k + "output", y.data(), g[k + "output"], rtol, atol);
+      test::expect_golden_close("frozen_bn " + k + "output", y.data(), g[k + "output"], rtol, atol);
       backward_with(y, g[k + "grad_output"]);
-      check_close("frozen_bn " + k + "grad_input", x.grad(), g[k + "grad_input"], rtol, atol);
+      test::expect_golden_close("frozen_bn " + k + "grad_input", x.grad(), g[k + "grad_input"], rtol, atol);
     }
   }
 }
@@ -136,15 +129,15 @@ TEST_CASE("golden/pytorch: batch_norm training (3 running-stat updates) and eval
         x = Variable(g[k + "input" + std::to_string(step)], true);
         y = batch_norm2d(x, w, b, rm, rv, training, momentum, eps);
       }
-      check_close("batch_norm " + k + "output", y.data(), g[k + "output"], rtol, atol);
-      check_close("batch_norm " + k + "running_mean", rm, g[k + "running_mean"], rtol, atol);
-      check_close("batch_norm " + k + "running_var", rv, g[k + "running_var"], rtol, atol);
+      test::expect_golden_close("batch_norm " + k + "output", y.data(), g[k + "output"], rtol, atol);
+      test::expect_golden_close("batch_norm " + k + "running_mean", rm, g[k + "running_mean"], rtol, atol);
+      test::expect_golden_close("batch_norm " + k + "running_var", rv, g[k + "running_var"], rtol, atol);
       w.zero_grad();
       b.zero_grad();
       backward_with(y, g[k + "grad_output"]);
-      check_close("batch_norm " + k + "grad_input", x.grad(), g[k + "grad_input"], rtol, atol);
-      check_close("batch_norm " + k + "grad_weight", w.grad(), g[k + "grad_weight"], rtol, atol * 10);
-      check_close("batch_norm " + k + "grad_bias", b.grad(), g[k + "grad_bias"], rtol, atol * 10);
+      test::expect_golden_close("batch_norm " + k + "grad_input", x.grad(), g[k + "grad_input"], rtol, atol);
+      test::expect_golden_close("batch_norm " + k + "grad_weight", w.grad(), g[k + "grad_weight"], rtol, atol * 10);
+      test::expect_golden_close("batch_norm " + k + "grad_bias", b.grad(), g[k + "grad_bias"], rtol, atol * 10);
     }
   }
 }
@@ -162,11 +155,11 @@ TEST_CASE("golden/pytorch: group_norm for 1, 2, 4 and 8 groups, with gradients",
       const double rtol = is_f32(tag) ? 1e-5 : 1e-12, atol = is_f32(tag) ? 1e-5 : 1e-12;
       Variable x(g[k + "input"], true), w(g[k + "weight"], true), b(g[k + "bias"], true);
       Variable y = group_norm(x, p[4], w, b, eps);
-      check_close("group_norm " + k + "output", y.data(), g[k + "output"], rtol, atol);
+      test::expect_golden_close("group_norm " + k + "output", y.data(), g[k + "output"], rtol, atol);
       backward_with(y, g[k + "grad_output"]);
-      check_close("group_norm " + k + "grad_input", x.grad(), g[k + "grad_input"], rtol, atol);
-      check_close("group_norm " + k + "grad_weight", w.grad(), g[k + "grad_weight"], rtol, atol * 10);
-      check_close("group_norm " + k + "grad_bias", b.grad(), g[k + "grad_bias"], rtol, atol * 10);
+      test::expect_golden_close("group_norm " + k + "grad_input", x.grad(), g[k + "grad_input"], rtol, atol);
+      test::expect_golden_close("group_norm " + k + "grad_weight", w.grad(), g[k + "grad_weight"], rtol, atol * 10);
+      test::expect_golden_close("group_norm " + k + "grad_bias", b.grad(), g[k + "grad_bias"], rtol, atol * 10);
     }
   }
 }
@@ -180,10 +173,10 @@ TEST_CASE("golden/pytorch: linear forward and the three gradients", "[golden][op
     const double tol = is_f32(tag) ? 1e-6 : 1e-14;
     Variable x(g[k + "input"], true), w(g[k + "weight"], true), b(g[k + "bias"], true);
     Variable y = linear(x, w, b);
-    check_close("linear " + k + "output", y.data(), g[k + "output"], tol, tol);
+    test::expect_golden_close("linear " + k + "output", y.data(), g[k + "output"], tol, tol);
     backward_with(y, g[k + "grad_output"]);
-    check_close("linear " + k + "grad_input", x.grad(), g[k + "grad_input"], tol, tol);
-    check_close("linear " + k + "grad_weight", w.grad(), g[k + "grad_weight"], tol, tol);
-    check_close("linear " + k + "grad_bias", b.grad(), g[k + "grad_bias"], tol, tol);
+    test::expect_golden_close("linear " + k + "grad_input", x.grad(), g[k + "grad_input"], tol, tol);
+    test::expect_golden_close("linear " + k + "grad_weight", w.grad(), g[k + "grad_weight"], tol, tol);
+    test::expect_golden_close("linear " + k + "grad_bias", b.grad(), g[k + "grad_bias"], tol, tol);
   }
 }
