@@ -220,3 +220,29 @@ TEST_CASE("models/resnet: depths, styles and norms build with the expected shape
     }
   }
 }
+
+TEST_CASE("models/resnet: style pytorch strides the 3x3, style caffe the first 1x1", "[models][cpu]") {
+  Generator gen(2);
+  const auto child = [](const Module& m, const std::string& name) -> const Module& {
+    for (const auto& [n, c] : m.named_children())
+      if (n == name) return *c;
+    FAIL("no child " << name);
+    throw std::logic_error("unreachable");
+  };
+  const auto stride_of = [&](const Module& block, const std::string& conv) {
+    return dynamic_cast<const Conv2d<float>&>(child(block, conv)).options().stride;
+  };
+  for (auto style : {ResNetStyle::Pytorch, ResNetStyle::Caffe}) {
+    ResNetOptions o;
+    o.depth = 50;
+    o.base_width = 8;
+    o.style = style;
+    ResNet<float> net(o, gen);
+    const Module& block = child(child(net, "layer2"), "0");
+    const bool caffe = style == ResNetStyle::Caffe;
+    CHECK(stride_of(block, "conv1") == (caffe ? 2 : 1));
+    CHECK(stride_of(block, "conv2") == (caffe ? 1 : 2));
+    CHECK(stride_of(block, "conv3") == 1);
+    CHECK(dynamic_cast<const Conv2d<float>&>(child(child(block, "downsample"), "0")).options().stride == 2);
+  }
+}
