@@ -24,8 +24,9 @@ What torch runs for each drcnn case:
 
 Time per call: every sample runs the call k times (k chosen so a sample lasts >= 20 ms; k is at
 least 1) and divides; the reported value is the median over --repeat samples, after a warm-up;
-wall clock and process CPU time (all threads). drcnn's side is its Google Benchmark run with
---benchmark_repetitions=--repeat (median aggregate, real_time and cpu_time).
+wall clock and process CPU time (all threads). drcnn's side is its Google Benchmark run of the
+same case right after torch's (--benchmark_filter, --benchmark_repetitions=--repeat,
+--benchmark_min_time=0.2; median aggregate, real_time and cpu_time).
 
 With --drcnn, also prints a sanity check: drcnn's checksum counters (float64 sum and sum of
 squares of the IoU matrix / deltas / boxes / input gradient, and the loss value) against the
@@ -35,6 +36,7 @@ float32 inputs (torch in float64) for the losses and the IoU.
 import argparse
 import json
 import math
+import os
 import statistics
 import subprocess
 import time
@@ -175,18 +177,17 @@ def build_cases(threads_list):
     return cases
 
 
-def drcnn_rows(binary, repeat):
-    out = subprocess.run([binary, f"--benchmark_repetitions={repeat}", "--benchmark_report_aggregates_only=true",
+def drcnn_row(binary, repeat, name):
+    """drcnn's median (wall us, cpu us, json record) for one case, from a bench_box_losses run."""
+    out = subprocess.run([binary, f"--benchmark_filter=^{name}/real_time$", f"--benchmark_repetitions={repeat}",
+                          "--benchmark_min_time=0.2", "--benchmark_report_aggregates_only=true",
                           "--benchmark_format=json"], check=True, capture_output=True, text=True).stdout
-    rows = {}
     scale = {"ns": 1e-3, "us": 1.0, "ms": 1e3, "s": 1e6}
     for b in json.loads(out)["benchmarks"]:
-        if b.get("aggregate_name", "median") != "median":
-            continue
-        name = b.get("run_name", b["name"]).removesuffix("/real_time")
-        s = scale[b["time_unit"]]
-        rows[name] = (b["real_time"] * s, b["cpu_time"] * s, b)
-    return rows
+        if b.get("aggregate_name", "median") == "median":
+            s = scale[b["time_unit"]]
+            return b["real_time"] * s, b["cpu_time"] * s, b
+    raise RuntimeError(f"{binary} did not report {name}")
 
 
 def main():
@@ -197,12 +198,15 @@ def main():
     a = ap.parse_args()
     print(f"torch {torch.__version__}, torchvision {torchvision.__version__}, CPU; times in us per call, "
           f"median of {a.repeat}")
+    print(f"load average at start: {os.getloadavg()[0]:.2f}")
     cases = build_cases(a.threads)
-    tv = {}
-    for name, (t, fn, _, _) in cases.items():
+    tv, dr = {}, {}
+    for name, (t, fn, _, _) in cases.items():  # torch and drcnn case by case (similar load)
         torch.set_num_threads(t)
         tv[name] = time_call(fn, a.repeat)
-    dr = drcnn_rows(a.drcnn, a.repeat) if a.drcnn else {}
+        if a.drcnn:
+            dr[name] = drcnn_row(a.drcnn, a.repeat, name)
+    print(f"load average at end: {os.getloadavg()[0]:.2f} (1-minute; 2 = both cores busy)")
 
     head = f"{'case':<60} | {'torch wall':>10}{'cpu':>9}"
     if dr:
