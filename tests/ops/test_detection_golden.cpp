@@ -11,6 +11,7 @@
 
 #include "common/allclose.h"
 #include "common/golden.h"
+#include "drcnn/ops/anchors.h"
 #include "drcnn/ops/box_ops.h"
 #include "drcnn/ops/nms.h"
 #include "drcnn/ops/roi_align.h"
@@ -96,4 +97,40 @@ TEST_CASE("golden/torchvision: roi_align forward and gradient equal torchvision.
                                                   scale, sampling, aligned);
     test::expect_golden_close(label + " grad f32", grad32, g[fmt::format("grad_features_{}", i)], 0, 2e-5);
   }
+}
+
+TEST_CASE("golden/mmdet: anchors equal MMDetection v2's generator bit for bit in float32", "[golden][ops][cpu]") {
+  // tests/data/detection/anchors.safetensors: tools/golden_anchors.py recomputes mmdet v2's
+  // AnchorGenerator operation by operation in torch float32. Our float32 body does the same
+  // operations in the same order, so the comparison is exact.
+  const auto g = load_golden("detection/anchors");
+  const ops::AnchorConfig cfg;  // strides 4..64, ratios 0.5/1/2, scale 8, center_offset 0
+  std::vector<ops::FeatureSize> sizes;
+  for (int lvl = 0; lvl < 5; ++lvl) {
+    const int64_t s = cfg.strides[size_t(lvl)];
+    sizes.push_back({(96 + s - 1) / s, (160 + s - 1) / s});
+    test::expect_golden_close(fmt::format("anchors base P{}", lvl + 2), ops::base_anchors(cfg, lvl),
+                              g[fmt::format("base_P{}", lvl + 2)], 0, 0);
+  }
+  const auto grids = ops::grid_anchors(cfg, sizes);
+  const auto valid = ops::anchor_valid_flags(cfg, sizes, 70, 100);
+  for (int lvl = 0; lvl < 5; ++lvl) {
+    test::expect_golden_close(fmt::format("anchors grid 96x160 P{}", lvl + 2), grids[size_t(lvl)],
+                              g[fmt::format("grid_96x160_P{}", lvl + 2)], 0, 0);
+    CHECK(valid[size_t(lvl)].to_vector<int64_t>() ==
+          g[fmt::format("valid_70x100_in_96x160_P{}", lvl + 2)].to_vector<int64_t>());
+  }
+  ops::AnchorConfig p2 = cfg;
+  p2.strides = {4};
+  test::expect_golden_close("anchors grid P2 2x3", ops::grid_anchors(p2, {{2, 3}})[0], g["grid_P2_2x3"], 0, 0);
+  // Several scales, centre offset 0.5, scale-minor order, a fractional base size.
+  ops::AnchorConfig multi;
+  multi.strides = {16};
+  multi.scales = {4.0, 8.0};
+  multi.center_offset = 0.5;
+  multi.scale_major = false;
+  multi.base_sizes = {13.5};
+  test::expect_golden_close("anchors base multi-scale", ops::base_anchors(multi, 0), g["base_multi_scale_offset"], 0, 0);
+  test::expect_golden_close("anchors grid multi-scale 3x2", ops::grid_anchors(multi, {{3, 2}})[0],
+                            g["grid_multi_scale_offset_3x2"], 0, 0);
 }
