@@ -480,6 +480,14 @@ TEST_CASE("load_state rejects inconsistent states and keeps its own", "[train][d
   bad.beta_history = {-1.0};
   REQUIRE_DRCNN_ERROR(s.load_state(bad), "beta_history[0] = -1");
   CHECK(s.state() == good);
+  // A state the schedule produced itself always loads, even a threshold a few ulps above 1
+  // (a window of float32 IoUs of 1 + ulp: GT rows only).
+  DynamicSchedule one(small_interval(1));
+  CHECK(iterate(one, 1.0 + 2.4e-7, std::nullopt));
+  CHECK(one.current().iou_threshold == 1.0 + 2.4e-7);
+  DynamicSchedule copy(small_interval(1));
+  REQUIRE_NOTHROW(copy.load_state(one.state()));
+  CHECK(copy.state() == one.state());
   DynamicSchedule st(DynamicRcnnConfig::static_baseline());
   REQUIRE_DRCNN_ERROR(st.load_state(good), "this schedule is static");
   DynamicScheduleState fixed;
