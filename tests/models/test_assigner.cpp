@@ -122,6 +122,10 @@ TEST_CASE("assigner mmdet docstring example", "[models][assigner]") {
   CHECK(ints(r.gt_inds) == std::vector<int64_t>{1, 0});
   expect_equal(r.max_overlaps, {double(0.9f), 0.0});  // 90 / 100, in float32
   CHECK_FALSE(r.labels.defined());
+  // Strided inputs (a transposed copy viewed back): the same assignment.
+  const Tensor strided = boxes({0, 0, 10, 10, 10, 10, 20, 20}).transpose(0, 1).contiguous().transpose(0, 1);
+  REQUIRE_FALSE(strided.is_contiguous());
+  CHECK(ints(MaxIoUAssigner(o).assign(strided, boxes({0, 0, 10, 9})).gt_inds) == std::vector<int64_t>{1, 0});
 }
 
 TEST_CASE("assigner ties go to the first GT, and low-quality matching lets a later GT overwrite",
@@ -261,7 +265,17 @@ TEST_CASE("assigner matches the float64 brute-force reference on random grid box
     for (int64_t n : ns)
       for (size_t oi = 0; oi < opts.size(); ++oi) {
         const uint64_t seed = uint64_t(1000 * k + 10 * n) + oi;
-        const auto g = grid_boxes(k, seed), c = grid_boxes(n, seed + 5);
+        const auto g = grid_boxes(k, seed);
+        auto c = grid_boxes(n, seed + 5);
+        // Every third candidate is a GT moved by -1..1 per coordinate: many high IoUs and ties.
+        const auto jitter = drcnn::test::random_ints(4 * n, seed + 7, -1, 1);
+        for (int64_t j = 0; k > 0 && j < n; j += 3)
+          for (int64_t q = 0; q < 4; ++q)
+            c[size_t(4 * j + q)] = g[size_t(4 * (j % k) + q)] + double(jitter[size_t(4 * j + q)]);
+        for (int64_t j = 0; j < n; ++j) {  // keep x1 <= x2, y1 <= y2
+          c[size_t(4 * j + 2)] = std::max(c[size_t(4 * j + 2)], c[size_t(4 * j)]);
+          c[size_t(4 * j + 3)] = std::max(c[size_t(4 * j + 3)], c[size_t(4 * j + 1)]);
+        }
         const auto labels = drcnn::test::random_ints(k, seed + 9, 0, 79);
         const RefResult ref = ref_assign(ref_iou(g, c), size_t(n), opts[oi], identity);
         const AssignResult r = MaxIoUAssigner(opts[oi]).assign(boxes(c, DType::Float64), boxes(g, DType::Float64),
