@@ -26,7 +26,8 @@ Time per call: every sample runs the call k times (k chosen so a sample lasts >=
 least 1) and divides; the reported value is the median over --repeat samples, after a warm-up;
 wall clock and process CPU time (all threads). drcnn's side is its Google Benchmark run of the
 same case right after torch's (--benchmark_filter, --benchmark_repetitions=--repeat,
---benchmark_min_time=0.2; median aggregate, real_time and cpu_time).
+--benchmark_min_time=0.2; median aggregate, real_time and cpu_time, the latter the process CPU
+time of all threads as on the torch side).
 
 With --drcnn, also prints a sanity check: drcnn's checksum counters (float64 sum and sum of
 squares of the IoU matrix / deltas / boxes / input gradient, and the loss value) against the
@@ -179,7 +180,7 @@ def build_cases(threads_list):
 
 def drcnn_row(binary, repeat, name):
     """drcnn's median (wall us, cpu us, json record) for one case, from a bench_box_losses run."""
-    out = subprocess.run([binary, f"--benchmark_filter=^{name}/real_time$", f"--benchmark_repetitions={repeat}",
+    out = subprocess.run([binary, f"--benchmark_filter=^{name}/(process_time/)?real_time$", f"--benchmark_repetitions={repeat}",
                           "--benchmark_min_time=0.2", "--benchmark_report_aggregates_only=true",
                           "--benchmark_format=json"], check=True, capture_output=True, text=True).stdout
     scale = {"ns": 1e-3, "us": 1.0, "ms": 1e3, "s": 1e6}
