@@ -249,7 +249,9 @@ void args(benchmark::internal::Benchmark* b) {
 }
 // With --benchmark_repetitions=N, Google Benchmark's "median" aggregate is the figure to read
 // (tools/bench_backbone_torch.py reports the median of N on both sides).
-BENCHMARK(BM_Backbone)->Apply(args)->Unit(benchmark::kMillisecond)->UseRealTime();
+// CPU time is the process's (all threads): on a shared machine it is less sensitive to other
+// jobs than wall-clock time (which the counters use).
+BENCHMARK(BM_Backbone)->Apply(args)->Unit(benchmark::kMillisecond)->UseRealTime()->MeasureProcessCPUTime();
 }  // namespace
 
 BENCHMARK_MAIN();

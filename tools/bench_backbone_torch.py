@@ -10,7 +10,8 @@ with frozen_stages 1 (conv1, bn1 and layer1 requires_grad_(False), as the detect
 (nothing frozen); forward only under torch.no_grad() and forward + backward of
 sum(P2) + ... + sum(P6) (gradients into the trainable parameters, dropped before each
 iteration); torch.set_num_threads(1) and (2). Time = median of --iters single iterations after
---warmup untimed ones.
+--warmup untimed ones; wall-clock and process CPU time (all threads) are both reported, as
+the CPU time is less disturbed by other jobs on a shared machine.
 
 GFLOP/s counts convolutions only, from forward hooks on every nn.Conv2d (independently of the
 C++ analytic count, which it is compared with): forward 2 * Cout * Ho * Wo * Cin/groups * kh * kw,
@@ -19,8 +20,18 @@ forward + backward x (1 + [weight requires grad] + [input requires grad]).
 With --binary PATH (the bench_backbone executable) each case is also timed by drcnn right
 after PyTorch (interleaved, so both see the same load on a shared machine), median of --iters
 repetitions of one iteration each, and the table shows ratio = torch_ms / drcnn_ms (>= 1: drcnn
-faster). --drcnn FILE reads a saved `bench_backbone --benchmark_format=json` output instead.
-The load average is printed beside every case.
+faster) and the same ratio of CPU times ("cpu r."). --drcnn FILE reads a saved
+`bench_backbone --benchmark_format=json` output instead. The load average is printed beside
+every case. img/s and GFLOP/s are over wall-clock time.
+
+BLAS: Debian's torch 1.13 (BLAS_INFO=generic) runs 1x1 stride-1 convolutions at batch 1 through
+aten::_slow_conv2d_forward, a GEMM in the system libblas.so.3, which is netlib's reference BLAS
+here (~1.5 GFLOP/s) unless another implementation is installed; the other convolutions use
+oneDNN. The header prints the BLAS library torch loaded. To time torch with OpenBLAS without
+changing the system, unpack libopenblas0-openmp (`apt-get download libopenblas0-openmp;
+dpkg-deb -x libopenblas0-openmp_*.deb DIR`) and run with
+LD_LIBRARY_PATH=DIR/usr/lib/x86_64-linux-gnu/openblas-openmp (drcnn uses its own Eigen GEMM
+and is unaffected).
 
 Usage: /usr/bin/python3 tools/bench_backbone_torch.py [--threads 1 2] [--iters 7]
            [--binary build/ci/benchmarks/bench_backbone] [--channels-last] [--models 0 1]
@@ -96,6 +107,7 @@ def conv_gflop(model, x):
 
 
 def time_case(model, x, backward, warmup, iters):
+    """(median wall ms, median process CPU ms) of `iters` iterations."""
     params = [p for p in model.parameters() if p.requires_grad]
 
     def run():
@@ -110,12 +122,20 @@ def time_case(model, x, backward, warmup, iters):
 
     for _ in range(warmup):
         run()
-    times = []
+    wall, cpu = [], []
     for _ in range(iters):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         run()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times) * 1e3
+        wall.append(time.perf_counter() - t0)
+        cpu.append(time.process_time() - c0)
+    return statistics.median(wall) * 1e3, statistics.median(cpu) * 1e3
+
+
+def loaded_blas():
+    """Path of the BLAS shared library mapped into this process (after torch is imported)."""
+    with open("/proc/self/maps") as f:
+        paths = {line.split()[-1] for line in f if "blas" in line.split()[-1].lower() and ".so" in line}
+    return ", ".join(sorted(p for p in paths if "cublas" not in p)) or "none found"
 
 
 def bench_name(model, frozen, bwd, threads):
@@ -123,7 +143,7 @@ def bench_name(model, frozen, bwd, threads):
 
 
 def load_drcnn(path):
-    """{(model, frozen, bwd, threads): (median ms, GFLOP)} from Google Benchmark JSON."""
+    """{(model, frozen, bwd, threads): (median wall ms, median CPU ms, GFLOP)} from Google Benchmark JSON."""
     with open(path) as f:
         data = json.load(f)
     per = {}
@@ -133,19 +153,21 @@ def load_drcnn(path):
         if not m or b.get("run_type") == "aggregate":
             continue
         key = tuple(int(g) for g in m.groups())
-        per.setdefault(key, []).append(b["real_time"])
+        per.setdefault(key, []).append((b["real_time"], b["cpu_time"]))
         gflop[key] = b.get("GFLOP")
-    return {k: (statistics.median(v), gflop[k]) for k, v in per.items()}
+    return {k: (statistics.median(w for w, _ in v), statistics.median(c for _, c in v), gflop[k])
+            for k, v in per.items()}
 
 
 def run_drcnn(binary, key, iters):
-    """drcnn's median time (ms) and GFLOP for one case, from a bench_backbone subprocess."""
+    """drcnn's median wall and CPU time (ms) and GFLOP for one case, from a bench_backbone subprocess."""
     out = subprocess.run(
         [binary, f"--benchmark_filter=^{bench_name(*key)}$", f"--benchmark_repetitions={iters}",
          "--benchmark_min_time=0.001", "--benchmark_format=json"],
         check=True, capture_output=True, text=True).stdout
     runs = [b for b in json.loads(out)["benchmarks"] if b.get("run_type") == "iteration"]
-    return statistics.median(b["real_time"] for b in runs), runs[0].get("GFLOP")
+    return (statistics.median(b["real_time"] for b in runs), statistics.median(b["cpu_time"] for b in runs),
+            runs[0].get("GFLOP"))
 
 
 def main():
@@ -163,9 +185,10 @@ def main():
     fmt = "channels_last" if args.channels_last else "contiguous (NCHW)"
     print(f"torch {torch.__version__}, mkldnn {torch.backends.mkldnn.is_available()}, float32, batch 1, "
           f"torch memory format {fmt}; time = median of {args.iters} iterations after {args.warmup} warm-up")
-    hdr = f"{'case':44s} {'torch ms':>9s} {'img/s':>6s} {'GFLOP/s':>7s}"
+    print(f"torch BLAS: {loaded_blas()}")
+    hdr = f"{'case':44s} {'torch ms':>9s} {'cpu ms':>8s} {'img/s':>6s} {'GFLOP/s':>7s}"
     if compare:
-        hdr += f" {'drcnn ms':>9s} {'img/s':>6s} {'GFLOP/s':>7s} {'ratio':>6s}"
+        hdr += f" {'drcnn ms':>9s} {'cpu ms':>8s} {'img/s':>6s} {'GFLOP/s':>7s} {'ratio':>6s} {'cpu r.':>6s}"
     hdr += "  load avg"
     for threads in args.threads:
         torch.set_num_threads(threads)
@@ -184,18 +207,18 @@ def main():
                     if bwd == 0 and frozen == -1:
                         continue  # the same computation as frozen_stages 1 without gradients
                     key = (mi, frozen, bwd, threads)
-                    t = time_case(model, x, bool(bwd), args.warmup, args.iters)
+                    t, tc = time_case(model, x, bool(bwd), args.warmup, args.iters)
                     g = gf[bwd]
                     label = f"{name} frozen_stages {frozen:2d} {'fwd+bwd' if bwd else 'fwd'}"
-                    line = f"{label:44s} {t:9.1f} {1e3 / t:6.2f} {g / t * 1e3:7.1f}"
+                    line = f"{label:44s} {t:9.1f} {tc:8.1f} {1e3 / t:6.2f} {g / t * 1e3:7.1f}"
                     o = ours.get(key)
                     if args.binary:
                         o = run_drcnn(args.binary, key, args.iters)
                     if o is not None:
-                        ms, their_g = o
+                        ms, cms, their_g = o
                         if their_g is not None and abs(their_g - g) > 1e-6 * g:
                             print(f"  note: drcnn counts {their_g:.4f} GFLOP, the hooks {g:.4f}")
-                        line += f" {ms:9.1f} {1e3 / ms:6.2f} {g / ms * 1e3:7.1f} {t / ms:6.2f}"
+                        line += f" {ms:9.1f} {cms:8.1f} {1e3 / ms:6.2f} {g / ms * 1e3:7.1f} {t / ms:6.2f} {tc / cms:6.2f}"
                     line += "  " + " ".join(f"{v:.2f}" for v in os.getloadavg())
                     print(line, flush=True)
 
