@@ -139,7 +139,8 @@ def loaded_blas():
 
 
 def bench_name(model, frozen, bwd, threads):
-    return f"BM_Backbone/{model}/{frozen}/{bwd}/{threads}/real_time"
+    """Name prefix; Google Benchmark appends /process_time/real_time."""
+    return f"BM_Backbone/{model}/{frozen}/{bwd}/{threads}/"
 
 
 def load_drcnn(path):
@@ -149,7 +150,7 @@ def load_drcnn(path):
     per = {}
     gflop = {}
     for b in data["benchmarks"]:
-        m = re.match(r"BM_Backbone/(\d+)/(-?\d+)/(\d)/(\d)/real_time", b["name"])
+        m = re.match(r"BM_Backbone/(\d+)/(-?\d+)/(\d)/(\d)/", b["name"])
         if not m or b.get("run_type") == "aggregate":
             continue
         key = tuple(int(g) for g in m.groups())
@@ -162,7 +163,7 @@ def load_drcnn(path):
 def run_drcnn(binary, key, iters):
     """drcnn's median wall and CPU time (ms) and GFLOP for one case, from a bench_backbone subprocess."""
     out = subprocess.run(
-        [binary, f"--benchmark_filter=^{bench_name(*key)}$", f"--benchmark_repetitions={iters}",
+        [binary, f"--benchmark_filter=^{bench_name(*key)}", f"--benchmark_repetitions={iters}",
          "--benchmark_min_time=0.001", "--benchmark_format=json"],
         check=True, capture_output=True, text=True).stdout
     runs = [b for b in json.loads(out)["benchmarks"] if b.get("run_type") == "iteration"]
