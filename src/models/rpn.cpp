@@ -91,9 +91,9 @@ std::vector<RpnProposals> generate_proposals(const std::vector<Tensor>& objectne
   DRCNN_CHECK(L >= 1 && deltas.size() == L && anchors.size() == L, op,
               ": expected one objectness, deltas and anchors tensor per level (>= 1 level), got ", objectness.size(),
               ", ", deltas.size(), ", ", anchors.size());
-  DRCNN_CHECK(cfg.nms_pre >= 0 && cfg.max_per_img >= 0 && cfg.min_bbox_size >= 0 && cfg.nms_split_threshold >= 0, op,
-              ": nms_pre, max_per_img, min_bbox_size and nms_split_threshold must be >= 0, got ", cfg.nms_pre, ", ",
-              cfg.max_per_img, ", ", cfg.min_bbox_size, ", ", cfg.nms_split_threshold);
+  DRCNN_CHECK(cfg.max_per_img >= 0 && cfg.min_bbox_size >= 0 && cfg.nms_split_threshold >= 0, op,
+              ": max_per_img, min_bbox_size and nms_split_threshold must be >= 0, got ", cfg.max_per_img, ", ",
+              cfg.min_bbox_size, ", ", cfg.nms_split_threshold);
   const int64_t N = int64_t(image_sizes.size());
   const DType dtype = objectness[0].dtype();
   const Device dev = objectness[0].device();
@@ -127,12 +127,14 @@ std::vector<RpnProposals> generate_proposals(const std::vector<Tensor>& objectne
   for (const ImageSize& s : image_sizes)
     DRCNN_CHECK(s.height >= 0 && s.width >= 0, op, ": image sizes must be >= 0, got ", s.height, " x ", s.width);
 
+  // mmdet: the top-k applies when 0 < nms_pre < #anchors of the level; nms_pre <= 0 keeps all.
+  const int64_t k = cfg.nms_pre > 0 ? cfg.nms_pre : *std::max_element(len.begin(), len.end());
   std::vector<RpnProposals> out(static_cast<size_t>(N));
   if (N == 0) return out;
   int64_t total = 0, per_image = 0;  // anchors per image; selected entries per image
   for (size_t l = 0; l < L; ++l) {
     total += len[l];
-    per_image += std::min(cfg.nms_pre, len[l]);
+    per_image += std::min(k, len[l]);
   }
   if (per_image == 0) {
     for (RpnProposals& p : out) {
@@ -154,7 +156,7 @@ std::vector<RpnProposals> generate_proposals(const std::vector<Tensor>& objectne
   for (int64_t i = 0; i < N; ++i)
     for (size_t l = 0; l < L; ++l) {
       offsets.push_back(offsets.back() + len[l]);
-      const int64_t c = std::min(cfg.nms_pre, len[l]);
+      const int64_t c = std::min(k, len[l]);
       image_base.insert(image_base.end(), size_t(c), i * total);
       level_id.insert(level_id.end(), size_t(c), int64_t(l));
     }
@@ -162,7 +164,7 @@ std::vector<RpnProposals> generate_proposals(const std::vector<Tensor>& objectne
   // One host sync on CUDA (the offsets' upload inside segment_topk_compact); the two uploads
   // below are host -> device copies of data-independent tables.
   const auto [top_scores, top_index] =
-      ops::segment_topk_compact(scores, Tensor::from_vector<int64_t>(offsets, Shape{int64_t(offsets.size())}), cfg.nms_pre);
+      ops::segment_topk_compact(scores, Tensor::from_vector<int64_t>(offsets, Shape{int64_t(offsets.size())}), k);
   const Tensor levels = Tensor::from_vector<int64_t>(level_id, sel_shape).to(dev);
   const Tensor anchor_index = ops::sub(top_index, Tensor::from_vector<int64_t>(image_base, sel_shape).to(dev));
   const Tensor sel_deltas = ops::index_select(all_deltas, 0, top_index);

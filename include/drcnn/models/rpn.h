@@ -62,7 +62,7 @@ enum class RpnSmallBoxRule {
 /// R-CNN's test setting; train() and test() give the two presets; set nms_iou = 0.7 for the
 /// Faster R-CNN baseline.
 struct RpnProposalConfig {
-  int64_t nms_pre = 1000;        ///< top-k per (image, level) before NMS (train 2000, test 1000); >= 0
+  int64_t nms_pre = 1000;        ///< top-k per (image, level) before NMS (train 2000, test 1000); <= 0: all
   double nms_iou = 0.85;         ///< level-wise NMS IoU (Dynamic R-CNN 0.85, Faster R-CNN 0.7)
   int64_t max_per_img = 1000;    ///< proposals kept per image after NMS; >= 0
   double min_bbox_size = 0.0;    ///< >= 0; see small_box_rule
@@ -91,7 +91,7 @@ struct RpnProposals {
 ///   objectness[l] [N, A, H_l, W_l], deltas[l] [N, 4A, H_l, W_l], anchors[l] [H_l * W_l * A, 4]
 ///   (ops::grid_anchors order (y, x, a)), image_sizes N unpadded (height, width).
 /// Per image and level: scores = sigmoid(objectness) flattened in (y, x, a) order, top
-/// min(nms_pre, H*W*A) (descending, ties by lower position; nms_pre == 0 keeps none), decode
+/// min(nms_pre, H*W*A) (descending, ties by lower position; nms_pre <= 0 keeps all, as mmdet), decode
 /// (DeltaXYWH, means/stds, wh_ratio_clip) against the anchors and clip to the image's unpadded
 /// size; the small-box rule; then batched NMS over the image's selections with the level as
 /// group id (IoU > nms_iou suppresses) and the first max_per_img kept boxes (score order).
