@@ -29,7 +29,7 @@ void check_pair(const char* op, const Tensor& a, const Tensor& b) {
 }
 
 LossAndGrad elementwise_loss(detail::LossKind kind, const char* op, const Tensor& a_in, const Tensor& b_in,
-                             double beta, bool need_grad) {
+                             double beta, bool need_grad, bool want_sum) {
   check_pair(op, a_in, b_in);
   const Tensor a = a_in.contiguous(), b = b_in.contiguous();
   LossAndGrad r;
@@ -44,8 +44,11 @@ LossAndGrad elementwise_loss(detail::LossKind kind, const char* op, const Tensor
   l.a = a.data_ptr();
   l.b = b.data_ptr();
   l.beta = beta;
+  double sum = 0;
+  if (want_sum && a.device().is_cpu()) l.sum = &sum;
   on_device(
       a.device(), op, [&] { cpu::loss(kind, a.dtype(), l); }, [&](auto s) { cuda::loss(s, kind, a.dtype(), l); });
+  if (l.sum) r.sum = sum;
   return r;
 }
 
@@ -76,20 +79,28 @@ Tensor reduce_loss(const Tensor& loss, LossReduce r, double count, const char* o
   return loss;
 }
 
-LossAndGrad smooth_l1_loss_fused(const Tensor& pred, const Tensor& target, double beta, bool need_grad) {
+Tensor reduce_loss(const LossAndGrad& f, LossReduce r, const char* op) {
+  if (!f.sum || r.reduction == Reduction::None) return reduce_loss(f.loss, r, f.denom, op);
+  const double scale = reduce_loss_scale(r, f.denom, op);
+  return Tensor::full(Shape{}, *f.sum * scale, f.loss.dtype(), f.loss.device());
+}
+
+LossAndGrad smooth_l1_loss_fused(const Tensor& pred, const Tensor& target, double beta, bool need_grad,
+                                 bool want_sum) {
   DRCNN_CHECK(beta >= 0 && std::isfinite(beta), "smooth_l1_loss: beta must be finite and >= 0, got ", beta);
-  return elementwise_loss(detail::LossKind::SmoothL1, "smooth_l1_loss", pred, target, beta, need_grad);
+  return elementwise_loss(detail::LossKind::SmoothL1, "smooth_l1_loss", pred, target, beta, need_grad, want_sum);
 }
-LossAndGrad l1_loss_fused(const Tensor& pred, const Tensor& target, bool need_grad) {
-  return elementwise_loss(detail::LossKind::L1, "l1_loss", pred, target, 0.0, need_grad);
+LossAndGrad l1_loss_fused(const Tensor& pred, const Tensor& target, bool need_grad, bool want_sum) {
+  return elementwise_loss(detail::LossKind::L1, "l1_loss", pred, target, 0.0, need_grad, want_sum);
 }
-LossAndGrad binary_cross_entropy_with_logits_fused(const Tensor& logits, const Tensor& target, bool need_grad) {
+LossAndGrad binary_cross_entropy_with_logits_fused(const Tensor& logits, const Tensor& target, bool need_grad,
+                                                   bool want_sum) {
   return elementwise_loss(detail::LossKind::BceWithLogits, "binary_cross_entropy_with_logits", logits, target, 0.0,
-                          need_grad);
+                          need_grad, want_sum);
 }
 
 LossAndGrad cross_entropy_fused(const Tensor& logits_in, const Tensor& labels_in, const Tensor& weight_in,
-                                int64_t ignore_index, bool need_grad) {
+                                int64_t ignore_index, bool need_grad, bool want_sum) {
   const char* op = "cross_entropy";
   runtime::check_defined(op, logits_in, "logits");
   runtime::check_defined(op, labels_in, "labels");
@@ -125,38 +136,40 @@ LossAndGrad cross_entropy_fused(const Tensor& logits_in, const Tensor& labels_in
   if (need_grad) r.grad = Tensor::empty(logits.shape(), logits.dtype(), logits.device());
   r.denom = double(kept);
   if (N == 0) return r;
-  Tensor lse = Tensor::empty(Shape{N}, logits.dtype(), logits.device());
   detail::CrossEntropyLaunch l;
   l.N = N;
   l.C = C;
   l.ignore_index = ignore_index;
   l.loss = r.loss.data_ptr();
-  l.lse = lse.data_ptr();
   l.grad = need_grad ? r.grad.data_ptr() : nullptr;
   l.logits = logits.data_ptr();
   l.labels = labels.data<int64_t>();
   l.weight = weight.defined() ? weight.data_ptr() : nullptr;
+  double sum = 0;
+  if (want_sum && logits.device().is_cpu()) l.sum = &sum;
   on_device(
       logits.device(), op, [&] { cpu::cross_entropy(logits.dtype(), l); },
       [&](auto s) { cuda::cross_entropy(s, logits.dtype(), l); });
+  if (l.sum) r.sum = sum;
   return r;
 }
 
 Tensor smooth_l1_loss(const Tensor& pred, const Tensor& target, double beta, LossReduce r) {
-  const LossAndGrad f = smooth_l1_loss_fused(pred, target, beta, false);
-  return reduce_loss(f.loss, r, f.denom, "smooth_l1_loss");
+  const bool want_sum = r.reduction != Reduction::None;
+  return reduce_loss(smooth_l1_loss_fused(pred, target, beta, false, want_sum), r, "smooth_l1_loss");
 }
 Tensor l1_loss(const Tensor& pred, const Tensor& target, LossReduce r) {
-  const LossAndGrad f = l1_loss_fused(pred, target, false);
-  return reduce_loss(f.loss, r, f.denom, "l1_loss");
+  const bool want_sum = r.reduction != Reduction::None;
+  return reduce_loss(l1_loss_fused(pred, target, false, want_sum), r, "l1_loss");
 }
 Tensor binary_cross_entropy_with_logits(const Tensor& logits, const Tensor& target, LossReduce r) {
-  const LossAndGrad f = binary_cross_entropy_with_logits_fused(logits, target, false);
-  return reduce_loss(f.loss, r, f.denom, "binary_cross_entropy_with_logits");
+  const bool want_sum = r.reduction != Reduction::None;
+  return reduce_loss(binary_cross_entropy_with_logits_fused(logits, target, false, want_sum), r,
+                     "binary_cross_entropy_with_logits");
 }
 Tensor cross_entropy(const Tensor& logits, const Tensor& labels, const Tensor& weight, LossReduce r,
                      int64_t ignore_index) {
-  const LossAndGrad f = cross_entropy_fused(logits, labels, weight, ignore_index, false);
-  return reduce_loss(f.loss, r, f.denom, "cross_entropy");
+  const bool want_sum = r.reduction != Reduction::None;
+  return reduce_loss(cross_entropy_fused(logits, labels, weight, ignore_index, false, want_sum), r, "cross_entropy");
 }
 }  // namespace drcnn::ops

@@ -10,6 +10,7 @@
 
 #include "common/allclose.h"
 #include "common/random.h"
+#include "drcnn/core/parallel_cpu.h"
 #include "drcnn/ops/losses.h"
 #include "reference/loss_reference.h"
 
@@ -180,4 +181,96 @@ TEST_CASE("ops/losses: empty inputs", "[ops][cpu]") {
   CHECK(ops::smooth_l1_loss(e, e, 1.0, kSum).item<float>() == 0.0f);
   CHECK(ops::l1_loss(e, e, kMean).item<float>() == 0.0f);
   CHECK(ops::cross_entropy(Tensor::zeros({0, 3}), Tensor::zeros({0}, DType::Int64), Tensor(), kMean).item<float>() == 0.0f);
+}
+
+namespace {
+struct LossThreads {  // restores the default thread count
+  explicit LossThreads(int n) { drcnn::set_cpu_threads(n); }
+  ~LossThreads() { drcnn::set_cpu_threads(0); }
+  LossThreads(const LossThreads&) = delete;
+  LossThreads& operator=(const LossThreads&) = delete;
+};
+double ref_sum(const std::vector<double>& v) { return std::accumulate(v.begin(), v.end(), 0.0); }
+}  // namespace
+
+// The CPU launchers sum the losses in fixed chunks (4096 elements / 32 rows) and run in parallel
+// from 32768 elements: 1024 x 81 crosses both. Sum/Mean are compared with the float64 sum of the
+// reference losses: float32 losses carry a relative rounding of 2^-24 each and are summed in
+// double, so 1e-6 relative bounds it (float64: 1e-12, a few roundings of each term).
+TEST_CASE("ops/losses: large reductions match the reference and do not depend on the thread count",
+          "[ops][cpu]") {
+  const int64_t N = 1024, C = 81, n = N * C;
+  const auto p = test::random_values(n, 31, -2, 2), t = test::random_values(n, 32, -2, 2);
+  const auto x = test::random_values(n, 33, -6, 6);
+  auto labels = test::random_ints(N, 34, 0, C - 1);
+  for (int64_t i = 0; i < N; i += 37) labels[size_t(i)] = -100;
+  const Tensor Y = Tensor::from_vector<int64_t>(labels);
+  for (DType dt : {DType::Float64, DType::Float32}) {
+    INFO("dtype " << (dt == DType::Float64 ? "float64" : "float32"));
+    const double rtol = dt == DType::Float64 ? 1e-12 : 1e-6;
+    const Tensor P = vec(p).to(dt).reshape({N, C}), T = vec(t).to(dt).reshape({N, C});
+    const Tensor X = vec(x).to(dt).reshape({N, C});
+    const auto pr = P.reshape({n}).to_vector<double>(), tr = T.reshape({n}).to_vector<double>();
+    const auto xr = X.reshape({n}).to_vector<double>();
+    const std::vector<double> ones(size_t(N), 1.0);
+    int64_t kept = 0;
+    for (int64_t y : labels) kept += y != -100;
+    for (double beta : {1.0, 0.1}) {
+      const double s = ref_sum(ref::smooth_l1(pr, tr, beta));
+      CHECK(ops::smooth_l1_loss(P, T, beta, kSum).item<double>() == Approx(s).epsilon(rtol));
+      CHECK(ops::smooth_l1_loss(P, T, beta, kMean).item<double>() == Approx(s / double(n)).epsilon(rtol));
+      CHECK(ops::smooth_l1_loss(P, T, beta, {Reduction::Mean, 512.0}).item<double>() ==
+            Approx(s / 512).epsilon(rtol));
+    }
+    const double ce = ref_sum(ref::cross_entropy(xr, labels, C, ones));
+    CHECK(ops::cross_entropy(X, Y, Tensor(), kSum).item<double>() == Approx(ce).epsilon(rtol));
+    CHECK(ops::cross_entropy(X, Y, Tensor(), kMean).item<double>() == Approx(ce / double(kept)).epsilon(rtol));
+
+    // Bitwise equal results for 1, 2 and 3 threads (3: chunks that do not split evenly).
+    std::vector<std::vector<double>> runs;
+    for (int threads : {1, 2, 3}) {
+      LossThreads guard(threads);
+      std::vector<double> r;
+      const auto f = ops::smooth_l1_loss_fused(P, T, 1.0, true);
+      for (const Tensor& v : {f.loss, f.grad}) {
+        const auto vv = v.reshape({v.numel()}).to_vector<double>();
+        r.insert(r.end(), vv.begin(), vv.end());
+      }
+      r.push_back(ops::smooth_l1_loss(P, T, 1.0, kMean).item<double>());
+      r.push_back(ops::l1_loss(P, T, kSum).item<double>());
+      r.push_back(ops::binary_cross_entropy_with_logits(X, T, kMean).item<double>());
+      const auto g = ops::cross_entropy_fused(X, Y, Tensor(), -100, true);
+      for (const Tensor& v : {g.loss, g.grad}) {
+        const auto vv = v.reshape({v.numel()}).to_vector<double>();
+        r.insert(r.end(), vv.begin(), vv.end());
+      }
+      r.push_back(ops::cross_entropy(X, Y, Tensor(), kMean).item<double>());
+      runs.push_back(std::move(r));
+    }
+    CHECK(runs[0] == runs[1]);
+    CHECK(runs[0] == runs[2]);
+  }
+}
+
+// The fused row body writes the same loss with and without the gradient (same exp lanes).
+TEST_CASE("ops/cross_entropy: the loss is the same with and without the fused gradient", "[ops][cpu]") {
+  for (int64_t C : {1, 3, 16, 81, 100}) {
+    const int64_t N = 7;
+    const Tensor X = Tensor::from_vector<float>([&] {
+      std::vector<float> v;
+      for (double d : test::random_values(N * C, 41 + uint64_t(C), -9, 9)) v.push_back(float(d));
+      return v;
+    }(), Shape{N, C});
+    const Tensor Y = Tensor::from_vector<int64_t>(test::random_ints(N, 42, 0, C - 1));
+    const auto with = ops::cross_entropy_fused(X, Y, Tensor(), -100, true);
+    const auto without = ops::cross_entropy_fused(X, Y, Tensor(), -100, false);
+    CHECK(with.loss.to_vector<float>() == without.loss.to_vector<float>());
+    // Each gradient row sums to 0 (softmax sums to 1): float32 rounding of C terms.
+    const auto g = with.grad.to_vector<float>();
+    for (int64_t r = 0; r < N; ++r) {
+      double s = 0;
+      for (int64_t c = 0; c < C; ++c) s += g[size_t(r * C + c)];
+      CHECK(std::abs(s) < 1e-6 * double(C));
+    }
+  }
 }

@@ -41,15 +41,24 @@ struct LossAndGrad {
   Tensor loss;  // per element (per row for cross_entropy)
   Tensor grad;  // input's shape
   double denom = 1.0;  // what Mean divides by (cross_entropy: the non-ignored count)
+  /// The sum of `loss`, when the backend computed it inside the fused launch (CPU with
+  /// want_sum: double accumulation over fixed chunks, independent of the thread count);
+  /// otherwise empty and reduce_loss sums `loss`.
+  std::optional<double> sum;
 };
-LossAndGrad smooth_l1_loss_fused(const Tensor& pred, const Tensor& target, double beta, bool need_grad);
-LossAndGrad l1_loss_fused(const Tensor& pred, const Tensor& target, bool need_grad);
-LossAndGrad binary_cross_entropy_with_logits_fused(const Tensor& logits, const Tensor& target, bool need_grad);
+/// want_sum: also fill LossAndGrad::sum where the backend can (the CPU).
+LossAndGrad smooth_l1_loss_fused(const Tensor& pred, const Tensor& target, double beta, bool need_grad,
+                                 bool want_sum = false);
+LossAndGrad l1_loss_fused(const Tensor& pred, const Tensor& target, bool need_grad, bool want_sum = false);
+LossAndGrad binary_cross_entropy_with_logits_fused(const Tensor& logits, const Tensor& target, bool need_grad,
+                                                   bool want_sum = false);
 LossAndGrad cross_entropy_fused(const Tensor& logits, const Tensor& labels, const Tensor& weight,
-                                int64_t ignore_index, bool need_grad);
+                                int64_t ignore_index, bool need_grad, bool want_sum = false);
 
 /// Applies a reduction to unreduced losses; `count` is the Mean denominator without avg_factor.
 Tensor reduce_loss(const Tensor& loss, LossReduce r, double count, const char* op);
+/// reduce_loss of a fused result: uses f.sum when present (no second pass over the losses).
+Tensor reduce_loss(const LossAndGrad& f, LossReduce r, const char* op);
 /// The factor the gradient of reduce_loss scales by (1 for None/Sum, 1/denominator for Mean).
 double reduce_loss_scale(LossReduce r, double count, const char* op);
 }  // namespace drcnn::ops

@@ -20,26 +20,36 @@ DRCNN_HD double loss_log1p(double x) { return ::log1p(x); }
 
 /// SmoothL1 (fvcore / mmdet): 0.5 d^2 / beta if |d| < beta else |d| - 0.5 beta, d = pred - target.
 /// Gradient d/dpred: d / beta inside the quadratic zone, sign(d) outside (0 at d == 0).
+/// The constants are precomputed in T by make() (no per-element division or double arithmetic)
+/// and the zone is a select, not a branch, so the CPU loop vectorises. beta < kSmoothL1MinBeta is
+/// exact L1: make() sets beta to 0, so the zone test `|d| < 0` is never true and |d| - 0 = |d|.
 template <typename T>
 struct SmoothL1Body {
   T* loss;
   T* grad;  // may be null
   const T* pred;
   const T* target;
-  double beta;
+  T beta;           // the zone's bound (0 for exact L1)
+  T half_inv_beta;  // 0.5 / beta (0 for exact L1)
+  T inv_beta;       // 1 / beta (0 for exact L1)
+  T half_beta;      // 0.5 * beta (0 for exact L1)
+  static SmoothL1Body make(T* loss, T* grad, const T* pred, const T* target, double beta) {
+    if (beta < kSmoothL1MinBeta) return {loss, grad, pred, target, T(0), T(0), T(0), T(0)};
+    return {loss, grad, pred, target, T(beta), T(0.5 / beta), T(1.0 / beta), T(0.5 * beta)};
+  }
   DRCNN_HD void operator()(int64_t i) const {
     const T d = pred[i] - target[i];
     const T ad = hd::abs(d);
-    const T sgn = d > T(0) ? T(1) : (d < T(0) ? T(-1) : T(0));
-    if (beta < kSmoothL1MinBeta) {
-      loss[i] = ad;
-      if (grad) grad[i] = sgn;
-    } else if (ad < T(beta)) {
-      loss[i] = T(0.5) * d * d / T(beta);
-      if (grad) grad[i] = d / T(beta);
-    } else {
-      loss[i] = ad - T(0.5 * beta);
-      if (grad) grad[i] = sgn;
+    // Both arms are computed before the selects (an arithmetic op inside a ?: arm keeps it a
+    // branch for the vectoriser under -ftrapping-math).
+    const bool quad = ad < beta;
+    const T lin = ad - half_beta;
+    const T sq = d * d * half_inv_beta;
+    loss[i] = quad ? sq : lin;
+    if (grad) {
+      const T slope = d * inv_beta;
+      const T sgn = d > T(0) ? T(1) : (d < T(0) ? T(-1) : T(0));
+      grad[i] = quad ? slope : sgn;
     }
   }
 };
@@ -79,56 +89,82 @@ struct BceWithLogitsBody {
 
 /// Softmax cross-entropy, one invocation per row n of logits [N, C]:
 /// loss[n] = w[n] (lse(x_n) - x_n[y_n]); rows with y_n == ignore_index give 0.
-/// Writes lse[n] (the row's log-sum-exp) for the backward body. Labels were range-checked on
-/// the host; weight may be null (all ones).
+/// When grad is non-null the same invocation writes the row's gradient
+/// w[n] (softmax(x_n)_c - [c == y_n]) (0 on ignored rows) with one exp per logit: exp(x_c - m)
+/// is stored in grad, summed, then scaled by w / sum. Labels were range-checked on the
+/// host; weight may be null (all ones).
 template <typename T>
 struct CrossEntropyRowBody {
   T* loss;
-  T* lse;
+  T* grad;  // [N, C], may be null
   const T* logits;
   const int64_t* labels;
   const T* weight;
   int64_t C;
   int64_t ignore_index;
+  static constexpr int kBlock = 16;  // exp block without grad (a multiple of 4)
+  /// Four partial sums, element c of a row into lane c % 4 (no single serial add chain).
+  struct Acc4 {
+    T a0, a1, a2, a3;
+    /// Adds v[0..k); v[0] is a row position that is a multiple of 4.
+    DRCNN_HD void add(const T* v, int64_t k) {
+      int64_t c = 0;
+      for (; c + 4 <= k; c += 4) {
+        a0 += v[c];
+        a1 += v[c + 1];
+        a2 += v[c + 2];
+        a3 += v[c + 3];
+      }
+      if (c < k) a0 += v[c];
+      if (c + 1 < k) a1 += v[c + 1];
+      if (c + 2 < k) a2 += v[c + 2];
+    }
+    DRCNN_HD T total() const { return (a0 + a1) + (a2 + a3); }
+  };
+  DRCNN_HD static T max2(T a, T b) { return b > a ? b : a; }
   DRCNN_HD void operator()(int64_t n) const {
     const T* x = logits + n * C;
-    T m = x[0];
-    for (int64_t c = 1; c < C; ++c) m = x[c] > m ? x[c] : m;
-    T s = T(0);
-    for (int64_t c = 0; c < C; ++c) s += hd::exp(x[c] - m);
-    const T l = m + hd::log(s);
-    lse[n] = l;
+    T* g = grad ? grad + n * C : nullptr;
+    // Row max in four lanes (max is exact: the lanes only shorten the latency chain).
+    T m0 = x[0], m1 = x[0], m2 = x[0], m3 = x[0];
+    int64_t c = 1;
+    for (; c + 4 <= C; c += 4) {
+      m0 = max2(m0, x[c]);
+      m1 = max2(m1, x[c + 1]);
+      m2 = max2(m2, x[c + 2]);
+      m3 = max2(m3, x[c + 3]);
+    }
+    for (; c < C; ++c) m0 = max2(m0, x[c]);
+    const T m = max2(max2(m0, m1), max2(m2, m3));
+    // exp(x - m) into grad (or a small block) first, then summed: the exp calls stay out of the
+    // add chain. With or without grad the lanes and their order are the same (same loss).
+    Acc4 acc{T(0), T(0), T(0), T(0)};
+    if (g) {
+      for (c = 0; c < C; ++c) g[c] = hd::exp(x[c] - m);
+      acc.add(g, C);
+    } else {
+      T buf[kBlock];
+      for (int64_t c0 = 0; c0 < C; c0 += kBlock) {
+        const int64_t k = C - c0 < kBlock ? C - c0 : kBlock;
+        for (c = 0; c < k; ++c) buf[c] = hd::exp(x[c0 + c] - m);
+        acc.add(buf, k);
+      }
+    }
+    const T s = acc.total();
     const int64_t y = labels[n];
     if (y == ignore_index) {
       loss[n] = T(0);
+      if (g)
+        for (c = 0; c < C; ++c) g[c] = T(0);
       return;
     }
     const T w = weight ? weight[n] : T(1);
-    loss[n] = w * (l - x[y]);
-  }
-};
-
-/// Gradient of CrossEntropyRowBody's loss[n] w.r.t. logits, one invocation per element (n, c):
-/// w[n] (softmax(x_n)_c - [c == y_n]); 0 on ignored rows.
-template <typename T>
-struct CrossEntropyGradBody {
-  T* grad;
-  const T* logits;
-  const T* lse;
-  const int64_t* labels;
-  const T* weight;
-  int64_t C;
-  int64_t ignore_index;
-  DRCNN_HD void operator()(int64_t i) const {
-    const int64_t n = i / C, c = i % C;
-    const int64_t y = labels[n];
-    if (y == ignore_index) {
-      grad[i] = T(0);
-      return;
+    loss[n] = w * (m + hd::log(s) - x[y]);
+    if (g) {
+      const T ws = w / s;
+      for (c = 0; c < C; ++c) g[c] *= ws;
+      g[y] -= w;
     }
-    const T w = weight ? weight[n] : T(1);
-    const T p = hd::exp(logits[i] - lse[n]);
-    grad[i] = w * (p - (c == y ? T(1) : T(0)));
   }
 };
 
@@ -143,15 +179,18 @@ struct LossLaunch {
   const void* a = nullptr;  // pred / logits
   const void* b = nullptr;  // target
   double beta = 0;
+  /// CPU only (the CUDA launcher ignores it): when non-null, the launcher also writes the sum of
+  /// the n losses here, accumulated in double over fixed chunks (independent of the thread count).
+  double* sum = nullptr;
 };
 struct CrossEntropyLaunch {
   int64_t N = 0, C = 0, ignore_index = -100;
   void* loss = nullptr;
-  void* lse = nullptr;
-  void* grad = nullptr;  // when non-null the gradient pass runs too
+  void* grad = nullptr;  // when non-null the row body writes the gradient too
   const void* logits = nullptr;
   const int64_t* labels = nullptr;
   const void* weight = nullptr;
+  double* sum = nullptr;  // CPU only, as LossLaunch::sum (the sum of the N row losses)
 };
 
 /// The dtype switch shared by both backends; Launch is (n, body) -> void.
@@ -164,7 +203,7 @@ void run_loss(LossKind kind, DType dtype, const LossLaunch& l, Launch launch) {
     const T* a = static_cast<const T*>(l.a);
     const T* b = static_cast<const T*>(l.b);
     switch (kind) {
-      case LossKind::SmoothL1: launch(l.n, SmoothL1Body<T>{loss, grad, a, b, l.beta}); break;
+      case LossKind::SmoothL1: launch(l.n, SmoothL1Body<T>::make(loss, grad, a, b, l.beta)); break;
       case LossKind::L1: launch(l.n, L1Body<T>{loss, grad, a, b}); break;
       case LossKind::BceWithLogits: launch(l.n, BceWithLogitsBody<T>{loss, grad, a, b}); break;
     }
@@ -174,13 +213,9 @@ template <typename Launch>
 void run_cross_entropy(DType dtype, const CrossEntropyLaunch& l, Launch launch) {
   dispatch_floating(dtype, "cross_entropy", [&](auto tag) {
     using T = typename decltype(tag)::type;
-    const T* x = static_cast<const T*>(l.logits);
-    const T* w = static_cast<const T*>(l.weight);
-    launch(l.N, CrossEntropyRowBody<T>{static_cast<T*>(l.loss), static_cast<T*>(l.lse), x, l.labels, w, l.C,
-                                       l.ignore_index});
-    if (l.grad)
-      launch(l.N * l.C, CrossEntropyGradBody<T>{static_cast<T*>(l.grad), x, static_cast<const T*>(l.lse), l.labels,
-                                                w, l.C, l.ignore_index});
+    launch(l.N, CrossEntropyRowBody<T>{static_cast<T*>(l.loss), static_cast<T*>(l.grad),
+                                       static_cast<const T*>(l.logits), l.labels, static_cast<const T*>(l.weight),
+                                       l.C, l.ignore_index});
   });
 }
 }  // namespace drcnn::ops::detail
