@@ -126,8 +126,8 @@ double conv_flops(const std::vector<ConvCost>& convs, bool backward) {
 
 // ------------------------------------------------------------------------------ models
 struct Backbone {
-  std::unique_ptr<drcnn::ResNet<float>> resnet;
-  std::unique_ptr<drcnn::Fpn<float>> fpn;
+  std::unique_ptr<drcnn::models::ResNet<float>> resnet;
+  std::unique_ptr<drcnn::models::Fpn<float>> fpn;
   std::vector<Variable> trainable;
   Variable input;
   double flops_fwd = 0, flops_fwd_bwd = 0;
@@ -148,17 +148,17 @@ Backbone& backbone(int model, int frozen_stages) {
   slot = std::make_unique<Backbone>();
   Backbone& b = *slot;
   Generator gen(0);
-  drcnn::ResNetOptions ro;
+  drcnn::models::ResNetOptions ro;
   ro.depth = m.depth;
-  ro.norm.kind = drcnn::NormKind::FrozenBatchNorm;
+  ro.norm.kind = drcnn::models::NormKind::FrozenBatchNorm;
   ro.frozen_stages = frozen_stages;
-  b.resnet = std::make_unique<drcnn::ResNet<float>>(ro, gen);
-  drcnn::FpnOptions fo;
+  b.resnet = std::make_unique<drcnn::models::ResNet<float>>(ro, gen);
+  drcnn::models::FpnOptions fo;
   fo.in_channels = b.resnet->out_channels();
   fo.out_channels = m.fpn_channels;
   fo.num_outs = 5;
-  fo.extra = drcnn::FpnExtra::MaxPool;
-  b.fpn = std::make_unique<drcnn::Fpn<float>>(fo, gen);
+  fo.extra = drcnn::models::FpnExtra::MaxPool;
+  b.fpn = std::make_unique<drcnn::models::Fpn<float>>(fo, gen);
   b.resnet->train();
   b.fpn->train();
   b.input = Variable(Tensor::randn(Shape{1, 3, m.size, m.size}, gen));

@@ -17,6 +17,7 @@
 
 int main(int argc, char** argv) {
   using namespace drcnn;
+  using namespace drcnn::models;
   if (argc != 4) {
     std::fprintf(stderr, "usage: %s WEIGHTS.safetensors IO.safetensors DEPTH\n", argv[0]);
     return 2;

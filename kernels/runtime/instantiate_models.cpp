@@ -9,7 +9,7 @@
 #include "drcnn/models/fpn.h"
 #include "drcnn/models/resnet.h"
 
-namespace drcnn {
+namespace drcnn::models {
 
 template <typename T>
 NormLayer make_norm(const NormOptions& o, int64_t channels) {
@@ -284,4 +284,4 @@ template class ConvModule<double>;
 template class Fpn<float>;
 template class Fpn<double>;
 
-}  // namespace drcnn
+}  // namespace drcnn::models

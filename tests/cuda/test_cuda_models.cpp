@@ -56,9 +56,9 @@ void require_close_scaled(const std::string& what, const Tensor& gpu, const Tens
 
 template <typename T>
 struct Backbone {
-  drcnn::ResNet<T> resnet;
-  drcnn::Fpn<T> fpn;
-  Backbone(const drcnn::ResNetOptions& ro, const drcnn::FpnOptions& fo, drcnn::Generator& gen)
+  drcnn::models::ResNet<T> resnet;
+  drcnn::models::Fpn<T> fpn;
+  Backbone(const drcnn::models::ResNetOptions& ro, const drcnn::models::FpnOptions& fo, drcnn::Generator& gen)
       : resnet(ro, gen), fpn(fo, gen) {}
   std::vector<Variable> forward(const Variable& x) const { return fpn.forward(resnet.forward(x)); }
   void load(const std::map<std::string, Tensor>& resnet_state, const std::map<std::string, Tensor>& fpn_state) {
@@ -93,17 +93,17 @@ std::map<std::string, Tensor> randomised_state(const drcnn::Module& m, uint64_t&
 }
 
 template <typename T>
-void check_backbone(drcnn::NormKind norm, int frozen_stages, double tol) {
+void check_backbone(drcnn::models::NormKind norm, int frozen_stages, double tol) {
   constexpr DType dt = drcnn::dtype_of_v<T>;
-  drcnn::ResNetOptions ro;
+  drcnn::models::ResNetOptions ro;
   ro.depth = 18;
   ro.base_width = 16;
   ro.norm.kind = norm;
   ro.norm.gn_groups = 8;  // 16..128 channels: 2..16 channels per group
   ro.frozen_stages = frozen_stages;
   drcnn::Generator gen(0);
-  Backbone<T> cpu(ro, drcnn::FpnOptions{{16, 32, 64, 128}, 64, 5, drcnn::FpnExtra::MaxPool}, gen);
-  Backbone<T> gpu(ro, drcnn::FpnOptions{{16, 32, 64, 128}, 64, 5, drcnn::FpnExtra::MaxPool}, gen);
+  Backbone<T> cpu(ro, drcnn::models::FpnOptions{{16, 32, 64, 128}, 64, 5, drcnn::models::FpnExtra::MaxPool}, gen);
+  Backbone<T> gpu(ro, drcnn::models::FpnOptions{{16, 32, 64, 128}, 64, 5, drcnn::models::FpnExtra::MaxPool}, gen);
   uint64_t seed = 100;
   const auto rs = randomised_state(cpu.resnet, seed), fs = randomised_state(cpu.fpn, seed);
   cpu.load(rs, fs);
@@ -157,12 +157,12 @@ void check_backbone(drcnn::NormKind norm, int frozen_stages, double tol) {
 }  // namespace
 
 TEST_CASE("cuda/models: ResNet-18 GroupNorm + FPN forward and gradients match the CPU", "[cuda][models]") {
-  SECTION("float32") { check_backbone<float>(drcnn::NormKind::GroupNorm, -1, 5e-4); }
-  SECTION("float64") { check_backbone<double>(drcnn::NormKind::GroupNorm, -1, 1e-10); }
+  SECTION("float32") { check_backbone<float>(drcnn::models::NormKind::GroupNorm, -1, 5e-4); }
+  SECTION("float64") { check_backbone<double>(drcnn::models::NormKind::GroupNorm, -1, 1e-10); }
 }
 
 TEST_CASE("cuda/models: ResNet-18 frozen BN frozen_stages 1 + FPN forward and gradients match the CPU",
           "[cuda][models]") {
-  SECTION("float32") { check_backbone<float>(drcnn::NormKind::FrozenBatchNorm, 1, 5e-4); }
-  SECTION("float64") { check_backbone<double>(drcnn::NormKind::FrozenBatchNorm, 1, 1e-10); }
+  SECTION("float32") { check_backbone<float>(drcnn::models::NormKind::FrozenBatchNorm, 1, 5e-4); }
+  SECTION("float64") { check_backbone<double>(drcnn::models::NormKind::FrozenBatchNorm, 1, 1e-10); }
 }

@@ -19,6 +19,7 @@
 #include "drcnn/models/resnet.h"
 
 using namespace drcnn;
+using namespace drcnn::models;
 using drcnn::test::load_golden;
 
 namespace {

@@ -11,7 +11,7 @@
 
 #include "drcnn/layers/layers.h"
 
-namespace drcnn {
+namespace drcnn::models {
 
 /// MMDetection's ConvModule without norm or activation: a child named "conv".
 template <typename T = float>
@@ -57,4 +57,4 @@ extern template class ConvModule<double>;
 extern template class Fpn<float>;
 extern template class Fpn<double>;
 
-}  // namespace drcnn
+}  // namespace drcnn::models

@@ -12,7 +12,7 @@
 
 #include "drcnn/layers/layers.h"
 
-namespace drcnn {
+namespace drcnn::models {
 
 enum class NormKind { FrozenBatchNorm, BatchNorm, GroupNorm };
 enum class ResNetStyle { Pytorch, Caffe };
@@ -112,4 +112,4 @@ extern template class Bottleneck<double>;
 extern template class ResNet<float>;
 extern template class ResNet<double>;
 
-}  // namespace drcnn
+}  // namespace drcnn::models
