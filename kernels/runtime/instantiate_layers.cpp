@@ -9,6 +9,7 @@
 #include "drcnn/core/error.h"
 #include "drcnn/layers/init.h"
 #include "drcnn/layers/layers.h"
+#include "drcnn/ops/elementwise.h"
 
 namespace drcnn {
 
@@ -111,9 +112,9 @@ BatchNorm2d<T>::BatchNorm2d(int64_t num_features, double eps, double momentum)
 template <typename T>
 Variable BatchNorm2d<T>::forward(const Variable& x) {
   check_input<T>("BatchNorm2d", x, 4, m_features);
-  if (is_training()) {
+  if (is_training()) {  // on the tensor's device: no host round trip per forward
     Tensor& n = m_tracked.mutable_data();
-    n.copy_(Tensor::full({}, double(n.item<int64_t>() + 1), DType::Int64));
+    n.copy_(ops::add(n, 1.0));
   }
   return batch_norm2d(x, m_weight, m_bias, m_mean.data(), m_var.data(), is_training(), m_momentum, m_eps);
 }

@@ -355,20 +355,28 @@ struct AffineCoefBody {
   }
 };
 
-/// First pass of BN training statistics: mean[c] = sum(x) / count.
+/// First pass of the BN and GN statistics: mean[q] = sum(x) / count over segment q (a BN
+/// channel, or a GN group (n, g) of (C / G) * HW elements), from its K partial sums.
 template <typename T>
-struct BnTrainMeanBody {
+struct PartialsMeanBody {
   const double* p0;
   T* mean;
   int64_t K;
   double count;
-  DRCNN_HD void operator()(int64_t c) const { mean[c] = T(sum_partials(p0, c, K) / count); }
+  DRCNN_HD void operator()(int64_t q) const { mean[q] = T(sum_partials(p0, q, K) / count); }
 };
 
-/// Second pass (partials of d = x - mean[c]): biased var = (sum d^2 - (sum d)^2 / n) / n (the
-/// corrected two-pass formula: exact for any shift, so the rounded mean costs nothing);
-/// invstd, the affine coefficients (as aten: alpha = invstd * w, beta = b - mean * alpha) and
-/// the running stats: r = (1 - momentum) r + momentum s, with the UNBIASED variance.
+/// n * the biased variance from the partials of d = x - shift: sum d^2 - (sum d)^2 / n (the
+/// corrected two-pass formula: exact for any shift, so the rounded mean costs nothing),
+/// clamped at 0 against rounding.
+DRCNN_HD double corrected_var_sum(double sum_d, double sum_d2, double n) {
+  const double v = sum_d2 - sum_d * sum_d / n;
+  return v < 0 ? 0 : v;
+}
+
+/// Second pass (partials of d = x - mean[c]): biased var = corrected_var_sum / n; invstd,
+/// the affine coefficients (as aten: alpha = invstd * w, beta = b - mean * alpha) and the
+/// running stats: r = (1 - momentum) r + momentum s, with the UNBIASED variance.
 template <typename T>
 struct BnTrainStatsBody {
   const double* p0;
@@ -385,8 +393,7 @@ struct BnTrainStatsBody {
   double count, eps, momentum;
   DRCNN_HD void operator()(int64_t c) const {
     const double s0 = sum_partials(p0, c, K), s1 = sum_partials(p1, c, K);
-    double var_sum = s1 - s0 * s0 / count;  // n * biased variance
-    if (var_sum < 0) var_sum = 0;
+    const double var_sum = corrected_var_sum(s0, s1, count);  // n * biased variance
     const double mean_d = double(mean[c]) + s0 / count;
     const T invstd = T(1.0 / ::sqrt(var_sum / count + eps));
     invstd_out[c] = invstd;
@@ -429,17 +436,7 @@ struct BnBackwardCoefBody {
   }
 };
 
-/// GN first pass: mean of group q = (n, g) over its D = (C / G) * HW contiguous elements.
-template <typename T>
-struct GnMeanBody {
-  const double* p0;
-  T* mean;
-  int64_t K;
-  double D;
-  DRCNN_HD void operator()(int64_t q) const { mean[q] = T(sum_partials(p0, q, K) / D); }
-};
-
-/// GN second pass: rstd = 1 / sqrt(biased var + eps), corrected two-pass variance.
+/// GN second pass (the first is PartialsMeanBody): rstd = 1 / sqrt(biased var + eps).
 template <typename T>
 struct GnRstdBody {
   const double* p0;
@@ -449,9 +446,7 @@ struct GnRstdBody {
   double D, eps;
   DRCNN_HD void operator()(int64_t q) const {
     const double s0 = sum_partials(p0, q, K), s1 = sum_partials(p1, q, K);
-    double var = (s1 - s0 * s0 / D) / D;
-    if (var < 0) var = 0;
-    rstd[q] = T(1.0 / ::sqrt(var + eps));
+    rstd[q] = T(1.0 / ::sqrt(corrected_var_sum(s0, s1, D) / D + eps));
   }
 };
 
@@ -567,7 +562,7 @@ void run_nn(NnKind kind, DType dtype, const NnLaunch& l, Launch&& launch) {
                                          l.m_div},
                       kNormChunk);
       case NnKind::AffineCoef: return launch(l.n, AffineCoefBody<T>{w, b, M, rv, A, B, sm, si, T(l.eps)}, 1);
-      case NnKind::BnTrainMean: return launch(l.n, BnTrainMeanBody<T>{l.p0, M, l.K, double(l.L)}, l.K);
+      case NnKind::BnTrainMean: return launch(l.n, PartialsMeanBody<T>{l.p0, M, l.K, double(l.L)}, l.K);
       case NnKind::BnTrainStats:
         return launch(l.n,
                       BnTrainStatsBody<T>{l.p0, l.p1, w, b, M, si, A, B, rm, rv, l.K, double(l.L), l.eps, l.momentum},
@@ -575,7 +570,7 @@ void run_nn(NnKind kind, DType dtype, const NnLaunch& l, Launch&& launch) {
       case NnKind::BnBackwardCoef:
         return launch(l.n, BnBackwardCoefBody<T>{l.p0, l.p1, w, si, A, B, C, dw, db, l.K, double(l.L), l.training},
                       l.K);
-      case NnKind::GnMean: return launch(l.n, GnMeanBody<T>{l.p0, M, l.K, double(l.L)}, l.K);
+      case NnKind::GnMean: return launch(l.n, PartialsMeanBody<T>{l.p0, M, l.K, double(l.L)}, l.K);
       case NnKind::GnRstd: return launch(l.n, GnRstdBody<T>{l.p0, l.p1, si, l.K, double(l.L), l.eps}, l.K);
       case NnKind::GnForwardCoef: return launch(l.n, GnForwardCoefBody<T>{w, b, M, si, A, B, l.Cn, l.G}, 1);
       case NnKind::GnBackwardCoef:
