@@ -157,11 +157,8 @@ ResNet<T>::ResNet(const ResNetOptions& o, Generator& gen) : m_opt(o) {
   m_conv1 = register_module("conv1", make_conv<T>(o.in_channels, o.base_width, 7, 2, 3, gen));
   m_bn1 = make_norm<T>(o.norm, o.base_width);
   register_module("bn1", m_bn1.module);
-  ops::MaxPool2dOptions pool;
-  pool.kernel_size = {3, 3};
-  pool.stride = {2, 2};
-  pool.padding = {1, 1};
-  m_maxpool = std::make_shared<MaxPool2d>(pool);  // no parameters: not registered (as torchvision's keys)
+  // No parameters: not registered (torchvision's keys have no "maxpool").
+  m_maxpool = std::make_shared<MaxPool2d>(ops::MaxPool2dOptions::square(3, 2, 1));
   int64_t in = o.base_width;
   for (int s = 0; s < 4; ++s) {
     const int64_t planes = o.base_width << s;
@@ -257,9 +254,7 @@ std::vector<Variable> Fpn<T>::forward(const std::vector<Variable>& inputs) const
   for (size_t i = 0; i < levels; ++i) outs.push_back(m_output[i]->forward(lat[i]));
   const size_t num_outs = static_cast<size_t>(m_opt.num_outs);
   if (m_opt.extra == FpnExtra::MaxPool) {
-    ops::MaxPool2dOptions pool;
-    pool.kernel_size = {1, 1};
-    pool.stride = {2, 2};
+    const auto pool = ops::MaxPool2dOptions::square(1, 2);
     while (outs.size() < num_outs) outs.push_back(max_pool2d(outs.back(), pool));
   } else {
     for (size_t i = levels; i < num_outs; ++i) {

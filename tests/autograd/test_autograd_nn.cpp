@@ -38,25 +38,17 @@ Variable distinct_leaf(const Shape& s, uint64_t seed) {
 Variable leaf(const Shape& s, uint64_t seed, double lo = -1, double hi = 1) {
   return Variable(test::random_tensor<double>(s, seed, lo, hi), true);
 }
-ops::MaxPool2dOptions pool(int64_t k, int64_t s, int64_t p = 0, int64_t d = 1, bool ceil = false) {
-  ops::MaxPool2dOptions o;
-  o.kernel_size = {k, k};
-  o.stride = {s, s};
-  o.padding = {p, p};
-  o.dilation = {d, d};
-  o.ceil_mode = ceil;
-  return o;
-}
+using Pool = ops::MaxPool2dOptions;
 }  // namespace
 
 TEST_CASE("autograd/max_pool2d: gradcheck for stem, overlapping, ceil-mode, dilated and P6 pools", "[autograd]") {
-  for (const auto& o : {pool(3, 2, 1), pool(3, 1, 1), pool(2, 2, 1, 1, true), pool(3, 2, 1, 2), pool(1, 2)}) {
+  for (const auto& o : {Pool::square(3, 2, 1), Pool::square(3, 1, 1), Pool::square(2, 2, 1, 1, true), Pool::square(3, 2, 1, 2), Pool::square(1, 2)}) {
     const Variable x = distinct_leaf(Shape{2, 2, 7, 6}, 7);
     require_gradcheck([&](In in) { return max_pool2d(in[0], o); }, {x});
   }
   // A non-contiguous input.
   const Variable xt(distinct_leaf(Shape{1, 2, 6, 5}, 9).data().transpose(2, 3), true);
-  require_gradcheck([](In in) { return max_pool2d(in[0], pool(2, 1)); }, {xt});
+  require_gradcheck([](In in) { return max_pool2d(in[0], Pool::square(2, 1)); }, {xt});
 }
 
 TEST_CASE("autograd/upsample_nearest2d: gradcheck for 2x, odd FPN sizes and downsampling", "[autograd]") {
@@ -127,7 +119,7 @@ TEST_CASE("autograd/nn: no graph is recorded under NoGradGuard, frozen BN keeps 
   const Variable x = leaf(Shape{1, 2, 4, 4}, 80);
   {
     NoGradGuard guard;
-    CHECK_FALSE(max_pool2d(x, pool(2, 2)).requires_grad());
+    CHECK_FALSE(max_pool2d(x, Pool::square(2, 2)).requires_grad());
     CHECK_FALSE(upsample_nearest2d(x, 8, 8).requires_grad());
     CHECK_FALSE(group_norm(x, 2).requires_grad());
   }

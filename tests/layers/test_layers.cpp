@@ -120,9 +120,7 @@ TEST_CASE("layers: GroupNorm, MaxPool2d, ReLU and Sequential", "[layers][cpu]") 
   seq->push_back(std::make_shared<Conv2d<double>>(Conv2d<double>::Options{.in_channels = 2, .out_channels = 4, .kernel_size = 3, .padding = 1}, gen));
   seq->push_back(std::make_shared<GroupNorm<double>>(2, 4));
   seq->push_back(std::make_shared<ReLU>());
-  ops::MaxPool2dOptions pool;
-  pool.kernel_size = {2, 2};
-  seq->push_back(std::make_shared<MaxPool2d>(pool));
+  seq->push_back(std::make_shared<MaxPool2d>(ops::MaxPool2dOptions::square(2)));
   std::vector<std::string> names;
   for (auto& [n, p] : seq->named_parameters()) names.push_back(n);
   CHECK(names == std::vector<std::string>{"0.weight", "0.bias", "1.weight", "1.bias"});

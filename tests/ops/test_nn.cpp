@@ -57,33 +57,25 @@ double rtol_norm(DType dt) { return dt == DType::Float64 ? 1e-10 : 2e-5; }
 double atol_norm(DType dt) { return dt == DType::Float64 ? 1e-12 : 2e-5; }
 const DType kFloats[] = {DType::Float32, DType::Float64};
 
-ops::MaxPool2dOptions pool(int64_t k, int64_t s, int64_t p = 0, int64_t d = 1, bool ceil = false) {
-  ops::MaxPool2dOptions o;
-  o.kernel_size = {k, k};
-  o.stride = {s, s};
-  o.padding = {p, p};
-  o.dilation = {d, d};
-  o.ceil_mode = ceil;
-  return o;
-}
+using Pool = ops::MaxPool2dOptions;
 }  // namespace
 
 // ============================================================================ max pool
 TEST_CASE("ops/max_pool2d: hand-computed 2x2 stride 2 and the ResNet stem 3x3 stride 2 pad 1", "[ops][cpu]") {
   for (DType dt : kFloats) {
     const Tensor x = from(arange(16), Shape{1, 1, 4, 4}, dt);
-    auto r = ops::max_pool2d_with_indices(x, pool(2, 2));
+    auto r = ops::max_pool2d_with_indices(x, Pool::square(2, 2));
     REQUIRE(r.output.shape() == Shape{1, 1, 2, 2});
     CHECK(vals(r.output) == std::vector<double>{5, 7, 13, 15});
     CHECK(ivals(r.indices) == std::vector<int64_t>{5, 7, 13, 15});
     // Stem: windows rows {-1,0,1} and {1,2,3}: maxima at (1,1), (1,3), (3,1), (3,3).
-    r = ops::max_pool2d_with_indices(x, pool(3, 2, 1));
+    r = ops::max_pool2d_with_indices(x, Pool::square(3, 2, 1));
     REQUIRE(r.output.shape() == Shape{1, 1, 2, 2});
     CHECK(vals(r.output) == std::vector<double>{5, 7, 13, 15});
     // Reversed values: the max sits at each window's first in-range tap.
     std::vector<double> rev(16);
     for (int i = 0; i < 16; ++i) rev[size_t(i)] = 15 - i;
-    r = ops::max_pool2d_with_indices(from(rev, Shape{1, 1, 4, 4}, dt), pool(3, 2, 1));
+    r = ops::max_pool2d_with_indices(from(rev, Shape{1, 1, 4, 4}, dt), Pool::square(3, 2, 1));
     CHECK(ivals(r.indices) == std::vector<int64_t>{0, 1, 4, 5});
     CHECK(vals(r.output) == std::vector<double>{15, 14, 11, 10});
   }
@@ -91,7 +83,7 @@ TEST_CASE("ops/max_pool2d: hand-computed 2x2 stride 2 and the ResNet stem 3x3 st
 
 TEST_CASE("ops/max_pool2d: FPN P6, kernel 1 stride 2, takes every other pixel", "[ops][cpu]") {
   const Tensor x = from(arange(2 * 25), Shape{1, 2, 5, 5}, DType::Float32);
-  auto r = ops::max_pool2d_with_indices(x, pool(1, 2));
+  auto r = ops::max_pool2d_with_indices(x, Pool::square(1, 2));
   REQUIRE(r.output.shape() == Shape{1, 2, 3, 3});
   CHECK(vals(r.output) == std::vector<double>{0, 2, 4, 10, 12, 14, 20, 22, 24, 25, 27, 29, 35, 37, 39, 45, 47, 49});
   CHECK(ivals(r.indices) == std::vector<int64_t>{0, 2, 4, 10, 12, 14, 20, 22, 24, 0, 2, 4, 10, 12, 14, 20, 22, 24});
@@ -129,14 +121,14 @@ TEST_CASE("ops/max_pool2d: output sizes follow PyTorch, including ceil_mode's dr
     const Tensor x = Tensor::zeros({1, 1, H, H});
     return ops::max_pool2d(x, o).size(2);
   };
-  CHECK(out_hw(5, pool(2, 2)) == 2);
-  CHECK(out_hw(5, pool(2, 2, 0, 1, true)) == 3);
-  CHECK(out_hw(4, pool(2, 2, 1, 1, true)) == 3);  // (4 + 2 - 2 + 1) / 2 + 1 = 3; (3 - 1) * 2 = 4 < 5 kept
-  CHECK(out_hw(5, pool(2, 2, 1, 1, true)) == 3);  // ceil gives 4, but the 4th window starts at 6 >= 5 + 1: dropped
-  CHECK(out_hw(7, pool(3, 2, 1)) == 4);
-  CHECK(out_hw(7, pool(3, 1, 0, 2)) == 3);         // dilation 2: effective kernel 5
-  CHECK(out_hw(224, pool(3, 2, 1)) == 112);        // ResNet stem
-  CHECK(out_hw(13, pool(1, 2)) == 7);              // P6 of an odd P5
+  CHECK(out_hw(5, Pool::square(2, 2)) == 2);
+  CHECK(out_hw(5, Pool::square(2, 2, 0, 1, true)) == 3);
+  CHECK(out_hw(4, Pool::square(2, 2, 1, 1, true)) == 3);  // (4 + 2 - 2 + 1) / 2 + 1 = 3; (3 - 1) * 2 = 4 < 5 kept
+  CHECK(out_hw(5, Pool::square(2, 2, 1, 1, true)) == 3);  // ceil gives 4, but the 4th window starts at 6 >= 5 + 1: dropped
+  CHECK(out_hw(7, Pool::square(3, 2, 1)) == 4);
+  CHECK(out_hw(7, Pool::square(3, 1, 0, 2)) == 3);         // dilation 2: effective kernel 5
+  CHECK(out_hw(224, Pool::square(3, 2, 1)) == 112);        // ResNet stem
+  CHECK(out_hw(13, Pool::square(1, 2)) == 7);              // P6 of an odd P5
   for (int64_t H = 1; H < 12; ++H)
     for (int64_t k = 1; k <= 4; ++k)
       for (int64_t s = 1; s <= 3; ++s)
@@ -145,7 +137,7 @@ TEST_CASE("ops/max_pool2d: output sizes follow PyTorch, including ceil_mode's dr
             const int64_t expect = ref::pool_out_size(H, k, s, p, 1, c);
             if (expect < 1) continue;
             INFO("H " << H << " k " << k << " s " << s << " p " << p << " ceil " << c);
-            CHECK(out_hw(H, pool(k, s, p, 1, c)) == expect);
+            CHECK(out_hw(H, Pool::square(k, s, p, 1, c)) == expect);
           }
 }
 
@@ -160,10 +152,10 @@ TEST_CASE("ops/max_pool2d: random inputs match the reference, forward and backwa
   rect.padding = {1, 0};
   rect.dilation = {1, 2};
   rect.ceil_mode = true;
-  const Case cases[] = {{2, 3, 9, 11, pool(3, 2, 1)},          {1, 2, 8, 8, pool(2, 2)},
-                        {2, 2, 7, 9, pool(3, 2, 1, 1, true)},   {1, 3, 10, 7, pool(3, 1, 1, 2)},
-                        {2, 1, 6, 5, pool(1, 2)},               {1, 2, 9, 8, rect},
-                        {1, 1, 5, 5, pool(4, 3, 2, 1, true)},   {3, 2, 4, 6, pool(2, 1)}};
+  const Case cases[] = {{2, 3, 9, 11, Pool::square(3, 2, 1)},          {1, 2, 8, 8, Pool::square(2, 2)},
+                        {2, 2, 7, 9, Pool::square(3, 2, 1, 1, true)},   {1, 3, 10, 7, Pool::square(3, 1, 1, 2)},
+                        {2, 1, 6, 5, Pool::square(1, 2)},               {1, 2, 9, 8, rect},
+                        {1, 1, 5, 5, Pool::square(4, 3, 2, 1, true)},   {3, 2, 4, 6, Pool::square(2, 1)}};
   uint64_t seed = 100;
   for (DType dt : kFloats)
     for (const Case& c : cases)
@@ -186,7 +178,7 @@ TEST_CASE("ops/max_pool2d: random inputs match the reference, forward and backwa
 TEST_CASE("ops/max_pool2d: overlapping windows with ties accumulate into the first tap", "[ops][cpu]") {
   // Constant input, 3x3 stride 1 pad 1: every window's max is its first in-range tap.
   const Tensor x = Tensor::ones({1, 1, 3, 3}, DType::Float64);
-  const auto o = pool(3, 1, 1);
+  const auto o = Pool::square(3, 1, 1);
   const auto r = ops::max_pool2d_with_indices(x, o);
   CHECK(ivals(r.indices) == std::vector<int64_t>{0, 0, 1, 0, 0, 1, 3, 3, 4});
   const Tensor dx = ops::max_pool2d_backward(Tensor::ones({1, 1, 3, 3}, DType::Float64), r.indices, x.shape(), o);
@@ -195,19 +187,19 @@ TEST_CASE("ops/max_pool2d: overlapping windows with ties accumulate into the fir
 
 TEST_CASE("ops/max_pool2d: bad inputs name the op and what was expected", "[ops][cpu]") {
   const Tensor x = Tensor::zeros({1, 1, 4, 4});
-  CHECK_THROWS_WITH(ops::max_pool2d(Tensor::zeros({1, 4, 4}), pool(2, 2)), Contains("max_pool2d: input must be 4-D"));
-  CHECK_THROWS_WITH(ops::max_pool2d(Tensor::zeros({1, 1, 4, 4}, DType::Int64), pool(2, 2)),
+  CHECK_THROWS_WITH(ops::max_pool2d(Tensor::zeros({1, 4, 4}), Pool::square(2, 2)), Contains("max_pool2d: input must be 4-D"));
+  CHECK_THROWS_WITH(ops::max_pool2d(Tensor::zeros({1, 1, 4, 4}, DType::Int64), Pool::square(2, 2)),
                     Contains("max_pool2d: input must be float32 or float64"));
-  CHECK_THROWS_WITH(ops::max_pool2d(x, pool(0, 1)), Contains("kernel_size must be > 0"));
-  CHECK_THROWS_WITH(ops::max_pool2d(x, pool(2, -1)), Contains("stride must be > 0"));
-  CHECK_THROWS_WITH(ops::max_pool2d(x, pool(2, 2, 0, 0)), Contains("dilation must be > 0"));
-  CHECK_THROWS_WITH(ops::max_pool2d(x, pool(3, 2, 2)), Contains("at most half the kernel size"));
-  CHECK_THROWS_WITH(ops::max_pool2d(Tensor::zeros({1, 1, 2, 2}), pool(3, 1)), Contains("too small"));
-  CHECK_THROWS_WITH(ops::max_pool2d(Tensor(), pool(2, 2)), Contains("max_pool2d"));
-  const auto r = ops::max_pool2d_with_indices(x, pool(2, 2));
-  CHECK_THROWS_WITH(ops::max_pool2d_backward(r.output, r.indices, Shape{1, 1, 6, 6}, pool(2, 2)),
+  CHECK_THROWS_WITH(ops::max_pool2d(x, Pool::square(0, 1)), Contains("kernel_size must be > 0"));
+  CHECK_THROWS_WITH(ops::max_pool2d(x, Pool::square(2, -1)), Contains("stride must be > 0"));
+  CHECK_THROWS_WITH(ops::max_pool2d(x, Pool::square(2, 2, 0, 0)), Contains("dilation must be > 0"));
+  CHECK_THROWS_WITH(ops::max_pool2d(x, Pool::square(3, 2, 2)), Contains("at most half the kernel size"));
+  CHECK_THROWS_WITH(ops::max_pool2d(Tensor::zeros({1, 1, 2, 2}), Pool::square(3, 1)), Contains("too small"));
+  CHECK_THROWS_WITH(ops::max_pool2d(Tensor(), Pool::square(2, 2)), Contains("max_pool2d"));
+  const auto r = ops::max_pool2d_with_indices(x, Pool::square(2, 2));
+  CHECK_THROWS_WITH(ops::max_pool2d_backward(r.output, r.indices, Shape{1, 1, 6, 6}, Pool::square(2, 2)),
                     Contains("max_pool2d_backward: grad_output and indices must have shape [1, 1, 3, 3]"));
-  CHECK_THROWS_WITH(ops::max_pool2d_backward(r.output, r.output, x.shape(), pool(2, 2)),
+  CHECK_THROWS_WITH(ops::max_pool2d_backward(r.output, r.output, x.shape(), Pool::square(2, 2)),
                     Contains("indices must be int64"));
 }
 

@@ -24,6 +24,13 @@ struct MaxPool2dOptions {
   std::array<int64_t, 2> padding{0, 0};
   std::array<int64_t, 2> dilation{1, 1};
   bool ceil_mode = false;
+
+  /// The same value for height and width, as torch's integer arguments:
+  /// MaxPool2dOptions::square(3, 2, 1) is the ResNet stem pool, square(1, 2) the FPN's P6.
+  static MaxPool2dOptions square(int64_t kernel, int64_t stride = 0, int64_t padding = 0, int64_t dilation = 1,
+                                 bool ceil_mode = false) {
+    return {{kernel, kernel}, {stride, stride}, {padding, padding}, {dilation, dilation}, ceil_mode};
+  }
 };
 
 struct MaxPool2dResult {
