@@ -3,7 +3,8 @@
 # Installs missing Debian packages, puts nvcc on PATH, and picks the CMake preset.
 
 DRCNN_APT_PACKAGES=(cmake ninja-build ccache g++ libeigen3-dev libfmt-dev catch2 libstb-dev
-                    libbenchmark-dev libomp-dev nlohmann-json3-dev)
+                    libbenchmark-dev libomp-dev nlohmann-json3-dev
+                    libsimdjson-dev libpugixml-dev libcli11-dev)
 
 # Installs whatever in DRCNN_APT_PACKAGES is missing; does nothing (and needs no network or
 # root) when everything is already there.
