@@ -1,0 +1,250 @@
+// Image decoding and encoding: the one translation unit that compiles stb_image (JPEG and PNG
+// only) and stb_image_write (Debian's libstb-dev, v2.27 / v1.16). docs/data-images.md.
+#include "drcnn/data/image.h"
+
+#include <atomic>
+#include <climits>
+#include <cstdio>
+#include <fstream>
+#include <memory>
+#include <string>
+
+#include <unistd.h>
+
+#include "drcnn/core/error.h"
+
+// stb is third-party C written for C and C++: silence the warnings our flags would raise in it.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wshadow"
+#pragma GCC diagnostic ignored "-Wsign-compare"
+#pragma GCC diagnostic ignored "-Wunused-function"
+#pragma GCC diagnostic ignored "-Wunused-parameter"
+#pragma GCC diagnostic ignored "-Wmissing-field-initializers"
+#pragma GCC diagnostic ignored "-Wimplicit-fallthrough"
+#pragma GCC diagnostic ignored "-Wpedantic"
+#pragma GCC diagnostic ignored "-Wconversion"
+#pragma GCC diagnostic ignored "-Wdouble-promotion"
+#pragma GCC diagnostic ignored "-Wcast-qual"
+#define STBI_ONLY_JPEG
+#define STBI_ONLY_PNG
+#define STBI_NO_STDIO             // we read files ourselves (errors name the path)
+#define STBI_NO_LINEAR            // no float (HDR) API
+#define STBI_MAX_DIMENSIONS 65536 // stb's own backstop; DecodeOptions caps far below it first
+#define STB_IMAGE_STATIC          // the stbi_* symbols stay private to this file
+#define STB_IMAGE_IMPLEMENTATION
+#include <stb_image.h>
+#define STBI_WRITE_NO_STDIO
+#define STB_IMAGE_WRITE_STATIC
+#define STB_IMAGE_WRITE_IMPLEMENTATION
+#include <stb_image_write.h>
+#pragma GCC diagnostic pop
+
+// decode_image reads stbi_failure_reason() after a failed call on the same thread; that is only
+// thread-safe if stb keeps the reason per thread (it does in C++11 unless told otherwise).
+#ifndef STBI_THREAD_LOCAL
+#error "stb_image without thread-local failure reason: decode_image would not be thread-safe"
+#endif
+
+namespace drcnn::data {
+
+Image::Image(int32_t w, int32_t h) : width(w), height(h) {
+  DRCNN_CHECK(w >= 0 && h >= 0, "Image: width and height must be >= 0, got ", w, " x ", h);
+  pixels.assign(std::size_t(w) * std::size_t(h) * 3, 0);
+}
+
+namespace {
+
+bool starts_with(std::span<const uint8_t> b, std::initializer_list<uint8_t> magic) {
+  if (b.size() < magic.size()) return false;
+  std::size_t i = 0;
+  for (uint8_t m : magic) {
+    if (b[i++] != m) return false;
+  }
+  return true;
+}
+
+// True if a JPEG's last two bytes are not its end-of-image marker FFD9 (a hint for the error
+// message only: stb_image 2.27 itself rejects JPEGs cut anywhere before that marker).
+bool jpeg_lacks_end_marker(std::span<const uint8_t> b) {
+  return b.size() < 2 || b[b.size() - 2] != 0xFF || b[b.size() - 1] != 0xD9;
+}
+
+struct StbiFree {
+  void operator()(stbi_uc* p) const { stbi_image_free(p); }
+};
+
+void append_bytes(void* context, void* data, int size) {
+  auto* out = static_cast<std::vector<uint8_t>*>(context);
+  const auto* p = static_cast<const uint8_t*>(data);
+  out->insert(out->end(), p, p + size);
+}
+
+void check_encodable(const Image& image, const char* op) {
+  DRCNN_CHECK(image.width > 0 && image.height > 0, op, ": the image is empty (", image.width,
+              " x ", image.height, ")");
+  DRCNN_CHECK(image.pixels.size() == std::size_t(image.width) * std::size_t(image.height) * 3, op,
+              ": pixels has ", image.pixels.size(), " bytes, expected width * height * 3 = ",
+              std::size_t(image.width) * std::size_t(image.height) * 3);
+}
+
+void write_atomically(const std::filesystem::path& path, const std::vector<uint8_t>& bytes,
+                      const char* op) {
+  // A unique temporary name in the target's directory (rename is atomic only within one
+  // file system): ".<name>.tmp.<pid>.<counter>".
+  static std::atomic<uint64_t> counter{0};
+  // (Appended piece by piece: GCC 12 gives a false -Wrestrict on "." + std::string.)
+  std::string name(1, '.');
+  name += path.filename().string();
+  name += ".tmp.";
+  name += std::to_string(::getpid());
+  name += '.';
+  name += std::to_string(counter.fetch_add(1));
+  const std::filesystem::path tmp = path.parent_path() / name;
+  {
+    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+    DRCNN_CHECK(out.good(), op, ": cannot create the temporary file ", tmp.string(), " for ",
+                path.string());
+    out.write(reinterpret_cast<const char*>(bytes.data()), std::streamsize(bytes.size()));
+    out.close();
+    if (!out.good()) {
+      std::error_code ignored;
+      std::filesystem::remove(tmp, ignored);
+      DRCNN_FAIL(op, ": writing ", bytes.size(), " bytes to ", tmp.string(), " for ",
+                 path.string(), " failed");
+    }
+  }
+  std::error_code ec;
+  std::filesystem::rename(tmp, path, ec);
+  if (ec) {
+    std::error_code ignored;
+    std::filesystem::remove(tmp, ignored);
+    DRCNN_FAIL(op, ": cannot rename ", tmp.string(), " to ", path.string(), ": ", ec.message());
+  }
+}
+
+}  // namespace
+
+std::string_view sniff_image_format(std::span<const uint8_t> b) {
+  if (starts_with(b, {0x89, 'P', 'N', 'G', '\r', '\n', 0x1A, '\n'})) return "PNG";
+  if (starts_with(b, {0xFF, 0xD8, 0xFF})) return "JPEG";
+  if (starts_with(b, {'G', 'I', 'F', '8'})) return "GIF";
+  if (starts_with(b, {'B', 'M'})) return "BMP";
+  if (starts_with(b, {'I', 'I', 0x2A, 0x00}) || starts_with(b, {'M', 'M', 0x00, 0x2A})) return "TIFF";
+  if (b.size() >= 12 && starts_with(b, {'R', 'I', 'F', 'F'}) && b[8] == 'W' && b[9] == 'E' &&
+      b[10] == 'B' && b[11] == 'P') {
+    return "WebP";
+  }
+  if (b.size() >= 12 && b[4] == 'f' && b[5] == 't' && b[6] == 'y' && b[7] == 'p') {
+    return "HEIF/AVIF (ISO media)";
+  }
+  if (starts_with(b, {0x00, 0x00, 0x00, 0x0C, 'j', 'P', ' ', ' '}) ||
+      starts_with(b, {0xFF, 0x4F, 0xFF, 0x51})) {
+    return "JPEG 2000";
+  }
+  if (starts_with(b, {'8', 'B', 'P', 'S'})) return "PSD";
+  if (starts_with(b, {'#', '?'})) return "Radiance HDR";
+  if (starts_with(b, {0x00, 0x00, 0x01, 0x00})) return "ICO";
+  if (b.size() >= 2 && b[0] == 'P' && b[1] >= '1' && b[1] <= '7') return "PNM";
+  return "unknown";
+}
+
+Image decode_image(std::span<const uint8_t> bytes, std::string_view source,
+                   const DecodeOptions& options) {
+  DRCNN_CHECK(options.max_dimension > 0 && options.max_pixels > 0,
+              "decode_image: DecodeOptions caps must be positive, got max_dimension ",
+              options.max_dimension, " and max_pixels ", options.max_pixels);
+  DRCNN_CHECK(!bytes.empty(), "decode_image: ", source, " is empty (0 bytes)");
+  const std::string_view format = sniff_image_format(bytes);
+  DRCNN_CHECK(format == "PNG" || format == "JPEG", "decode_image: ", source, " is ",
+              format == "unknown" ? "not an image format we know" : format,
+              format == "unknown" ? "" : " data", "; only JPEG and PNG are supported");
+  DRCNN_CHECK(bytes.size() <= std::size_t(INT_MAX), "decode_image: ", source, " has ",
+              bytes.size(), " bytes, more than stb_image accepts (2^31 - 1)");
+  const int len = int(bytes.size());
+
+  int w = 0, h = 0, channels = 0;
+  if (!stbi_info_from_memory(bytes.data(), len, &w, &h, &channels)) {
+    DRCNN_FAIL("decode_image: cannot read the ", format, " header of ", source, ": ",
+               stbi_failure_reason());
+  }
+  DRCNN_CHECK(w > 0 && h > 0 && w <= options.max_dimension && h <= options.max_dimension,
+              "decode_image: ", source, " is ", w, " x ", h, " (", format,
+              "), larger than the cap of ", options.max_dimension, " pixels per side");
+  DRCNN_CHECK(int64_t(w) * h <= options.max_pixels, "decode_image: ", source, " is ", w, " x ", h,
+              " = ", int64_t(w) * h, " pixels, above the cap of ", options.max_pixels);
+  int dw = 0, dh = 0, file_channels = 0;
+  // Asking for 3 channels makes stb convert grey (copied to RGB), grey+alpha and RGBA (alpha
+  // dropped) and 16-bit samples (high byte) for us.
+  std::unique_ptr<stbi_uc, StbiFree> data(
+      stbi_load_from_memory(bytes.data(), len, &dw, &dh, &file_channels, 3));
+  if (!data) {
+    const bool cut = format == "JPEG" && jpeg_lacks_end_marker(bytes);
+    DRCNN_FAIL("decode_image: cannot decode ", format, " ", source, " (", w, " x ", h, ", ",
+               bytes.size(), " bytes): ", stbi_failure_reason(),
+               cut ? " (the data does not end with the JPEG end-of-image marker: truncated?)" : "");
+  }
+  DRCNN_CHECK(dw == w && dh == h, "decode_image: ", source, " decoded to ", dw, " x ", dh,
+              " but its header says ", w, " x ", h);
+  Image image;
+  image.width = dw;
+  image.height = dh;
+  image.pixels.assign(data.get(), data.get() + std::size_t(dw) * std::size_t(dh) * 3);
+  return image;
+}
+
+Image read_image(const std::filesystem::path& path, const DecodeOptions& options) {
+  std::ifstream in(path, std::ios::binary | std::ios::ate);
+  DRCNN_CHECK(in.good(), "read_image: cannot open ", path.string());
+  const std::streamsize size = in.tellg();
+  DRCNN_CHECK(size >= 0, "read_image: cannot get the size of ", path.string());
+  std::vector<uint8_t> bytes(static_cast<std::size_t>(size));
+  in.seekg(0);
+  in.read(reinterpret_cast<char*>(bytes.data()), size);
+  DRCNN_CHECK(in.good() || (size == 0 && !in.bad()), "read_image: reading ", size, " bytes of ",
+              path.string(), " failed");
+  return decode_image(bytes, path.string(), options);
+}
+
+void check_image_size(const Image& image, int32_t expected_width, int32_t expected_height,
+                      std::string_view source) {
+  DRCNN_CHECK(image.width == expected_width && image.height == expected_height,
+              "check_image_size: ", source, " is ", image.width, " x ", image.height,
+              " (width x height) but the annotation file says ", expected_width, " x ",
+              expected_height);
+}
+
+std::vector<uint8_t> encode_png(const Image& image) {
+  check_encodable(image, "encode_png");
+  std::vector<uint8_t> out;
+  const int ok = stbi_write_png_to_func(append_bytes, &out, image.width, image.height, 3,
+                                        image.pixels.data(), image.width * 3);
+  DRCNN_CHECK(ok != 0, "encode_png: stb_image_write failed on a ", image.width, " x ",
+              image.height, " image");
+  return out;
+}
+
+std::vector<uint8_t> encode_jpeg(const Image& image, int quality) {
+  check_encodable(image, "encode_jpeg");
+  DRCNN_CHECK(quality >= 1 && quality <= 100, "encode_jpeg: quality must be in 1..100, got ",
+              quality);
+  std::vector<uint8_t> out;
+  const int ok = stbi_write_jpg_to_func(append_bytes, &out, image.width, image.height, 3,
+                                        image.pixels.data(), quality);
+  DRCNN_CHECK(ok != 0, "encode_jpeg: stb_image_write failed on a ", image.width, " x ",
+              image.height, " image");
+  return out;
+}
+
+void write_png(const std::filesystem::path& path, const Image& image) {
+  DRCNN_CHECK(image.width > 0 && image.height > 0, "write_png: ", path.string(),
+              ": the image is empty (", image.width, " x ", image.height, ")");
+  write_atomically(path, encode_png(image), "write_png");
+}
+
+void write_jpeg(const std::filesystem::path& path, const Image& image, int quality) {
+  DRCNN_CHECK(image.width > 0 && image.height > 0, "write_jpeg: ", path.string(),
+              ": the image is empty (", image.width, " x ", image.height, ")");
+  write_atomically(path, encode_jpeg(image, quality), "write_jpeg");
+}
+
+}  // namespace drcnn::data
