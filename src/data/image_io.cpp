@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "drcnn/core/error.h"
+#include "file_util.h"
 
 // stb is third-party C written for C and C++: silence the warnings our flags would raise in it.
 #pragma GCC diagnostic push
@@ -87,8 +88,10 @@ void check_encodable(const Image& image, const char* op) {
               std::size_t(image.width) * std::size_t(image.height) * 3);
 }
 
-void write_atomically(const std::filesystem::path& path, const std::vector<uint8_t>& bytes,
-                      const char* op) {
+}  // namespace
+
+void write_file_atomically(const std::filesystem::path& path, std::span<const uint8_t> bytes,
+                           const char* op) {
   // A unique temporary name in the target's directory (rename is atomic only within one
   // file system): ".<name>.tmp.<pid>.<counter>".
   static std::atomic<uint64_t> counter{0};
@@ -121,8 +124,6 @@ void write_atomically(const std::filesystem::path& path, const std::vector<uint8
     DRCNN_FAIL(op, ": cannot rename ", tmp.string(), " to ", path.string(), ": ", ec.message());
   }
 }
-
-}  // namespace
 
 std::string_view sniff_image_format(std::span<const uint8_t> b) {
   if (starts_with(b, {0x89, 'P', 'N', 'G', '\r', '\n', 0x1A, '\n'})) return "PNG";
@@ -238,13 +239,13 @@ std::vector<uint8_t> encode_jpeg(const Image& image, int quality) {
 void write_png(const std::filesystem::path& path, const Image& image) {
   DRCNN_CHECK(image.width > 0 && image.height > 0, "write_png: ", path.string(),
               ": the image is empty (", image.width, " x ", image.height, ")");
-  write_atomically(path, encode_png(image), "write_png");
+  write_file_atomically(path, encode_png(image), "write_png");
 }
 
 void write_jpeg(const std::filesystem::path& path, const Image& image, int quality) {
   DRCNN_CHECK(image.width > 0 && image.height > 0, "write_jpeg: ", path.string(),
               ": the image is empty (", image.width, " x ", image.height, ")");
-  write_atomically(path, encode_jpeg(image, quality), "write_jpeg");
+  write_file_atomically(path, encode_jpeg(image, quality), "write_jpeg");
 }
 
 }  // namespace drcnn::data

@@ -288,3 +288,148 @@ TEST_CASE("load_coco reads the committed fixture", "[datasets][coco]") {
   CHECK(f.categories.size() == 3);
   CHECK(f.annotations.size() == 9);
 }
+
+// ------------------------------------------------------------------------------ CocoDataset
+// tests/data/datasets/coco_small.json, checked by hand against MMDetection v2's rules:
+// categories 7 "b", 3 "a", 12 "c" -> labels a=0 (id 3), b=1 (id 7), c=2 (id 12).
+// image 10 (100x50): ann 1 kept (b); 2 outside (x 120 > width 100); 3 small (w 0.5);
+//   4 area 0; 5 crowd -> ignore (a); 7 kept though partly outside (c, not clipped); 8 kept (b, w = 1).
+// image 20 (64x64): ann 6 crowd -> ignore (a); 9 outside (w = -3).
+// image 30 (32x31): no annotation.
+using drcnn::data::CocoDataset;
+using drcnn::data::CocoDatasetOptions;
+using drcnn::data::EmptyImageFilter;
+
+namespace {
+CocoFile small_fixture() { return load_coco(fs::path(DRCNN_TEST_DATA_DIR) / "datasets" / "coco_small.json"); }
+using Box = std::array<float, 4>;
+}  // namespace
+
+TEST_CASE("CocoDataset applies MMDetection's box rules and labels", "[datasets][coco]") {
+  CocoDatasetOptions opt;
+  opt.image_root = "/data/coco/train2017";
+  const CocoDataset ds(small_fixture(), opt);  // training defaults: kNoAnnotations, min_size 32
+
+  CHECK(ds.class_names() == std::vector<std::string>{"a", "b", "c"});
+  CHECK(ds.category_ids() == std::vector<int64_t>{3, 7, 12});
+  REQUIRE(ds.size() == 2);  // image 30 has no annotation
+
+  const auto r0 = ds.record(0);
+  CHECK(r0.image_id == 10);
+  CHECK(r0.image_path == "/data/coco/train2017/img10.jpg");
+  CHECK(r0.width == 100);
+  CHECK(r0.height == 50);
+  // File order within the image: anns 1, 5, 7, 8 survive.
+  CHECK(r0.boxes == std::vector<Box>{{10, 10, 30, 30}, {0, 0, 50, 25}, {90, 40, 110, 60}, {2.5f, 3.5f, 3.5f, 5}});
+  CHECK(r0.labels == std::vector<int64_t>{1, 0, 2, 1});
+  CHECK(r0.ignore == std::vector<uint8_t>{0, 1, 0, 0});
+
+  const auto r1 = ds.record(1);
+  CHECK(r1.image_id == 20);
+  CHECK(r1.image_path == "/data/coco/train2017/sub/img20.jpg");
+  CHECK(r1.boxes == std::vector<Box>{{1, 1, 11, 11}});
+  CHECK(r1.labels == std::vector<int64_t>{0});
+  CHECK(r1.ignore == std::vector<uint8_t>{1});
+  CHECK(ds.image_size(1) == std::array<int32_t, 2>{64, 64});
+  CHECK(ds.image_id(1) == 20);
+
+  const auto& s = ds.stats();
+  CHECK(s.images_in_file == 3);
+  CHECK(s.images_kept == 2);
+  CHECK(s.images_empty == 1);
+  CHECK(s.images_too_small == 0);
+  CHECK(s.annotations == 9);
+  CHECK(s.targets == 3);
+  CHECK(s.ignored == 2);
+  CHECK(s.dropped_outside == 2);
+  CHECK(s.dropped_area == 1);
+  CHECK(s.dropped_small == 1);
+  CHECK(s.targets + s.ignored + s.dropped_outside + s.dropped_area + s.dropped_small == s.annotations);
+
+  REQUIRE_THROWS_WITH(ds.record(2), Contains("CocoDataset::record") && Contains("out of range"));
+}
+
+TEST_CASE("CocoDataset image filters", "[datasets][coco]") {
+  const CocoFile f = small_fixture();
+  {
+    CocoDatasetOptions opt;
+    opt.filter_empty = EmptyImageFilter::kNoTargets;  // image 20 has only a crowd box
+    const CocoDataset ds(f, opt);
+    REQUIRE(ds.size() == 1);
+    CHECK(ds.image_id(0) == 10);
+    CHECK(ds.stats().images_empty == 1);      // image 20 (no target left)
+    CHECK(ds.stats().images_too_small == 1);  // image 30: min_size is checked before the boxes
+    CHECK(ds.stats().annotations == 7);
+    CHECK(ds.stats().ignored == 1);
+    CHECK(ds.stats().dropped_outside == 1);
+  }
+  {
+    CocoDatasetOptions opt;
+    opt.filter_empty = EmptyImageFilter::kKeepAll;  // image 30 now fails min_size (31 < 32)
+    const CocoDataset ds(f, opt);
+    CHECK(ds.size() == 2);
+    CHECK(ds.stats().images_too_small == 1);
+    CHECK(ds.stats().images_empty == 0);
+    opt.min_size = 31;
+    CHECK(CocoDataset(f, opt).size() == 3);
+  }
+  {
+    const CocoDataset ds(f, CocoDatasetOptions::evaluation("root"));
+    REQUIRE(ds.size() == 3);
+    const auto r = ds.record(2);
+    CHECK(r.image_id == 30);
+    CHECK(r.boxes.empty());
+    CHECK(r.labels.empty());
+    CHECK(r.ignore.empty());
+    CHECK(ds.image_size(2) == std::array<int32_t, 2>{32, 31});
+  }
+}
+
+TEST_CASE("CocoDataset maps non-contiguous category ids to labels and back", "[datasets][coco]") {
+  // COCO's 80 ids (1..90 with gaps), listed in a scrambled order.
+  std::vector<int64_t> ids;
+  for (int64_t id = 1; id <= 90; ++id)
+    if (id != 12 && id != 26 && id != 29 && id != 30 && id != 45 && id != 66 && id != 68 && id != 69 && id != 71 &&
+        id != 83)
+      ids.push_back(id);
+  REQUIRE(ids.size() == 80);
+  std::string cats;
+  for (std::size_t k = 0; k < ids.size(); ++k) {
+    const int64_t id = ids[(k * 37) % 80];  // 37 is coprime with 80: a permutation
+    if (!cats.empty()) cats += ",";
+    cats += fmt::format(R"({{"id": {}, "name": "c{}"}})", id, id);
+  }
+  const CocoDataset ds(parse_coco(coco(kImg, cats, ""), "cats.json"), CocoDatasetOptions::evaluation(""));
+  REQUIRE(ds.category_ids() == ids);  // ascending
+  for (int64_t l = 0; l < 80; ++l) {
+    CHECK(ds.label_to_category_id(l) == ids[std::size_t(l)]);
+    CHECK(ds.category_id_to_label(ds.label_to_category_id(l)) == l);
+    CHECK(ds.class_names()[std::size_t(l)] == fmt::format("c{}", ids[std::size_t(l)]));
+  }
+  REQUIRE_THROWS_WITH(ds.category_id_to_label(12), Contains("category id 12 is not in the file"));
+  REQUIRE_THROWS_WITH(ds.label_to_category_id(80), Contains("label 80 out of range"));
+  REQUIRE_THROWS_WITH(ds.label_to_category_id(-1), Contains("label -1 out of range"));
+}
+
+TEST_CASE("CocoDataset checks image files and hand-built files", "[datasets][coco]") {
+  const fs::path dir = fs::temp_directory_path() / "drcnn_test_coco_files";
+  fs::create_directories(dir);
+  { std::ofstream(dir / "img10.jpg") << "x"; }
+  CocoDatasetOptions opt;
+  opt.image_root = dir;
+  opt.check_files = true;
+  const CocoFile f = small_fixture();
+  REQUIRE_THROWS_WITH(CocoDataset(f, opt), Contains("coco_small.json") && Contains("images[1] (id 20)") &&
+                                               Contains("sub/img20.jpg") && Contains("does not exist"));
+  fs::create_directories(dir / "sub");
+  { std::ofstream(dir / "sub" / "img20.jpg") << "x"; }
+  CHECK(CocoDataset(f, opt).size() == 2);
+  fs::remove_all(dir);
+
+  CocoFile bad = f;  // a CocoFile built by hand, not by parse_coco
+  bad.annotations.image_id[3] = 99;
+  REQUIRE_THROWS_WITH(CocoDataset(bad, opt), Contains("annotations[3] (id 4)") && Contains("unknown image_id 99"));
+  bad = f;
+  bad.annotations.category_id[0] = 5;
+  REQUIRE_THROWS_WITH(CocoDataset(bad, opt), Contains("annotations[0] (id 1)") && Contains("unknown category_id 5"));
+}

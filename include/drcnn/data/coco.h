@@ -95,4 +95,89 @@ CocoFile parse_coco(std::string_view json, std::string_view source, const CocoPa
 /// Reads and parses a COCO annotation file (errors name the path).
 CocoFile load_coco(const std::filesystem::path& path, const CocoParseOptions& options = {});
 
+/// Which images CocoDataset drops (training only; evaluation keeps every image).
+enum class EmptyImageFilter {
+  kKeepAll,        ///< keep every image (evaluation, or training with negatives)
+  kNoAnnotations,  ///< MMDetection v2 filter_empty_gt: drop images with no annotation at all in the
+                   ///< file (an image whose boxes are all crowd or all invalid is kept)
+  kNoTargets,      ///< drop images left with no target box after the box rules (stricter; like
+                   ///< detectron2's "no usable annotations"); checked after min_size
+};
+
+struct CocoDatasetOptions {
+  /// Folder the images' file_name is relative to (record().image_path = image_root / file_name).
+  std::filesystem::path image_root;
+  /// MMDetection v2's training default (CocoDataset(filter_empty_gt=True)).
+  EmptyImageFilter filter_empty = EmptyImageFilter::kNoAnnotations;
+  /// Drop images with min(width, height) < min_size (MMDetection v2 _filter_imgs(min_size=32));
+  /// 0 keeps every size.
+  int32_t min_size = 32;
+  /// Check at construction that every kept image file exists (error names the image id and path).
+  bool check_files = false;
+
+  /// Evaluation: every image, whatever its annotations or size.
+  static CocoDatasetOptions evaluation(std::filesystem::path root) {
+    CocoDatasetOptions o;
+    o.image_root = std::move(root);
+    o.filter_empty = EmptyImageFilter::kKeepAll;
+    o.min_size = 0;
+    return o;
+  }
+};
+
+/// What CocoDataset dropped and kept. Image counts cover the whole file; box counts cover the kept
+/// images only (what training sees). Each dropped box is counted once, for the first rule it fails
+/// in MMDetection's order: outside, then area, then small.
+struct CocoDatasetStats {
+  std::size_t images_in_file = 0;
+  std::size_t images_kept = 0;
+  std::size_t images_empty = 0;      ///< dropped by filter_empty
+  std::size_t images_too_small = 0;  ///< dropped by min_size
+  std::size_t annotations = 0;       ///< annotations of the kept images
+  std::size_t targets = 0;           ///< kept boxes with ignore = 0
+  std::size_t ignored = 0;           ///< kept crowd boxes (ignore = 1)
+  std::size_t dropped_outside = 0;   ///< no overlap with the image (intersection w or h <= 0)
+  std::size_t dropped_area = 0;      ///< "area" <= 0
+  std::size_t dropped_small = 0;     ///< bbox w < 1 or h < 1
+};
+
+/// The training view of a CocoFile (MMDetection v2 CocoDataset rules, docs/data.md):
+/// - labels: category ids sorted ascending map to 0..C-1 (cat2label), and back;
+/// - boxes: (x, y, w, h) -> (x, y, x + w, y + h) in float (no "+1", no clipping);
+/// - per annotation, in file order: drop when the box has no overlap with the image, when
+///   area <= 0, when w < 1 or h < 1 (each counted); iscrowd = 1 kept with ignore = 1;
+/// - images (file order) filtered by options.filter_empty and options.min_size.
+/// Storage: flat arrays with per-image offsets (CSR); record() builds one image's vectors.
+class CocoDataset final : public DetectionDataset {
+ public:
+  CocoDataset(const CocoFile& file, CocoDatasetOptions options);
+
+  std::size_t size() const override { return image_ids_.size(); }
+  DetectionRecord record(std::size_t index) const override;
+  std::array<int32_t, 2> image_size(std::size_t index) const override;
+  const std::vector<std::string>& class_names() const override { return class_names_; }
+
+  int64_t image_id(std::size_t index) const;
+  /// COCO category id of a contiguous label (for writing results JSON).
+  int64_t label_to_category_id(int64_t label) const;
+  /// Contiguous label of a COCO category id; throws for an id not in the file.
+  int64_t category_id_to_label(int64_t category_id) const;
+  const std::vector<int64_t>& category_ids() const { return category_ids_; }  ///< by label
+  const CocoDatasetStats& stats() const { return stats_; }
+  const CocoDatasetOptions& options() const { return options_; }
+
+ private:
+  CocoDatasetOptions options_;
+  CocoDatasetStats stats_;
+  std::vector<std::string> class_names_;
+  std::vector<int64_t> category_ids_;       // label -> category id (ascending)
+  std::vector<int64_t> image_ids_;          // per kept image
+  std::vector<std::string> file_names_;
+  std::vector<std::array<int32_t, 2>> sizes_;
+  std::vector<uint64_t> offsets_;           // kept image i owns boxes [offsets_[i], offsets_[i+1])
+  std::vector<std::array<float, 4>> boxes_;
+  std::vector<int32_t> labels_;
+  std::vector<uint8_t> ignore_;
+};
+
 }  // namespace drcnn::data
