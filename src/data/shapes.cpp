@@ -32,23 +32,21 @@ __extension__ typedef unsigned __int128 u128;
 
 // ---- random numbers -------------------------------------------------------------------------
 
-uint64_t splitmix64(uint64_t x) {
-  x += 0x9E3779B97F4A7C15ull;
-  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
-  x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
-  return x ^ (x >> 31);
-}
+constexpr uint64_t kGolden = 0x9E3779B97F4A7C15ull;
 
+// SplitMix64's output function (Steele, Lea, Flood 2014).
+uint64_t mix64(uint64_t z) {
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  return z ^ (z >> 31);
+}
+uint64_t splitmix64(uint64_t x) { return mix64(x + kGolden); }
+
+// SplitMix64: a Weyl sequence through mix64.
 class Rng {
  public:
   explicit Rng(uint64_t seed) : m_state(seed) {}
-  uint64_t next() {
-    m_state += 0x9E3779B97F4A7C15ull;
-    uint64_t z = m_state;
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-  }
+  uint64_t next() { return mix64(m_state += kGolden); }
   /// Uniform in [0, n) (n >= 1) by the 64x64 -> 128 multiply (bias below n / 2^64).
   uint64_t below(uint64_t n) { return uint64_t(u128(next()) * n >> 64); }
   /// Uniform in [lo, hi] (inclusive).
