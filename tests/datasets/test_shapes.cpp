@@ -17,6 +17,7 @@
 #include <nlohmann/json.hpp>
 
 #include "drcnn/core/error.h"
+#include "drcnn/data/coco.h"
 #include "drcnn/data/image.h"
 #include "drcnn/data/shapes.h"
 
@@ -327,6 +328,37 @@ TEST_CASE("generate_shapes_dataset writes PNGs and COCO JSON, same bytes for any
     }
   }
   CHECK(ann == j["annotations"].size());
+  std::error_code ec;
+  fs::remove_all(root, ec);
+}
+
+TEST_CASE("the shapes COCO file loads with load_coco and CocoDataset with every box intact", "[datasets][shapes]") {
+  const fs::path root = fs::temp_directory_path() / ("drcnn_shapes_coco_" + std::to_string(::getpid()));
+  ShapesOptions o = small_options(9);
+  o.train_images = 5;
+  o.val_images = 1;
+  drcnn::data::generate_shapes_dataset(o, root);
+  const drcnn::data::CocoFile file = drcnn::data::load_coco(root / "annotations/instances_train.json");
+  REQUIRE(file.images.size() == 5);
+  REQUIRE(file.categories.size() == 6);
+  drcnn::data::CocoDatasetOptions dopt = drcnn::data::CocoDatasetOptions::evaluation(root / "train");
+  dopt.check_files = true;
+  const drcnn::data::CocoDataset ds(file, dopt);
+  REQUIRE(ds.size() == 5);
+  CHECK(ds.class_names() == drcnn::data::shape_class_names());
+  CHECK(ds.stats().dropped_outside + ds.stats().dropped_area + ds.stats().dropped_small == 0);
+  for (std::size_t i = 0; i < ds.size(); ++i) {
+    const drcnn::data::DetectionRecord r = ds.record(i);
+    const ShapesImage im = drcnn::data::generate_shapes_image(o, ShapesSplit::train, int64_t(i));
+    REQUIRE(r.boxes.size() == im.objects.size());
+    CHECK(drcnn::data::read_image(r.image_path).pixels == im.image.pixels);
+    for (std::size_t k = 0; k < r.boxes.size(); ++k) {
+      const auto& b = im.objects[k].box;
+      CHECK(r.boxes[k] == std::array<float, 4>{float(b[0]), float(b[1]), float(b[2]), float(b[3])});
+      CHECK(r.labels[k] == im.objects[k].label);
+      CHECK(r.ignore[k] == 0);
+    }
+  }
   std::error_code ec;
   fs::remove_all(root, ec);
 }
