@@ -1,0 +1,169 @@
+// The two-stage detector (include/drcnn/models/detector.h).
+#include "drcnn/models/detector.h"
+
+#include "drcnn/autograd/functions.h"
+#include "drcnn/ops/shape_ops.h"
+
+namespace drcnn::models {
+
+// ------------------------------------------------------------------------------- presets
+DetectorConfig DetectorConfig::dynamic_rcnn_r50_fpn_1x(int64_t num_classes) {
+  DetectorConfig c;
+  c.name = "dynamic_rcnn_r50_fpn_1x";
+  c.num_classes = num_classes;
+  // mmdet: ResNet(depth 50, frozen_stages 1, BN requires_grad, norm_eval, style pytorch).
+  c.backbone.depth = 50;
+  c.backbone.norm.kind = NormKind::BatchNorm;
+  c.backbone.frozen_stages = 1;
+  c.backbone.norm_eval = true;
+  c.neck.in_channels = {256, 512, 1024, 2048};
+  c.neck.out_channels = 256;
+  c.neck.num_outs = 5;
+  c.anchors = ops::AnchorConfig{};  // strides 4..64, ratios 0.5/1/2, scale 8
+  c.rpn_head = RpnHeadOptions{256, 256, 3};
+  c.rpn_train = RpnProposalConfig::train();  // nms_pre 2000, NMS 0.85, 1000 per image
+  c.rpn_test = RpnProposalConfig::test();    // nms_pre 1000, NMS 0.85, 1000 per image
+  c.roi_head.bbox_head = BBoxHeadOptions{256, 7, 1024, num_classes};
+  c.dynamic = train::DynamicRcnnConfig::mmdet();
+  return c;
+}
+
+DetectorConfig DetectorConfig::faster_rcnn_r50_fpn_1x(int64_t num_classes) {
+  DetectorConfig c = dynamic_rcnn_r50_fpn_1x(num_classes);
+  c.name = "faster_rcnn_r50_fpn_1x";
+  c.rpn_train.nms_iou = 0.7;
+  c.rpn_test.nms_iou = 0.7;
+  c.dynamic = train::DynamicRcnnConfig::static_baseline();
+  return c;
+}
+
+DetectorConfig DetectorConfig::dynamic_rcnn_r101_fpn_1x(int64_t num_classes) {
+  DetectorConfig c = dynamic_rcnn_r50_fpn_1x(num_classes);
+  c.name = "dynamic_rcnn_r101_fpn_1x";
+  c.backbone.depth = 101;
+  return c;
+}
+
+DetectorConfig DetectorConfig::small_cpu(int64_t num_classes) {
+  DetectorConfig c;
+  c.name = "small_cpu";
+  c.num_classes = num_classes;
+  c.backbone.depth = 18;
+  c.backbone.norm.kind = NormKind::GroupNorm;
+  c.backbone.norm.gn_groups = 32;
+  c.backbone.frozen_stages = -1;
+  c.backbone.norm_eval = false;
+  c.neck.in_channels = {64, 128, 256, 512};
+  c.neck.out_channels = 128;
+  c.neck.num_outs = 5;
+  c.anchors.scales = {4.0};  // 16, 32, 64, 128, 256 px at strides 4..64
+  c.rpn_head = RpnHeadOptions{128, 128, 3};
+  c.rpn_train.nms_pre = 1000;
+  c.rpn_train.max_per_img = 500;
+  c.rpn_test.nms_pre = 500;
+  c.rpn_test.max_per_img = 300;
+  c.roi_head.bbox_head = BBoxHeadOptions{128, 7, 512, num_classes};
+  c.roi_head.sampler.num = 128;
+  c.dynamic = train::DynamicRcnnConfig::mmdet();
+  c.dynamic.update_interval = 20;
+  return c;
+}
+
+// ------------------------------------------------------------------------ TwoStageDetector
+template <typename T>
+TwoStageDetector<T>::TwoStageDetector(const DetectorConfig& cfg, Generator& gen) : m_cfg(cfg) {
+  DRCNN_CHECK(cfg.num_classes > 0, "TwoStageDetector: num_classes must be > 0, got ", cfg.num_classes);
+  DRCNN_CHECK(cfg.roi_head.bbox_head.num_classes == cfg.num_classes, "TwoStageDetector: roi_head.bbox_head.",
+              "num_classes (", cfg.roi_head.bbox_head.num_classes, ") differs from num_classes (", cfg.num_classes, ")");
+  DRCNN_CHECK(int64_t(cfg.anchors.strides.size()) == cfg.neck.num_outs, "TwoStageDetector: ",
+              cfg.anchors.strides.size(), " anchor strides for ", cfg.neck.num_outs, " FPN levels");
+  DRCNN_CHECK(cfg.rpn_head.num_anchors == cfg.anchors.anchors_per_location(), "TwoStageDetector: rpn_head.num_anchors (",
+              cfg.rpn_head.num_anchors, ") differs from the anchors per location (", cfg.anchors.anchors_per_location(),
+              ")");
+  DRCNN_CHECK(cfg.size_divisor >= 1, "TwoStageDetector: size_divisor must be >= 1, got ", cfg.size_divisor);
+  m_backbone = register_module("backbone", std::make_shared<ResNet<T>>(cfg.backbone, gen));
+  m_neck = register_module("neck", std::make_shared<Fpn<T>>(cfg.neck, gen));
+  m_rpn = register_module("rpn_head", std::make_shared<RpnHead<T>>(cfg.rpn_head, gen));
+  m_roi = register_module("roi_head", std::make_shared<RoiHead<T>>(cfg.roi_head, gen));
+  // The backbone pins its frozen stages (and norm_eval) when the detector's mode changes.
+  train(true);
+}
+
+template <typename T>
+std::vector<Variable> TwoStageDetector<T>::features(const Tensor& images) const {
+  return m_neck->forward(m_backbone->forward(Variable(images)));
+}
+
+template <typename T>
+std::vector<ops::FeatureSize> TwoStageDetector<T>::feature_sizes(const std::vector<Variable>& features) const {
+  std::vector<ops::FeatureSize> sizes;
+  for (const Variable& f : features) sizes.push_back({f.data().size(2), f.data().size(3)});
+  return sizes;
+}
+
+template <typename T>
+std::vector<RpnProposals> TwoStageDetector<T>::proposals(const std::vector<Variable>& features,
+                                                         const ImageList& images, bool training) const {
+  const std::vector<RpnLevelOutput> out = m_rpn->forward(features);
+  const std::vector<Tensor> anchors =
+      ops::grid_anchors(m_cfg.anchors, feature_sizes(features), features[0].data().dtype(), features[0].data().device());
+  return generate_proposals(out, anchors, images.image_sizes(), training ? m_cfg.rpn_train : m_cfg.rpn_test);
+}
+
+template <typename T>
+DetectorLosses TwoStageDetector<T>::forward_train(const ImageList& images, const std::vector<Instances>& targets,
+                                                  const train::DynamicParams& params, Generator& gen) const {
+  DRCNN_CHECK(int64_t(targets.size()) == images.size(), "TwoStageDetector::forward_train: ", images.size(),
+              " images but ", targets.size(), " targets");
+  const std::vector<Variable> feats = features(images.tensor());
+  const std::vector<ops::FeatureSize> sizes = feature_sizes(feats);
+  const DType dtype = feats[0].data().dtype();
+  const Device device = feats[0].data().device();
+  const std::vector<Tensor> anchors = ops::grid_anchors(m_cfg.anchors, sizes, dtype, device);
+
+  // RPN: losses on the anchors inside each image's own padded extent, then proposals (detached).
+  const std::vector<RpnLevelOutput> rpn_out = m_rpn->forward(feats);
+  std::vector<Tensor> valid;
+  for (const ImageSize& s : images.image_sizes()) {
+    const int64_t d = m_cfg.size_divisor;
+    const int64_t pad_h = (s.height + d - 1) / d * d, pad_w = (s.width + d - 1) / d * d;
+    valid.push_back(ops::concat(ops::anchor_valid_flags(m_cfg.anchors, sizes, pad_h, pad_w, device), 0));
+  }
+  const RpnLossOutput rpn = rpn_loss(rpn_out, anchors, valid, targets, m_cfg.rpn_loss, gen);
+  std::vector<Tensor> proposal_boxes;
+  for (RpnProposals& p : generate_proposals(rpn_out, anchors, images.image_sizes(), m_cfg.rpn_train))
+    proposal_boxes.push_back(p.boxes);
+
+  // R-CNN with the schedule's threshold and beta.
+  RoiLossOutput rcnn = m_roi->loss(feats, proposal_boxes, targets, params, gen);
+
+  DetectorLosses out;
+  out.losses["loss_rpn_cls"] = rpn.loss_cls;
+  out.losses["loss_rpn_bbox"] = rpn.loss_bbox;
+  out.losses["loss_cls"] = rcnn.loss_cls;
+  out.losses["loss_bbox"] = rcnn.loss_bbox;
+  out.total = rpn.loss_cls + rpn.loss_bbox + rcnn.loss_cls + rcnn.loss_bbox;
+  out.accuracy = rcnn.accuracy;
+  out.rpn_num_pos = rpn.num_pos;
+  out.rpn_num_neg = rpn.num_neg;
+  out.rcnn_num_pos = rcnn.num_pos;
+  out.rcnn_num_sampled = rcnn.num_sampled;
+  out.stats = std::move(rcnn.stats);
+  return out;
+}
+
+template <typename T>
+std::vector<Instances> TwoStageDetector<T>::predict(const ImageList& images,
+                                                    const std::vector<std::array<double, 2>>& scale_factors,
+                                                    const std::vector<ImageSize>& original_sizes) const {
+  const NoGradGuard no_grad;
+  const std::vector<Variable> feats = features(images.tensor());
+  std::vector<Tensor> boxes;
+  for (RpnProposals& p : proposals(feats, images, false)) boxes.push_back(p.boxes);
+  return m_roi->predict(feats, boxes, images.image_sizes(), scale_factors, original_sizes);
+}
+
+template class TwoStageDetector<float>;
+template class TwoStageDetector<double>;
+
+}  // namespace drcnn::models

@@ -1,0 +1,263 @@
+// The R-CNN stage (include/drcnn/models/roi_head.h).
+//
+// Training builds the sampled RoIs of all images as one [R, 5] tensor (MMDetection's layout:
+// per image, its positives then its negatives), pools them with one multi-level RoIAlign and
+// runs the head once; the class-specific deltas of the positives are gathered with one
+// index_select on the [R * C, 4] view, at flat row r * C + label.
+#include "drcnn/models/roi_head.h"
+
+#include <cmath>
+
+#include "drcnn/autograd/functions.h"
+#include "drcnn/autograd/losses.h"
+#include "drcnn/autograd/roi_align.h"
+#include "drcnn/layers/init.h"
+#include "drcnn/ops/box_ops.h"
+#include "drcnn/ops/elementwise.h"
+#include "drcnn/ops/index.h"
+#include "drcnn/ops/nms.h"
+#include "drcnn/ops/reduce.h"
+#include "drcnn/ops/shape_ops.h"
+
+namespace drcnn::models {
+
+// ------------------------------------------------------------------------- Shared2FCBBoxHead
+template <typename T>
+Shared2FCBBoxHead<T>::Shared2FCBBoxHead(const BBoxHeadOptions& o, Generator& gen) : m_opt(o) {
+  DRCNN_CHECK(o.in_channels > 0 && o.roi_feat_size > 0 && o.fc_out_channels > 0 && o.num_classes > 0,
+              "Shared2FCBBoxHead: in_channels, roi_feat_size, fc_out_channels and num_classes must be > 0, got ",
+              o.in_channels, ", ", o.roi_feat_size, ", ", o.fc_out_channels, ", ", o.num_classes);
+  using Opt = typename Linear<T>::Options;
+  const int64_t flat = o.in_channels * o.roi_feat_size * o.roi_feat_size;
+  m_shared = register_module("shared_fcs", std::make_shared<ModuleList>());
+  m_fc0 = m_shared->push_back(std::make_shared<Linear<T>>(Opt{flat, o.fc_out_channels}, gen));
+  m_fc1 = m_shared->push_back(std::make_shared<Linear<T>>(Opt{o.fc_out_channels, o.fc_out_channels}, gen));
+  m_cls = register_module("fc_cls", std::make_shared<Linear<T>>(Opt{o.fc_out_channels, o.num_classes + 1}, gen));
+  m_reg = register_module("fc_reg", std::make_shared<Linear<T>>(Opt{o.fc_out_channels, 4 * o.num_classes}, gen));
+  // MMDetection v2 init: the shared FCs xavier_uniform (gain 1), fc_cls N(0, 0.01), fc_reg
+  // N(0, 0.001), every bias 0.
+  for (auto& [name, p] : named_parameters()) {
+    Tensor& t = p.mutable_data();
+    if (t.ndim() == 1) init::constant_(t, 0.0);
+    else if (name.rfind("shared_fcs.", 0) == 0) init::xavier_uniform_(t, gen);
+    else if (name.rfind("fc_cls.", 0) == 0) init::normal_(t, gen, 0.0, 0.01);
+    else init::normal_(t, gen, 0.0, 0.001);
+  }
+}
+
+template <typename T>
+typename Shared2FCBBoxHead<T>::Output Shared2FCBBoxHead<T>::forward(const Variable& roi_feats) const {
+  const Tensor& x = roi_feats.data();
+  DRCNN_CHECK(x.ndim() == 4 && x.size(1) == m_opt.in_channels && x.size(2) == m_opt.roi_feat_size &&
+                  x.size(3) == m_opt.roi_feat_size,
+              "Shared2FCBBoxHead::forward: expected RoI features [R, ", m_opt.in_channels, ", ", m_opt.roi_feat_size,
+              ", ", m_opt.roi_feat_size, "], got ", x.shape());
+  // Channel-major flatten (index c * 49 + y * 7 + x), as torch's flatten(1).
+  Variable h = flatten(roi_feats, 1);
+  h = relu(m_fc0->forward(h));
+  h = relu(m_fc1->forward(h));
+  return {m_cls->forward(h), m_reg->forward(h)};
+}
+
+template class Shared2FCBBoxHead<float>;
+template class Shared2FCBBoxHead<double>;
+
+// ------------------------------------------------------------------------------ helpers
+Tensor boxes_to_rois(const std::vector<Tensor>& boxes) {
+  DRCNN_CHECK(!boxes.empty(), "boxes_to_rois: no images");
+  std::vector<Tensor> parts;
+  for (size_t i = 0; i < boxes.size(); ++i) {
+    const Tensor& b = boxes[i];
+    DRCNN_CHECK(b.ndim() == 2 && b.size(1) == 4, "boxes_to_rois: image ", i, ": expected boxes [K, 4], got ",
+                b.shape());
+    const Tensor index = Tensor::full({b.size(0), 1}, double(i), b.dtype(), b.device());
+    parts.push_back(ops::concat({index, b}, 1));
+  }
+  return parts.size() == 1 ? parts[0] : ops::concat(parts, 0);
+}
+
+Tensor softmax_rows(const Tensor& logits) {
+  DRCNN_CHECK(logits.ndim() == 2, "softmax_rows: expected [R, K], got ", logits.shape());
+  if (logits.size(0) == 0) return logits.clone();
+  const Tensor e = ops::exp(ops::sub(logits, ops::max(logits, 1, true)));
+  return ops::div(e, ops::sum(e, 1, true));
+}
+
+NmsDetections multiclass_nms(const Tensor& boxes, const Tensor& scores, double score_thr, double nms_iou,
+                             int64_t max_num) {
+  DRCNN_CHECK(scores.ndim() == 2 && scores.size(1) >= 2, "multiclass_nms: expected scores [R, C + 1], got ",
+              scores.shape());
+  const int64_t rows = scores.size(0), num_classes = scores.size(1) - 1;
+  DRCNN_CHECK(boxes.ndim() == 2 && boxes.size(0) == rows && boxes.size(1) == 4 * num_classes,
+              "multiclass_nms: expected boxes [", rows, ", ", 4 * num_classes, "] for scores ", scores.shape(), ", got ",
+              boxes.shape());
+  const Device device = boxes.device();
+  // Candidates (r, c) with score > thr, in row-major order (mmdet: valid_mask.nonzero()).
+  const Tensor fg = scores.narrow(1, 0, num_classes).contiguous().reshape({rows * num_classes});
+  const std::vector<bool> valid = ops::gt(fg, score_thr).to(Device::cpu()).to_vector<bool>();
+  std::vector<int64_t> flat, labels;
+  for (size_t k = 0; k < valid.size(); ++k)
+    if (valid[k]) {
+      flat.push_back(int64_t(k));
+      labels.push_back(int64_t(k) % num_classes);
+    }
+  if (flat.empty())
+    return {Tensor::zeros({0, 4}, boxes.dtype(), device), Tensor::zeros({0}, scores.dtype(), device),
+            Tensor::zeros({0}, DType::Int64, device)};
+  const Tensor index = Tensor::from_vector(flat, Shape{int64_t(flat.size())}, device);
+  const Tensor cand_boxes = ops::index_select(boxes.contiguous().reshape({rows * num_classes, 4}), 0, index);
+  const Tensor cand_scores = ops::index_select(fg, 0, index);
+  const Tensor cand_labels = Tensor::from_vector(labels, Shape{int64_t(labels.size())}, device);
+  Tensor keep = ops::batched_nms(cand_boxes, cand_scores, cand_labels, nms_iou);
+  if (max_num > 0 && keep.size(0) > max_num) keep = keep.narrow(0, 0, max_num);
+  return {ops::index_select(cand_boxes, 0, keep), ops::index_select(cand_scores, 0, keep),
+          ops::index_select(cand_labels, 0, keep)};
+}
+
+// ------------------------------------------------------------------------------ RoiHead
+template <typename T>
+RoiHead<T>::RoiHead(const RoiHeadConfig& cfg, Generator& gen) : m_cfg(cfg) {
+  DRCNN_CHECK(!cfg.featmap_strides.empty(), "RoiHead: featmap_strides is empty");
+  for (int64_t s : cfg.featmap_strides) DRCNN_CHECK(s > 0, "RoiHead: featmap strides must be > 0, got ", s);
+  DRCNN_CHECK(cfg.score_thr >= 0 && cfg.nms_iou >= 0 && cfg.nms_iou <= 1, "RoiHead: score_thr must be >= 0 and ",
+              "nms_iou in [0, 1], got ", cfg.score_thr, " and ", cfg.nms_iou);
+  m_head = register_module("bbox_head", std::make_shared<Shared2FCBBoxHead<T>>(cfg.bbox_head, gen));
+}
+
+template <typename T>
+Variable RoiHead<T>::extract(const std::vector<Variable>& features, const Tensor& rois) const {
+  const size_t levels = m_cfg.featmap_strides.size();
+  DRCNN_CHECK(features.size() >= levels, "RoiHead::extract: ", levels, " feature levels needed (strides ",
+              m_cfg.featmap_strides.size(), "), got ", features.size());
+  std::vector<Variable> used(features.begin(), features.begin() + std::ptrdiff_t(levels));
+  std::vector<double> scales;
+  for (int64_t s : m_cfg.featmap_strides) scales.push_back(1.0 / double(s));
+  const Tensor level = ops::map_roi_levels(rois, int(levels), m_cfg.finest_scale);
+  const int64_t size = m_cfg.bbox_head.roi_feat_size;
+  return roi_align_multilevel(used, rois, level, {size, size}, scales, m_cfg.sampling_ratio, m_cfg.aligned);
+}
+
+template <typename T>
+RoiLossOutput RoiHead<T>::loss(const std::vector<Variable>& features, const std::vector<Tensor>& proposals,
+                               const std::vector<Instances>& targets, const train::DynamicParams& params,
+                               Generator& gen) const {
+  DRCNN_CHECK(!proposals.empty() && proposals.size() == targets.size(), "RoiHead::loss: ", proposals.size(),
+              " proposal sets for ", targets.size(), " images (need one per image, at least one image)");
+  DRCNN_CHECK(std::isfinite(params.iou_threshold) && params.iou_threshold >= 0 && params.iou_threshold <= 1 &&
+                  std::isfinite(params.beta) && params.beta > 0,
+              "RoiHead::loss: the IoU threshold must be in [0, 1] and beta finite and > 0, got ", params.iou_threshold,
+              " and ", params.beta);
+  const int64_t num_classes = m_cfg.bbox_head.num_classes;
+  const MaxIoUAssigner assigner(MaxIoUAssignerOptions::rcnn(params.iou_threshold));
+  const RandomSampler sampler(m_cfg.sampler);
+  RoiLossOutput out;
+  std::vector<Tensor> roi_boxes, labels, pos_rows, pos_labels, pos_targets;
+  int64_t offset = 0;
+  for (size_t i = 0; i < proposals.size(); ++i) {
+    const Tensor& cand = proposals[i];
+    const DType dtype = cand.dtype();
+    const Device device = cand.device();
+    const Instances gt = targets[i].without_ignored();
+    DRCNN_CHECK(gt.labels.dtype() == DType::Int64, "RoiHead::loss: image ", i, ": labels must be int64");
+    const Tensor gt_boxes = gt.boxes.tensor().to(dtype);
+    const Tensor ignore = targets[i].has_ignore() ? targets[i].ignored_boxes().tensor().to(dtype) : Tensor();
+    AssignResult assign = assigner.assign(cand, gt_boxes, gt.labels, ignore);
+    const SamplingResult s = sampler.sample(assign, cand, gt_boxes, gt.labels, gen);
+    const std::vector<double> overlaps = assign.max_overlaps.to(DType::Float64).to(Device::cpu()).to_vector<double>();
+    out.stats.max_overlaps.push_back(overlaps);
+    const int64_t np = s.pos_inds.size(0), nn = s.neg_inds.size(0);
+    roi_boxes.push_back(ops::concat({s.pos_bboxes, s.neg_bboxes}, 0));
+    labels.push_back(ops::concat({s.pos_gt_labels, Tensor::full({nn}, double(num_classes), DType::Int64, device)}, 0));
+    if (np > 0) {
+      pos_rows.push_back(Tensor::arange(double(offset), double(offset + np), 1.0, DType::Int64, device));
+      pos_labels.push_back(s.pos_gt_labels);
+      pos_targets.push_back(ops::box_encode(s.pos_bboxes, s.pos_gt_bboxes, m_cfg.target_means, m_cfg.target_stds));
+    }
+    out.num_pos += np;
+    offset += np + nn;
+  }
+  out.num_sampled = offset;
+  DRCNN_CHECK(offset > 0, "RoiHead::loss: no RoI was sampled (no proposal, no ground truth and no negative)");
+
+  const Tensor rois = boxes_to_rois(roi_boxes);
+  const Tensor all_labels = ops::concat(labels, 0);
+  const auto head_out = m_head->forward(extract(features, rois));
+  const ops::LossReduce reduce{ops::Reduction::Mean, double(offset)};
+  out.loss_cls = cross_entropy(head_out.cls_score, all_labels, Tensor(), reduce);
+  if (out.num_pos > 0) {
+    const Tensor rows = ops::concat(pos_rows, 0);
+    const Tensor cls = ops::concat(pos_labels, 0);
+    const Tensor flat = ops::add(ops::mul(rows, double(num_classes)), cls);  // row r, class c -> r * C + c
+    const Variable pred = index_select(reshape(head_out.bbox_pred, Shape{offset * num_classes, 4}), 0, flat);
+    const Tensor target = ops::concat(pos_targets, 0);
+    out.loss_bbox = smooth_l1_loss(pred, target, params.beta, reduce);
+    // Label errors (|t_x| + |t_y|) / 2 of the normalised targets (spec A.1, A.3).
+    const std::vector<double> t = target.to(DType::Float64).to(Device::cpu()).to_vector<double>();
+    for (size_t r = 0; r + 3 < t.size(); r += 4) out.stats.regression_errors.push_back((std::fabs(t[r]) + std::fabs(t[r + 1])) / 2);
+  } else {
+    out.loss_bbox = sum(head_out.bbox_pred) * 0.0;  // mmdet: bbox_pred[pos_inds].sum(), keeps the graph
+  }
+  if (m_cfg.cls_weight != 1.0) out.loss_cls = out.loss_cls * m_cfg.cls_weight;
+  if (m_cfg.reg_weight != 1.0) out.loss_bbox = out.loss_bbox * m_cfg.reg_weight;
+  const Tensor predicted = ops::argmax(head_out.cls_score.data(), 1).to(Device::cpu());
+  const std::vector<int64_t> pred_labels = predicted.to_vector<int64_t>();
+  const std::vector<int64_t> true_labels = all_labels.to(Device::cpu()).to_vector<int64_t>();
+  int64_t correct = 0;
+  for (size_t r = 0; r < true_labels.size(); ++r) correct += pred_labels[r] == true_labels[r];
+  out.accuracy = 100.0 * double(correct) / double(offset);
+  return out;
+}
+
+template <typename T>
+std::vector<Instances> RoiHead<T>::predict(const std::vector<Variable>& features, const std::vector<Tensor>& proposals,
+                                           const std::vector<ImageSize>& image_sizes,
+                                           const std::vector<std::array<double, 2>>& scale_factors,
+                                           const std::vector<ImageSize>& original_sizes) const {
+  const size_t n = proposals.size();
+  DRCNN_CHECK(n > 0 && image_sizes.size() == n && (scale_factors.empty() || scale_factors.size() == n) &&
+                  (original_sizes.empty() || original_sizes.size() == n),
+              "RoiHead::predict: ", n, " proposal sets, ", image_sizes.size(), " image sizes, ", scale_factors.size(),
+              " scale factors and ", original_sizes.size(), " original sizes (need one of each per image; the last ",
+              "two may be empty)");
+  const int64_t num_classes = m_cfg.bbox_head.num_classes;
+  const Tensor rois = boxes_to_rois(proposals);
+  std::vector<Instances> results;
+  results.reserve(n);
+  Tensor cls, reg;
+  if (rois.size(0) > 0) {
+    const auto head_out = m_head->forward(extract(features, rois));
+    cls = head_out.cls_score.data();
+    reg = head_out.bbox_pred.data();
+  }
+  int64_t offset = 0;
+  for (size_t i = 0; i < n; ++i) {
+    const Tensor& p = proposals[i];
+    const int64_t count = p.size(0);
+    const ImageSize out_size = original_sizes.empty() ? image_sizes[i] : original_sizes[i];
+    NmsDetections det;
+    if (count == 0) {
+      det = {Tensor::zeros({0, 4}, p.dtype(), p.device()), Tensor::zeros({0}, p.dtype(), p.device()),
+             Tensor::zeros({0}, DType::Int64, p.device())};
+    } else {
+      const Tensor scores = softmax_rows(cls.narrow(0, offset, count));
+      Tensor boxes = ops::box_decode(p, reg.narrow(0, offset, count), m_cfg.target_means, m_cfg.target_stds,
+                                     ops::ImageShape{double(image_sizes[i].height), double(image_sizes[i].width)});
+      if (!scale_factors.empty()) {
+        const auto [sw, sh] = scale_factors[i];
+        DRCNN_CHECK(sw > 0 && sh > 0, "RoiHead::predict: image ", i, ": scale factors must be > 0, got (", sw, ", ",
+                    sh, ")");
+        const Tensor factor = Tensor::from_vector(std::vector<double>{sw, sh, sw, sh}, Shape{4}, p.device()).to(p.dtype());
+        boxes = ops::div(boxes.reshape({count, num_classes, 4}), factor).reshape({count, 4 * num_classes});
+      }
+      det = multiclass_nms(boxes, scores, m_cfg.score_thr, m_cfg.nms_iou, m_cfg.max_per_img);
+    }
+    results.emplace_back(out_size, Boxes(det.boxes), det.labels, det.scores);
+    offset += count;
+  }
+  return results;
+}
+
+template class RoiHead<float>;
+template class RoiHead<double>;
+
+}  // namespace drcnn::models
