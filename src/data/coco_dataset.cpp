@@ -67,10 +67,9 @@ CocoDataset::CocoDataset(const CocoFile& file, CocoDatasetOptions options) : opt
     for (std::size_t k = 0; k < a.size(); ++k) by_image[fill[ann_image[k]]++] = uint32_t(k);
   }
 
-  offsets_.push_back(0);
-  boxes_.reserve(a.size());
-  labels_.reserve(a.size());
-  ignore_.reserve(a.size());
+  table_.boxes.reserve(a.size());
+  table_.labels.reserve(a.size());
+  table_.ignore.reserve(a.size());
   for (std::size_t i = 0; i < n_images; ++i) {
     const CocoImage& im = file.images[i];
     const uint64_t begin = by_image_off[i], end = by_image_off[i + 1];
@@ -83,7 +82,6 @@ CocoDataset::CocoDataset(const CocoFile& file, CocoDatasetOptions options) : opt
       continue;
     }
     CocoDatasetStats s{};
-    const std::size_t rollback = boxes_.size();
     for (uint64_t j = begin; j < end; ++j) {
       const uint32_t k = by_image[j];
       ++s.annotations;
@@ -94,15 +92,11 @@ CocoDataset::CocoDataset(const CocoFile& file, CocoDatasetOptions options) : opt
         case BoxVerdict::kKeep: break;
       }
       const auto& b = a.bbox[k];
-      boxes_.push_back({float(b[0]), float(b[1]), float(b[0] + b[2]), float(b[1] + b[3])});
-      labels_.push_back(cat2label.at(a.category_id[k]));
-      ignore_.push_back(a.iscrowd[k]);
+      table_.push({b[0], b[1], b[0] + b[2], b[1] + b[3]}, cat2label.at(a.category_id[k]), a.iscrowd[k] != 0);
       ++(a.iscrowd[k] ? s.ignored : s.targets);
     }
     if (options_.filter_empty == EmptyImageFilter::kNoTargets && s.targets == 0) {
-      boxes_.resize(rollback);
-      labels_.resize(rollback);
-      ignore_.resize(rollback);
+      table_.discard_open_image();
       ++stats_.images_empty;
       continue;
     }
@@ -115,7 +109,7 @@ CocoDataset::CocoDataset(const CocoFile& file, CocoDatasetOptions options) : opt
     image_ids_.push_back(im.id);
     file_names_.push_back(im.file_name);
     sizes_.push_back({im.width, im.height});
-    offsets_.push_back(boxes_.size());
+    table_.close_image();
     if (options_.check_files) {
       const std::filesystem::path p = options_.image_root / im.file_name;
       std::error_code ec;
@@ -124,9 +118,9 @@ CocoDataset::CocoDataset(const CocoFile& file, CocoDatasetOptions options) : opt
     }
   }
   stats_.images_kept = image_ids_.size();
-  boxes_.shrink_to_fit();
-  labels_.shrink_to_fit();
-  ignore_.shrink_to_fit();
+  table_.boxes.shrink_to_fit();
+  table_.labels.shrink_to_fit();
+  table_.ignore.shrink_to_fit();
 }
 
 DetectionRecord CocoDataset::record(std::size_t index) const {
@@ -136,10 +130,7 @@ DetectionRecord CocoDataset::record(std::size_t index) const {
   r.image_path = (options_.image_root / file_names_[index]).string();
   r.width = sizes_[index][0];
   r.height = sizes_[index][1];
-  const uint64_t b = offsets_[index], e = offsets_[index + 1];
-  r.boxes.assign(boxes_.begin() + b, boxes_.begin() + e);
-  r.labels.assign(labels_.begin() + b, labels_.begin() + e);
-  r.ignore.assign(ignore_.begin() + b, ignore_.begin() + e);
+  table_.fill(index, r);
   return r;
 }
 

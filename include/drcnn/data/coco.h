@@ -152,7 +152,7 @@ class CocoDataset final : public DetectionDataset {
  public:
   CocoDataset(const CocoFile& file, CocoDatasetOptions options);
 
-  std::size_t size() const override { return image_ids_.size(); }
+  std::size_t size() const override { return table_.images(); }
   DetectionRecord record(std::size_t index) const override;
   std::array<int32_t, 2> image_size(std::size_t index) const override;
   const std::vector<std::string>& class_names() const override { return class_names_; }
@@ -174,10 +174,7 @@ class CocoDataset final : public DetectionDataset {
   std::vector<int64_t> image_ids_;          // per kept image
   std::vector<std::string> file_names_;
   std::vector<std::array<int32_t, 2>> sizes_;
-  std::vector<uint64_t> offsets_;           // kept image i owns boxes [offsets_[i], offsets_[i+1])
-  std::vector<std::array<float, 4>> boxes_;
-  std::vector<int32_t> labels_;
-  std::vector<uint8_t> ignore_;
+  BoxTable table_;  // per kept image
 };
 
 }  // namespace drcnn::data

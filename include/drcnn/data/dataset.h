@@ -3,6 +3,7 @@
 // build a DetectionRecord for one image on demand.
 #pragma once
 #include <array>
+#include <cstddef>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -18,6 +19,37 @@ struct DetectionRecord {
   std::vector<std::array<float, 4>> boxes;  ///< absolute (x1, y1, x2, y2), no "+1"
   std::vector<int64_t> labels;      ///< contiguous class ids 0..C-1 (MMDetection order)
   std::vector<uint8_t> ignore;      ///< 1: crowd (COCO) or difficult (VOC) region, never a target
+};
+
+/// Flat per-image box storage the datasets share (CSR: image i owns the rows
+/// [offsets[i], offsets[i + 1])); no per-image or per-box heap objects.
+struct BoxTable {
+  std::vector<uint64_t> offsets{0};
+  std::vector<std::array<float, 4>> boxes;  ///< (x1, y1, x2, y2)
+  std::vector<int32_t> labels;
+  std::vector<uint8_t> ignore;
+
+  std::size_t images() const { return offsets.size() - 1; }
+  void push(const std::array<double, 4>& xyxy, int32_t label, bool ignored) {
+    boxes.push_back({float(xyxy[0]), float(xyxy[1]), float(xyxy[2]), float(xyxy[3])});
+    labels.push_back(label);
+    ignore.push_back(ignored ? 1 : 0);
+  }
+  /// Drops the rows pushed since the last close_image() (an image filtered out after all).
+  void discard_open_image() {
+    const std::size_t n = std::size_t(offsets.back());
+    boxes.resize(n);
+    labels.resize(n);
+    ignore.resize(n);
+  }
+  void close_image() { offsets.push_back(boxes.size()); }
+  /// Copies image i's rows into a record.
+  void fill(std::size_t i, DetectionRecord& r) const {
+    const auto b = std::ptrdiff_t(offsets[i]), e = std::ptrdiff_t(offsets[i + 1]);
+    r.boxes.assign(boxes.begin() + b, boxes.begin() + e);
+    r.labels.assign(labels.begin() + b, labels.begin() + e);
+    r.ignore.assign(ignore.begin() + b, ignore.begin() + e);
+  }
 };
 
 class DetectionDataset {
