@@ -7,6 +7,7 @@ Pixel values follow formulas the C++ test recomputes:
   8-bit PNG   value(x, y, c) = (37 x + 71 y + 101 c) mod 256    (7 wide, 5 high)
   16-bit PNG  value(x, y, c) = (9001 x + 4099 y + 12345 c) mod 65536, the decoder keeps value >> 8
   alpha       (50 + 13 x + 29 y) mod 256 (must be dropped, not blended)
+  palette PNG PALETTE[(x + 2 y) mod 4]
   JPEG        smooth: value(x, y, c) = 20 + 6 x + 5 y + 30 c           (16 x 12, at most 225)
 Run with /usr/bin/python3 (PIL) from the repository root.
 """
@@ -18,6 +19,7 @@ from PIL import Image
 
 OUT = os.path.join("tests", "data", "datasets", "images")
 W, H = 7, 5
+PALETTE = [(255, 0, 0), (0, 128, 255), (12, 200, 34), (250, 250, 5)]
 
 
 def chunk(kind, data):
@@ -75,6 +77,14 @@ def main():
     grey = Image.new("L", (jw, jh))
     grey.putdata([20 + 6 * x + 5 * y for y in range(jh) for x in range(jw)])
     grey.save(os.path.join(OUT, "grey_q100.jpg"), quality=100)
+
+    # Palette PNG (colour type 3, PIL): index (x + 2 y) mod 4 into PALETTE.
+    pal = Image.new("P", (W, H))
+    pal.putpalette([c for rgb in PALETTE for c in rgb])
+    pal.putdata([(x + 2 * y) % 4 for y in range(H) for x in range(W)])
+    pal.save(os.path.join(OUT, "palette.png"))
+    # 4:2:0 JPEG (PIL's default subsampling at quality 75), for the fuzzer's seeds only.
+    rgb.save(os.path.join("fuzz", "corpus", "fuzz_image", "rgb_420_q75.jpg"), quality=75)
 
     # Formats we refuse (by name).
     small = Image.new("RGB", (4, 3), (10, 20, 30))

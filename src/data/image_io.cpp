@@ -70,6 +70,66 @@ bool jpeg_lacks_end_marker(std::span<const uint8_t> b) {
   return b.size() < 2 || b[b.size() - 2] != 0xFF || b[b.size() - 1] != 0xD9;
 }
 
+// stb_image 2.27 (Debian 12) does not check that a JPEG Huffman table (DHT) lists at most 256
+// codes: a table whose 16 code counts sum above 256 writes past stbi__huffman::size[257] and
+// values[256] (found by fuzz/fuzz_image.cpp under UBSan; upstream 2.28 added the check). We
+// refuse such files before stb sees them. To check every table stb would read without rejecting
+// valid files for bytes inside other segments, this follows stb's own parse up to the first
+// start-of-scan (segments by their lengths; in the header stb skips stray bytes until a 0xFF),
+// and from there on checks every FF C4 pair: stb ends entropy-coded data at any FFxx with
+// xx != 0, so every FF C4 after a scan may be read as a DHT.
+// Returns false if some table stb could read has more than 256 codes.
+bool jpeg_huffman_tables_fit(std::span<const uint8_t> b) {
+  const std::size_t n = b.size();
+  const auto byte = [&](std::size_t i) -> uint32_t { return i < n ? b[i] : 0u; };  // stb reads 0 past the end
+  const auto be16 = [&](std::size_t i) { return (byte(i) << 8) | byte(i + 1); };
+  // One DHT segment whose length field starts at i, read the way stb 2.27 reads it.
+  const auto dht_fits = [&](std::size_t i) {
+    int64_t left = int64_t(be16(i)) - 2;
+    i += 2;
+    while (left > 0) {
+      const uint32_t q = byte(i++);
+      if ((q >> 4) > 1 || (q & 15) > 3) return true;  // stb stops with "bad DHT header"
+      uint32_t codes = 0;
+      for (int k = 0; k < 16; ++k) codes += byte(i++);
+      if (codes > 256) return false;
+      i += codes;
+      left -= 17 + int64_t(codes);
+      if (i > n + 17) return true;  // far past the end: stb reads zeros, no overflow
+    }
+    return true;
+  };
+  const auto is_sof = [](uint32_t m) { return m == 0xC0 || m == 0xC1 || m == 0xC2; };
+  std::size_t i = 2;  // after SOI
+  bool header = true;  // before SOF stb skips stray bytes; after it a stray byte is an error
+  while (i < n) {
+    if (b[i] != 0xFF) {
+      if (!header) return true;  // stb: "expected marker"
+      ++i;
+      continue;
+    }
+    while (i < n && b[i] == 0xFF) ++i;
+    if (i >= n) return true;
+    const uint32_t m = b[i++];
+    if (m == 0xC4) {
+      if (!dht_fits(i)) return false;
+    } else if (m == 0xD9) {
+      return true;
+    } else if (m == 0xDA) {
+      i += be16(i);  // scan header
+      break;
+    } else if (!(is_sof(m) || m == 0xDB || m == 0xDD || (m >= 0xE0 && m <= 0xEF) || m == 0xFE)) {
+      return true;  // stb: "unknown marker" (or a second SOF): it stops here
+    }
+    if (is_sof(m)) header = false;
+    i += be16(i);  // every segment stb accepts consumes exactly its length
+  }
+  for (; i + 1 < n; ++i) {
+    if (b[i] == 0xFF && b[i + 1] == 0xC4 && !dht_fits(i + 2)) return false;
+  }
+  return true;
+}
+
 struct StbiFree {
   void operator()(stbi_uc* p) const { stbi_image_free(p); }
 };
@@ -163,6 +223,9 @@ Image decode_image(std::span<const uint8_t> bytes, std::string_view source,
               bytes.size(), " bytes, more than stb_image accepts (2^31 - 1)");
   const int len = int(bytes.size());
 
+  DRCNN_CHECK(format != "JPEG" || jpeg_huffman_tables_fit(bytes), "decode_image: ", source,
+              " is a corrupt JPEG: a Huffman table (DHT) lists more than 256 codes");
+  // (before stbi_info_from_memory, which parses the JPEG header's tables too)
   int w = 0, h = 0, channels = 0;
   if (!stbi_info_from_memory(bytes.data(), len, &w, &h, &channels)) {
     DRCNN_FAIL("decode_image: cannot read the ", format, " header of ", source, ": ",
