@@ -32,8 +32,8 @@ void check_chw(const Tensor& t, const char* op, int64_t channels = -1) {
   DRCNN_CHECK(t.defined() && t.dtype() == DType::Float32 && t.ndim() == 3 && t.device().is_cpu() &&
                   t.size(1) > 0 && t.size(2) > 0 && (channels < 0 || t.size(0) == channels),
               op, ": expected a float32 CPU tensor [C, H, W] with H, W > 0",
-              channels < 0 ? std::string() : detail::concat(" and C = ", channels), ", got ",
-              t.defined() ? detail::concat(t.shape(), " ", t.dtype(), " on ", t.device()) : std::string("undefined"));
+              channels < 0 ? std::string() : ::drcnn::detail::concat(" and C = ", channels), ", got ",
+              t.defined() ? ::drcnn::detail::concat(t.shape(), " ", t.dtype(), " on ", t.device()) : std::string("undefined"));
 }
 
 /// Source taps of one output axis (torch's area_pixel_compute_source_index with

@@ -48,6 +48,9 @@ class MemoryDataset : public data::DetectionDataset {
   std::vector<std::string> names{"a", "b", "c"};
   int max_sleep_us = 0;
 
+  MemoryDataset() = default;
+  MemoryDataset(const MemoryDataset& o) : records(o.records), names(o.names), max_sleep_us(o.max_sleep_us) {}
+
   std::size_t size() const override { return records.size(); }
   data::DetectionRecord record(std::size_t index) const override {
     if (max_sleep_us > 0) {

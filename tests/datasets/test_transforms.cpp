@@ -255,8 +255,9 @@ TEST_CASE("boxes that lose their area are dropped with labels and ignore in sync
 }
 
 TEST_CASE("multi-scale Resize chooses by the sample stream", "[data][transforms]") {
-  // mmdet multiscale_mode='value': one of the listed scales, uniformly.
-  const ResizeOptions o = ResizeOptions::multi_scale(1333, {640, 672, 704, 736, 768, 800});
+  // mmdet multiscale_mode='value': one of the listed scales, uniformly (small sizes: an 8x6
+  // image whose short side always reaches the target because the long limit is never hit).
+  const ResizeOptions o = ResizeOptions::multi_scale(64, {24, 28, 32, 36, 40, 44});
   REQUIRE(o.scales.size() == 6);
   const Resize resize(o);
   const Image img = drcnn::test::hashed_image(8, 6, 3);
