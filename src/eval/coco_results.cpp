@@ -1,6 +1,7 @@
 // COCO results JSON (include/drcnn/eval/coco_eval.h): read with simdjson's DOM parser, written
 // with nlohmann-json. Format (cocodataset.org/#format-results): one JSON array of
 // {"image_id": int, "category_id": int, "bbox": [x, y, w, h], "score": number}.
+#include <cmath>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <simdjson.h>
@@ -29,8 +30,8 @@ const char* type_name(const element& el) {
   switch (el.type()) {
     case simdjson::dom::element_type::ARRAY: return "an array";
     case simdjson::dom::element_type::OBJECT: return "an object";
-    case simdjson::dom::element_type::INT64:
-    case simdjson::dom::element_type::UINT64: return "an integer";
+    case simdjson::dom::element_type::INT64: return "an integer";
+    case simdjson::dom::element_type::UINT64: return "an integer beyond the signed 64-bit range";
     case simdjson::dom::element_type::DOUBLE: return "a floating-point number";
     case simdjson::dom::element_type::STRING: return "a string";
     case simdjson::dom::element_type::BOOL: return "a boolean";
@@ -42,9 +43,16 @@ const char* type_name(const element& el) {
 int64_t integer_field(const simdjson::dom::object& obj, const char* name, std::string_view source, std::size_t index) {
   const element el = field(obj, name, source, index);
   int64_t v = 0;
-  DRCNN_CHECK(el.is_int64() && !el.get_int64().get(v), record_name(source, index), ": field \"", name,
-              "\" must be an integer (64-bit), got ", type_name(el));
-  return v;
+  if (el.is_int64() && !el.get_int64().get(v)) return v;
+  // An integral float (3.0) is accepted as the integer: pycocotools' set and dict lookups treat
+  // 3.0 and 3 as the same key (and drcnn::data::parse_coco accepts it for GT ids likewise).
+  double d = 0;
+  if (el.type() == simdjson::dom::element_type::DOUBLE && !el.get_double().get(d) && std::isfinite(d) &&
+      d == std::trunc(d) && std::abs(d) < 9007199254740992.0)  // 2^53: exact in a double
+    return static_cast<int64_t>(d);
+  DRCNN_FAIL(record_name(source, index), ": field \"", name, "\" must be an integer, got ",
+             el.type() == simdjson::dom::element_type::DOUBLE ? detail::concat("the non-integral number ", d)
+                                                              : std::string(type_name(el)));
 }
 
 double number(const element& el, bool* ok) {

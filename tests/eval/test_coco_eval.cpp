@@ -18,6 +18,7 @@
 
 #include "drcnn/core/error.h"
 #include "drcnn/eval/coco_eval.h"
+#include "eval/eval_fixtures.h"
 
 using Catch::Contains;
 using drcnn::data::CocoFile;
@@ -25,15 +26,8 @@ using namespace drcnn::eval;
 
 namespace {
 
-std::string data_path(const std::string& name) { return std::string(DRCNN_TEST_DATA_DIR) + "/eval/" + name; }
-
-std::string read_text(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  REQUIRE(in.good());
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
+using drcnn_eval_test::data_path;
+using drcnn_eval_test::read_text;
 
 drcnn::data::CocoImage image(int64_t id) {
   drcnn::data::CocoImage im;
@@ -256,11 +250,14 @@ TEST_CASE("COCO results reader names the file, record and problem", "[eval]") {
   CHECK_THROWS_WITH(bad(R"([{"image_id":1,"category_id":2,"bbox":[1,2,3,4]}])"),
                     Contains("record #0: missing field \"score\""));
   CHECK_THROWS_WITH(bad(R"([{"image_id":"1","category_id":2,"bbox":[1,2,3,4],"score":0.5}])"),
-                    Contains("record #0: field \"image_id\" must be an integer (64-bit), got a string"));
+                    Contains("record #0: field \"image_id\" must be an integer, got a string"));
   CHECK_THROWS_WITH(bad(R"([{"image_id":1.5,"category_id":2,"bbox":[1,2,3,4],"score":0.5}])"),
-                    Contains("field \"image_id\" must be an integer (64-bit), got a floating-point number"));
+                    Contains("field \"image_id\" must be an integer, got the non-integral number 1.5"));
+  CHECK(bad(R"([{"image_id":3.0,"category_id":2,"bbox":[1,2,3,4],"score":0.5}])").image_id[0] == 3);  // as Python
+  CHECK_THROWS_WITH(bad(R"([{"image_id":18446744073709551615,"category_id":2,"bbox":[1,2,3,4],"score":0.5}])"),
+                    Contains("field \"image_id\" must be an integer, got an integer beyond the signed 64-bit range"));
   CHECK_THROWS_WITH(bad(R"([{"image_id":1,"category_id":null,"bbox":[1,2,3,4],"score":0.5}])"),
-                    Contains("field \"category_id\" must be an integer (64-bit), got null"));
+                    Contains("field \"category_id\" must be an integer, got null"));
   CHECK_THROWS_WITH(bad(R"([{"image_id":7,"category_id":2,"bbox":[1,2,3],"score":0.5}])"),
                     Contains("record #0 (image_id 7): field \"bbox\" must have 4 numbers [x, y, w, h], got 3 values"));
   CHECK_THROWS_WITH(bad(R"([{"image_id":7,"category_id":2,"bbox":[1,2,3,4,5],"score":0.5}])"),

@@ -9,6 +9,7 @@
 #include <array>
 #include <cstdint>
 #include <filesystem>
+#include <iosfwd>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -125,5 +126,21 @@ std::string result_to_json(const CocoEvalResult& r);
 CocoEvalResult evaluate_files(const std::filesystem::path& gt_json,
                               const std::filesystem::path& results_json,
                               std::string_view iou_type = "bbox");
+
+/// One run of the `drcnn-cocoeval` tool (examples/cocoeval.cpp parses the command line into
+/// this and calls run_cocoeval; tests call it directly).
+struct CocoEvalCommand {
+  std::filesystem::path gt_json;       ///< COCO annotation file (ground truth)
+  std::filesystem::path results_json;  ///< COCO results file (detections)
+  std::string iou_type = "bbox";       ///< only "bbox" is supported
+  std::filesystem::path json_out;      ///< if not empty: result_to_json() is written there
+  bool extras = true;                  ///< print AP per IoU threshold and per class after the summary
+  int num_threads = 0;                 ///< CocoEvalParams::num_threads
+};
+
+/// Loads both files, evaluates and prints to `out` what pycocotools' usual script prints
+/// (loading/evaluation progress lines with times, then the 12 summary lines), then the extras;
+/// writes the JSON report. Throws drcnn::Error (file name + record + problem) on any bad input.
+CocoEvalResult run_cocoeval(const CocoEvalCommand& command, std::ostream& out);
 
 }  // namespace drcnn::eval
