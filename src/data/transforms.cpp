@@ -67,22 +67,42 @@ AxisTaps axis_taps(int32_t in, int32_t out) {
 }
 
 /// Bilinear resize of C planes read through `at(c, y, x)` (float), written through
-/// `put(c, y, x, value)`. The evaluation order is torch's: rows first, then the two rows mixed.
+/// `put(c, y, x, value)`. The evaluation order is torch's: each source row is interpolated
+/// along x (x0 * w0 + x1 * w1), then two such rows are mixed (top * h0 + bottom * h1). A
+/// source row's x-interpolation is the same for every output row that uses it, so it is
+/// computed once into one of two row buffers (y0 and y1 never decrease with y): the result is
+/// bit-identical to evaluating the four taps per output pixel, at about half the work.
 template <typename At, typename Put>
 void resize_planes(int64_t channels, int32_t in_w, int32_t in_h, int32_t out_w, int32_t out_h, At at, Put put) {
   const AxisTaps tx = axis_taps(in_w, out_w), ty = axis_taps(in_h, out_h);
-  for (int32_t y = 0; y < out_h; ++y) {
-    const int32_t y0 = ty.i0[std::size_t(y)], y1 = ty.i1[std::size_t(y)];
-    const float h0 = ty.w0[std::size_t(y)], h1 = ty.w1[std::size_t(y)];
+  const std::size_t row_len = std::size_t(out_w) * std::size_t(channels);
+  std::vector<float> buffers[2] = {std::vector<float>(row_len), std::vector<float>(row_len)};
+  int32_t held[2] = {-1, -1};
+  // The buffer holding source row r interpolated along x, computed on a miss into the buffer
+  // that does not hold `keep`.
+  auto row = [&](int32_t r, int32_t keep) -> const float* {
+    for (int i = 0; i < 2; ++i)
+      if (held[i] == r) return buffers[i].data();
+    const int slot = held[0] == keep ? 1 : 0;
+    float* b = buffers[slot].data();
     for (int32_t x = 0; x < out_w; ++x) {
       const int32_t x0 = tx.i0[std::size_t(x)], x1 = tx.i1[std::size_t(x)];
       const float v0 = tx.w0[std::size_t(x)], v1 = tx.w1[std::size_t(x)];
-      for (int64_t c = 0; c < channels; ++c) {
-        const float top = at(c, y0, x0) * v0 + at(c, y0, x1) * v1;
-        const float bottom = at(c, y1, x0) * v0 + at(c, y1, x1) * v1;
-        put(c, y, x, top * h0 + bottom * h1);
-      }
+      for (int64_t c = 0; c < channels; ++c) b[std::size_t(x) * std::size_t(channels) + std::size_t(c)] = at(c, r, x0) * v0 + at(c, r, x1) * v1;
     }
+    held[slot] = r;
+    return b;
+  };
+  for (int32_t y = 0; y < out_h; ++y) {
+    const int32_t y0 = ty.i0[std::size_t(y)], y1 = ty.i1[std::size_t(y)];
+    const float h0 = ty.w0[std::size_t(y)], h1 = ty.w1[std::size_t(y)];
+    const float* top = row(y0, y1);
+    const float* bottom = row(y1, y0);
+    for (int32_t x = 0; x < out_w; ++x)
+      for (int64_t c = 0; c < channels; ++c) {
+        const std::size_t i = std::size_t(x) * std::size_t(channels) + std::size_t(c);
+        put(c, y, x, top[i] * h0 + bottom[i] * h1);
+      }
   }
 }
 
