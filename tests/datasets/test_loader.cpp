@@ -3,6 +3,7 @@
 // file through read_image), the consecutive-failure limit, stats.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <set>
@@ -11,7 +12,9 @@
 
 #include "datasets/memory_dataset.h"
 #include "drcnn/core/error.h"
+#include "drcnn/data/coco.h"
 #include "drcnn/data/loader.h"
+#include "drcnn/data/shapes.h"
 
 using namespace drcnn;
 using namespace drcnn::data;
@@ -316,5 +319,59 @@ TEST_CASE("DataLoader skips a garbage file read through read_image", "[data][loa
   REQUIRE(eval.next(b));
   REQUIRE(eval.next(b));
   CHECK_THROWS_WITH(eval.next(b), Contains("img2.jpg"));
+  fs::remove_all(dir);
+}
+
+TEST_CASE("DataLoader over a generated COCO shapes set moves every box with its image", "[data][loader]") {
+  // End to end: generate_shapes_dataset (PNG + COCO JSON) -> load_coco -> CocoDataset ->
+  // GroupSampler -> DataLoader (2 workers, multi-scale, flip). Every target must be the
+  // record's boxes times the meta's float32 factors, mirrored when flipped, clipped.
+  const fs::path dir = temp_dir("shapes");
+  ShapesOptions so;
+  so.width = 64;
+  so.height = 48;
+  so.train_images = 6;
+  so.val_images = 1;
+  so.threads = 1;
+  generate_shapes_dataset(so, dir);
+  const CocoFile file = load_coco(dir / "annotations" / "instances_train.json");
+  CocoDatasetOptions co;
+  co.image_root = dir / "train";
+  co.min_size = 0;
+  const CocoDataset dataset(file, co);
+  REQUIRE(dataset.size() >= 5);
+  GroupSamplerOptions gso;
+  gso.batch_size = 2;
+  gso.seed = 1;
+  const GroupSampler sampler(dataset, gso);
+  LoaderOptions o;
+  o.num_workers = 2;
+  o.seed = 1;
+  DataLoader loader(dataset, sampler, train_pipeline(ResizeOptions::multi_scale(128, {64, 80}), 0.5), o);
+  Batch b;
+  int64_t boxes_checked = 0;
+  while (loader.next(b)) {
+    for (std::size_t i = 0; i < b.indices.size(); ++i) {
+      const DetectionRecord r = dataset.record(std::size_t(b.indices[i]));
+      const ImageMeta& m = b.metas[i];
+      CHECK(m.image_id == r.image_id);
+      CHECK(m.original_width == 64);
+      CHECK(m.height == std::array<int32_t, 2>{64, 80}[std::size_t(m.scale_index)]);
+      const auto got = b.targets[i].boxes.tensor().to_vector<float>();
+      const auto labels = b.targets[i].labels.to_vector<int64_t>();
+      REQUIRE(got.size() == r.boxes.size() * 4);  // shapes boxes are inside the image: none dropped
+      for (std::size_t k = 0; k < r.boxes.size(); ++k) {
+        std::array<float, 4> e = {r.boxes[k][0] * m.scale_w, r.boxes[k][1] * m.scale_h, r.boxes[k][2] * m.scale_w,
+                                  r.boxes[k][3] * m.scale_h};
+        for (int j = 0; j < 4; ++j) e[std::size_t(j)] = std::clamp(e[std::size_t(j)], 0.0f, float(j % 2 ? m.height : m.width));
+        if (m.flipped) e = {float(m.width) - e[2], e[1], float(m.width) - e[0], e[3]};
+        for (int j = 0; j < 4; ++j) CHECK(got[k * 4 + std::size_t(j)] == e[std::size_t(j)]);
+        CHECK(labels[k] == r.labels[k]);
+        ++boxes_checked;
+      }
+    }
+  }
+  CHECK(boxes_checked >= 5);
+  CHECK(loader.stats().skipped_images == 0);
   fs::remove_all(dir);
 }
