@@ -240,6 +240,15 @@ TEST_CASE("JPEG Huffman tables with more than 256 codes are refused before stb r
   // (UBSan: index 257 out of bounds for stbi_uc[257]) already in stbi_info_from_memory.
   REQUIRE_THROWS_WITH(drcnn::data::read_image(kImages / "stb_dht_overflow.jpg"),
                       Contains("stb_dht_overflow.jpg") && Contains("Huffman table (DHT) lists more than 256 codes"));
+  // Bytes FF C4 inside an APP segment before the first scan are payload, not a table: a valid
+  // JPEG with such a segment still decodes. The fake table in the APP1 payload (length 0x40,
+  // class 0, sixteen counts of 255) would be refused if it were read as a DHT.
+  const Image im = noise_image(16, 8, 2);
+  const std::vector<uint8_t> jpg = drcnn::data::encode_jpeg(im, 95);
+  std::vector<uint8_t> with_app = {jpg[0], jpg[1], 0xFF, 0xE1, 0x00, 42, 0xFF, 0xC4, 0x00, 0x40, 0x00};
+  with_app.resize(with_app.size() + 35, 0xFF);
+  with_app.insert(with_app.end(), jpg.begin() + 2, jpg.end());
+  CHECK(drcnn::data::decode_image(with_app, "app1.jpg").pixels == drcnn::data::decode_image(jpg, "plain.jpg").pixels);
   // Valid JPEGs pass the check: every fixture above, and (measured when this was written)
   // 210 JPEGs and 1400 PNGs found on the development machine plus the raccoon set.
 }
