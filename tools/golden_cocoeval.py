@@ -201,11 +201,12 @@ def case_area_edges():
     return c
 
 
-def case_ann_id_zero():
-    c = Case("ann_id_zero", [(1, "a"), (2, "b")])
+def case_ann_id_zero(first_id=0, name="ann_id_zero"):
+    """first_id=0: pycocotools' id-0 pitfall; the same case with first_id=100 is the control."""
+    c = Case(name, [(1, "a"), (2, "b")])
     for i in (1, 2):
         c.image(i)
-    c.gt(1, 1, [10, 10, 100, 100], ann_id=0)   # dtm stores 0 for its match: counted as FP
+    c.gt(1, 1, [10, 10, 100, 100], ann_id=first_id)  # id 0: dtm stores 0 for its match -> FP
     c.gt(1, 1, [200, 200, 50, 50], ann_id=1)
     c.gt(2, 1, [10, 10, 60, 60], ann_id=2)
     c.gt(2, 2, [300, 10, 60, 60], ann_id=3)
@@ -292,7 +293,8 @@ def main():
     os.makedirs(args.out, exist_ok=True)
     rng = np.random.default_rng(20241129)
     cases = [case_crowd(), case_empty_categories(), case_images_without_gt(), case_many_dets(rng),
-             case_tied_scores(rng), case_area_edges(), case_ann_id_zero(), case_zero_size(), case_random(rng)]
+             case_tied_scores(rng), case_area_edges(), case_ann_id_zero(),
+             case_ann_id_zero(100, "ann_id_zero_control"), case_zero_size(), case_random(rng)]
     goldens = {"generator": "tools/golden_cocoeval.py", "pycocotools": getattr(pycocotools, "__version__", "2.0"),
                "numpy": np.__version__,
                "iou_thresholds": [float(v) for v in np.linspace(.5, 0.95, 10, endpoint=True)],

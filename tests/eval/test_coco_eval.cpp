@@ -130,6 +130,11 @@ TEST_CASE("COCO eval equals pycocotools on every golden case", "[eval][golden]")
     CHECK(summary_text(r) == gold.at("summary").get<std::string>());
     CHECK(r.stats[1] == r.ap_per_iou[0]);  // AP50 two ways
   }
+  // The id-0 pitfall, both in pycocotools and here: the same file with the GT's id 0 -> 100.
+  const auto zero = g.at("cases").at("ann_id_zero").at("stats").get<std::vector<double>>();
+  const auto control = g.at("cases").at("ann_id_zero_control").at("stats").get<std::vector<double>>();
+  CHECK(zero[0] < control[0] - 0.2);
+  CHECK(zero[8] < control[8]);
   WARN("COCO eval: max |drcnn - pycocotools| over all golden numbers = " << max_diff);
   CHECK(max_diff == 0.0);  // bit-identical (numpy's summation order reproduced)
 }
