@@ -370,3 +370,37 @@ TEST_CASE("make_sample checks sizes and counts", "[data][transforms]") {
   CHECK(s.meta.image_id == 3);
   CHECK_THROWS_WITH(Resize(ResizeOptions{{}, true, true, true}), Contains("at least one scale"));
 }
+
+TEST_CASE("resize_bilinear matches a float64 reference on odd sizes", "[data][transforms]") {
+  // The definition in float64 with the exact ratio in/out: source s = (d + 0.5) in/out - 0.5,
+  // clamped to [0, in - 1] for the taps, weight s - floor(s). Ours rounds the ratio to float32
+  // (as torch does): the source index moves by at most 2^-24 * in px, and in <= 97 here, so the
+  // values (0..255) move by at most 255 * 97 * 6e-8 = 1.5e-3; plus float32 rounding (~1e-4).
+  const std::vector<std::array<int32_t, 4>> sizes = {
+      {1, 1, 5, 3}, {7, 1, 1, 1}, {1, 9, 4, 1}, {97, 13, 5, 60}, {3, 50, 61, 2}, {16, 16, 16, 16}, {40, 30, 13, 97}};
+  for (const auto& [w, h, ow, oh] : sizes) {
+    const Image img = drcnn::test::hashed_image(w, h, uint32_t(w * 131 + h));
+    const Tensor out = resize_bilinear_float(img, ow, oh);
+    auto taps = [](int32_t in, int32_t o, int32_t d, int32_t& i0, int32_t& i1, double& l1) {
+      const double s = std::max((d + 0.5) * double(in) / double(o) - 0.5, 0.0);
+      i0 = std::min(int32_t(std::floor(s)), in - 1);
+      i1 = std::min(i0 + 1, in - 1);
+      l1 = std::min(s - i0, 1.0);
+    };
+    double max_err = 0;
+    for (int32_t y = 0; y < oh; ++y)
+      for (int32_t x = 0; x < ow; ++x) {
+        int32_t x0, x1, y0, y1;
+        double lx, ly;
+        taps(w, ow, x, x0, x1, lx);
+        taps(h, oh, y, y0, y1, ly);
+        for (int c = 0; c < 3; ++c) {
+          auto p = [&](int32_t yy, int32_t xx) { return double(img.pixel(yy, xx)[c]); };
+          const double ref = (1 - ly) * ((1 - lx) * p(y0, x0) + lx * p(y0, x1)) + ly * ((1 - lx) * p(y1, x0) + lx * p(y1, x1));
+          max_err = std::max(max_err, std::abs(double(at(out, c, y, x)) - ref));
+        }
+      }
+    INFO(w << "x" << h << " -> " << ow << "x" << oh << ": max error " << max_err);
+    CHECK(max_err < 2e-3);
+  }
+}
