@@ -5,7 +5,6 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <simdjson.h>
-#include <sstream>
 
 #include "drcnn/core/error.h"
 #include "drcnn/eval/coco_eval.h"
@@ -63,11 +62,12 @@ double number(const element& el, bool* ok) {
 
 }  // namespace
 
-CocoResults parse_results(std::string_view json, std::string_view source) {
+namespace {
+
+CocoResults parse_padded(const simdjson::padded_string& padded, std::string_view source) {
   CocoResults out;
   out.source = std::string(source);
   simdjson::dom::parser parser;
-  const simdjson::padded_string padded(json.data(), json.size());
   element doc;
   if (const auto err = parser.parse(padded).get(doc); err)
     DRCNN_FAIL("results '", source, "': not valid JSON (", simdjson::error_message(err), ")");
@@ -111,13 +111,18 @@ CocoResults parse_results(std::string_view json, std::string_view source) {
   return out;
 }
 
+}  // namespace
+
+CocoResults parse_results(std::string_view json, std::string_view source) {
+  return parse_padded(simdjson::padded_string(json.data(), json.size()), source);
+}
+
 CocoResults load_results(const std::filesystem::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  DRCNN_CHECK(in.good(), "results '", path.string(), "': cannot open the file for reading");
-  std::ostringstream buf;
-  buf << in.rdbuf();
-  DRCNN_CHECK(!in.bad(), "results '", path.string(), "': read error");
-  return parse_results(buf.str(), path.string());
+  // Read straight into simdjson's padded buffer (one copy of the file, no stream growth).
+  simdjson::padded_string text;
+  const auto err = simdjson::padded_string::load(path.string()).get(text);
+  DRCNN_CHECK(!err, "results '", path.string(), "': cannot open or read the file (", simdjson::error_message(err), ")");
+  return parse_padded(text, path.string());
 }
 
 std::string results_to_json(const CocoResults& results) {

@@ -273,7 +273,7 @@ TEST_CASE("COCO results reader names the file, record and problem", "[eval]") {
                     Contains("(image_id 7): bbox[1] must be a number, got a string"));
   CHECK_THROWS_WITH(bad(R"([{"image_id":7,"category_id":2,"bbox":[1,2,3,4],"score":"high"}])"),
                     Contains("field \"score\" must be a number, got a string"));
-  CHECK_THROWS_WITH(load_results("/nonexistent/r.json"), Contains("results '/nonexistent/r.json': cannot open"));
+  CHECK_THROWS_WITH(load_results("/nonexistent/r.json"), Contains("results '/nonexistent/r.json': cannot open or read the file"));
 }
 
 TEST_CASE("COCO eval reports: JSON with every number, extras text", "[eval]") {

@@ -116,7 +116,7 @@ TEST_CASE("drcnn-cocoeval run: clear errors for bad files, unknown ids and iou t
   cmd.results_json = tmp.write("bad.json", R"([{"image_id":1,"category_id":4,"bbox":[0,0,10],"score":1}])");
   CHECK_THROWS_WITH(run_cocoeval(cmd, out), Contains("bad.json' record #0 (image_id 1): field \"bbox\" must have 4"));
   cmd.results_json = tmp.path / "missing.json";
-  CHECK_THROWS_WITH(run_cocoeval(cmd, out), Contains("missing.json': cannot open"));
+  CHECK_THROWS_WITH(run_cocoeval(cmd, out), Contains("missing.json': cannot open or read the file"));
 
   // A malformed ground truth: drcnn::data::load_coco's message names the file.
   cmd.results_json = tmp.path / "ok.json";
