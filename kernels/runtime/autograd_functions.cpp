@@ -389,7 +389,7 @@ std::pair<Variable, Tensor> topk(const Variable& x, int64_t k, int dim, bool lar
   auto [values, indices] = ops::topk(xd, k, d, largest);
   Variable out = Variable::make(
       std::move(values), {x},
-      [s = xd.shape(), d, indices](Inputs& in, const Tensor& g) {
+      [s = xd.shape(), d, indices = indices](Inputs& in, const Tensor& g) {
         in[0].add_grad(ops::scatter_add(Tensor::zeros(s, g.dtype(), g.device()), d, indices, g));
       },
       "topk");
