@@ -1,6 +1,8 @@
 // The two-stage detector (include/drcnn/models/detector.h).
 #include "drcnn/models/detector.h"
 
+#include <chrono>
+
 #include "drcnn/autograd/functions.h"
 #include "drcnn/ops/shape_ops.h"
 
@@ -115,7 +117,16 @@ DetectorLosses TwoStageDetector<T>::forward_train(const ImageList& images, const
                                                   const train::DynamicParams& params, Generator& gen) const {
   DRCNN_CHECK(int64_t(targets.size()) == images.size(), "TwoStageDetector::forward_train: ", images.size(),
               " images but ", targets.size(), " targets");
+  using Clock = std::chrono::steady_clock;
+  std::map<std::string, double> seconds;
+  auto t0 = Clock::now();
+  const auto lap = [&](const char* stage) {
+    const auto t1 = Clock::now();
+    seconds[stage] = std::chrono::duration<double>(t1 - t0).count();
+    t0 = t1;
+  };
   const std::vector<Variable> feats = features(images.tensor());
+  lap("backbone");
   const std::vector<ops::FeatureSize> sizes = feature_sizes(feats);
   const DType dtype = feats[0].data().dtype();
   const Device device = feats[0].data().device();
@@ -130,12 +141,15 @@ DetectorLosses TwoStageDetector<T>::forward_train(const ImageList& images, const
     valid.push_back(ops::concat(ops::anchor_valid_flags(m_cfg.anchors, sizes, pad_h, pad_w, device), 0));
   }
   const RpnLossOutput rpn = rpn_loss(rpn_out, anchors, valid, targets, m_cfg.rpn_loss, gen);
+  lap("rpn");
   std::vector<Tensor> proposal_boxes;
   for (RpnProposals& p : generate_proposals(rpn_out, anchors, images.image_sizes(), m_cfg.rpn_train))
     proposal_boxes.push_back(p.boxes);
+  lap("proposals");
 
   // R-CNN with the schedule's threshold and beta.
   RoiLossOutput rcnn = m_roi->loss(feats, proposal_boxes, targets, params, gen);
+  lap("roi_head");
 
   DetectorLosses out;
   out.losses["loss_rpn_cls"] = rpn.loss_cls;
@@ -149,6 +163,7 @@ DetectorLosses TwoStageDetector<T>::forward_train(const ImageList& images, const
   out.rcnn_num_pos = rcnn.num_pos;
   out.rcnn_num_sampled = rcnn.num_sampled;
   out.stats = std::move(rcnn.stats);
+  out.seconds = std::move(seconds);
   return out;
 }
 

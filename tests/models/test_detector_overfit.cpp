@@ -89,7 +89,7 @@ TEST_CASE("detector overfit: the small preset learns two fixed images", "[models
   train::DynamicSchedule schedule(cfg.dynamic);
   Generator sample_gen(99);
 
-  const int iterations = 300, warmup = 50;
+  const int iterations = 200, warmup = 50;
   double first = 0, last = 0;
   for (int it = 0; it < iterations; ++it) {
     sgd.set_lr(sgd_opt.lr * (it < warmup ? 0.001 + (1 - 0.001) * double(it) / warmup : 1.0));
@@ -103,7 +103,7 @@ TEST_CASE("detector overfit: the small preset learns two fixed images", "[models
     REQUIRE(std::isfinite(total));
     if (it < 5) first += total / 5;
     if (it >= iterations - 5) last += total / 5;
-    if (it % 25 == 0 || it == iterations - 1)
+    if (it % 20 == 0 || it == iterations - 1)
       std::printf("iter %3d  total %.4f  rpn_cls %.4f rpn_bbox %.4f cls %.4f bbox %.4f acc %.1f  iou_thr %.3f beta %.3f\n",
                   it, total, out.losses.at("loss_rpn_cls").data().item<double>(),
                   out.losses.at("loss_rpn_bbox").data().item<double>(), out.losses.at("loss_cls").data().item<double>(),

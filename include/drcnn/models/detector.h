@@ -66,6 +66,10 @@ struct DetectorLosses {
   int64_t rpn_num_pos = 0, rpn_num_neg = 0;
   int64_t rcnn_num_pos = 0, rcnn_num_sampled = 0;
   train::DynamicStats stats;  ///< for DynamicSchedule::record
+  /// Host wall time of each stage of the forward, seconds: "backbone" (ResNet + FPN), "rpn"
+  /// (head + targets + losses), "proposals", "roi_head" (targets, RoIAlign, head, losses). On
+  /// CUDA these are launch times unless the caller synchronises (benchmarks/bench_detector).
+  std::map<std::string, double> seconds;
 };
 
 template <typename T = float>

@@ -1,0 +1,111 @@
+// One CPU training iteration of the detector, split by stage (issue 5): backbone (ResNet + FPN
+// forward), rpn (head + targets + losses), proposals, roi_head (targets, RoIAlign, head, losses),
+// backward, optimizer (SGD step). Models:
+//   small: DetectorConfig::small_cpu(6) (ResNet-18 GN, FPN 128) on one 256 x 256 image;
+//   r50:   DetectorConfig::dynamic_rcnn_r50_fpn_1x(80) on a 320 x 320 image.
+// Each image holds 6 ground-truth boxes of varied sizes; the weights are the presets' random
+// initialisation (seed 1), the image a fixed pseudo-random texture. A plain main rather than
+// Google Benchmark: the stage split is the result. Prints the mean over the timed iterations
+// after the warm-up ones and each stage's share.
+//   bench_detector [--model small|r50|all] [--iters N] [--warmup N] [--threads N]
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "drcnn/core/parallel_cpu.h"
+#include "drcnn/models/detector.h"
+#include "drcnn/ops/elementwise.h"
+#include "drcnn/train/sgd.h"
+
+using namespace drcnn;
+
+namespace {
+
+struct Args {
+  std::string model = "all";
+  int iters = 5, warmup = 1, threads = 1;
+};
+
+Args parse(int argc, char** argv) {
+  Args a;
+  for (int i = 1; i < argc; ++i) {
+    const auto next = [&](const char* flag) {
+      if (i + 1 >= argc) {
+        std::fprintf(stderr, "bench_detector: %s needs a value\n", flag);
+        std::exit(2);
+      }
+      return argv[++i];
+    };
+    if (!std::strcmp(argv[i], "--model")) a.model = next("--model");
+    else if (!std::strcmp(argv[i], "--iters")) a.iters = std::atoi(next("--iters"));
+    else if (!std::strcmp(argv[i], "--warmup")) a.warmup = std::atoi(next("--warmup"));
+    else if (!std::strcmp(argv[i], "--threads")) a.threads = std::atoi(next("--threads"));
+    else {
+      std::fprintf(stderr, "usage: bench_detector [--model small|r50|all] [--iters N] [--warmup N] [--threads N]\n");
+      std::exit(2);
+    }
+  }
+  if (a.iters < 1 || a.warmup < 0 || a.threads < 1) {
+    std::fprintf(stderr, "bench_detector: --iters >= 1, --warmup >= 0, --threads >= 1\n");
+    std::exit(2);
+  }
+  return a;
+}
+
+void run(const char* label, const models::DetectorConfig& cfg, int64_t size, const Args& args) {
+  Generator gen(1);
+  models::TwoStageDetector<float> model(cfg, gen);
+  std::vector<Variable> params;
+  for (const Variable& p : model.parameters())
+    if (p.requires_grad()) params.push_back(p);
+  train::Sgd sgd(params, train::SgdOptions{});
+  const ImageList images = ImageList::from_images({ops::sub(Tensor::rand({3, size, size}, gen), Tensor::full({}, 0.5))}, 32);
+  const double s = double(size) / 256.0;
+  std::vector<float> boxes;
+  for (const double b : {10., 12., 60., 50., 80., 30., 200., 140., 30., 150., 90., 240., 120., 100., 250., 210.,
+                         150., 20., 170., 36., 5., 200., 40., 250.})
+    boxes.push_back(float(b * s));
+  std::vector<Instances> targets;
+  targets.emplace_back(ImageSize{size, size}, Boxes(Tensor::from_vector(boxes, Shape{6, 4})),
+                       Tensor::from_vector(std::vector<int64_t>{0, 1, 2, 3, 4, 5}, Shape{6}));
+  Generator sample(2);
+  std::map<std::string, double> total;
+  const char* order[] = {"backbone", "rpn", "proposals", "roi_head", "backward", "optimizer"};
+  using Clock = std::chrono::steady_clock;
+  for (int it = 0; it < args.warmup + args.iters; ++it) {
+    models::DetectorLosses out = model.forward_train(images, targets, {0.5, 1.0}, sample);
+    auto t0 = Clock::now();
+    sgd.zero_grad();
+    out.total.backward();
+    auto t1 = Clock::now();
+    sgd.step();
+    auto t2 = Clock::now();
+    out.seconds["backward"] = std::chrono::duration<double>(t1 - t0).count();
+    out.seconds["optimizer"] = std::chrono::duration<double>(t2 - t1).count();
+    if (it >= args.warmup)
+      for (const auto& [k, v] : out.seconds) total[k] += v / args.iters;
+  }
+  double sum = 0;
+  for (const char* k : order) sum += total[k];
+  std::printf("%s: 1 x 3 x %lld x %lld, %d thread%s, mean of %d iterations after %d warm-up\n", label, (long long)size,
+              (long long)size, args.threads, args.threads == 1 ? "" : "s", args.iters, args.warmup);
+  for (const char* k : order) std::printf("  %-10s %9.1f ms  %5.1f%%\n", k, 1e3 * total[k], 100 * total[k] / sum);
+  std::printf("  %-10s %9.1f ms  (%.2f iterations/s)\n", "total", 1e3 * sum, 1.0 / sum);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const Args args = parse(argc, argv);
+  set_cpu_threads(args.threads);
+  if (args.model == "small" || args.model == "all")
+    run("small_cpu (ResNet-18 GN, FPN 128)", models::DetectorConfig::small_cpu(6), 256, args);
+  if (args.model == "r50" || args.model == "all")
+    run("dynamic_rcnn_r50_fpn_1x (ResNet-50, FPN 256, 80 classes)", models::DetectorConfig::dynamic_rcnn_r50_fpn_1x(80),
+        320, args);
+  return 0;
+}
