@@ -5,6 +5,7 @@
 
 #include "drcnn/core/error.h"
 #include "drcnn/ops/elementwise.h"
+#include "drcnn/ops/reduce.h"
 
 namespace drcnn::train {
 
@@ -63,6 +64,28 @@ void Sgd::set_momentum_buffers(std::vector<Tensor> buffers) {
                 ", the parameter ", p.dtype(), " ", p.shape());
   }
   m_buffers = std::move(buffers);
+}
+
+double clip_grad_norm(const std::vector<Variable>& params, double max_norm) {
+  DRCNN_CHECK(std::isfinite(max_norm) && max_norm > 0, "clip_grad_norm: max_norm must be finite and > 0, got ",
+              max_norm);
+  double sq = 0;
+  for (const Variable& p : params) {
+    if (!p.has_grad()) continue;
+    const Tensor g = p.grad().to(DType::Float64);
+    sq += ops::sum(ops::mul(g, g)).to(Device::cpu()).item<double>();
+  }
+  const double total = std::sqrt(sq);
+  if (!(total > max_norm) || !std::isfinite(total)) return total;
+  const double coef = max_norm / (total + 1e-6);
+  for (const Variable& p : params) {
+    if (!p.has_grad()) continue;
+    Variable handle = p;
+    const Tensor scaled = ops::mul(p.grad(), coef);
+    handle.zero_grad();
+    handle.add_grad(scaled);
+  }
+  return total;
 }
 
 }  // namespace drcnn::train

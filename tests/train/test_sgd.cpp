@@ -73,3 +73,18 @@ TEST_CASE("Sgd: bad options name the field", "[train][sgd]") {
   train::Sgd ok({p}, train::SgdOptions{});
   CHECK_THROWS_WITH(ok.set_lr(std::nan("")), Catch::Contains("set_lr"));
 }
+
+TEST_CASE("clip_grad_norm scales every gradient by max_norm / (total + 1e-6) above the limit", "[train][sgd]") {
+  Variable a(Tensor::zeros({2}, DType::Float64), true), b(Tensor::zeros({1}, DType::Float64), true);
+  Variable none(Tensor::zeros({1}, DType::Float64), true);
+  set_grad(a, {3.0, 0.0});
+  set_grad(b, {4.0});
+  CHECK(train::clip_grad_norm({a, b, none}, 10.0) == 5.0);  // below the limit: unchanged
+  CHECK(a.grad().to_vector<double>()[0] == 3.0);
+  CHECK(train::clip_grad_norm({a, b, none}, 1.0) == 5.0);
+  const double coef = 1.0 / (5.0 + 1e-6);
+  CHECK(a.grad().to_vector<double>()[0] == Approx(3.0 * coef).epsilon(1e-15));
+  CHECK(b.grad().to_vector<double>()[0] == Approx(4.0 * coef).epsilon(1e-15));
+  CHECK_FALSE(none.has_grad());
+  CHECK_THROWS_WITH(train::clip_grad_norm({a}, 0.0), Catch::Contains("max_norm must be finite and > 0"));
+}

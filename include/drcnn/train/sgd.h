@@ -48,4 +48,10 @@ class Sgd {
   SgdOptions m_opt;
 };
 
+/// torch.nn.utils.clip_grad_norm_ (L2): total = sqrt(sum of every gradient's squared L2 norm)
+/// (accumulated in float64), and when total > max_norm every gradient is multiplied by
+/// max_norm / (total + 1e-6). Parameters without a gradient are skipped. Returns the total
+/// norm before clipping (inf / NaN propagate: nothing is scaled then). max_norm > 0.
+double clip_grad_norm(const std::vector<Variable>& params, double max_norm);
+
 }  // namespace drcnn::train
