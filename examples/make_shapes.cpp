@@ -18,7 +18,7 @@ int main(int argc, char** argv) {
   std::string out;
   std::string preview;
   int32_t size = 256;
-  double max_aspect = 2.5, min_visible = 0.6;
+  double max_aspect = 2.5, min_visible = 0.6, overlap = 0.4;
   CLI::App app{"Writes the synthetic shapes detection dataset (COCO format)", "drcnn_make_shapes"};
   app.add_option("--out", out, "output directory")->required();
   app.add_option("--train", o.train_images, "number of training images")->capture_default_str();
@@ -34,6 +34,8 @@ int main(int argc, char** argv) {
   app.add_option("--max-aspect", max_aspect, "largest stretch (long / short side)")->capture_default_str();
   app.add_option("--min-visible", min_visible, "fraction of an occluded shape that stays visible")
       ->capture_default_str();
+  app.add_option("--overlap", overlap, "chance that a shape is placed at another's box")
+      ->capture_default_str();
   app.add_option("--max-noise", o.max_noise, "per-pixel noise amplitude")->capture_default_str();
   app.add_option("--threads", o.threads, "worker threads (0: all cores)")->capture_default_str();
   app.add_option("--preview", preview, "also write val image 0 with its boxes drawn to this PNG");
@@ -43,6 +45,7 @@ int main(int argc, char** argv) {
   // The library takes fixed-point ratios so that generation is integer-only.
   o.max_aspect_q10 = int32_t(max_aspect * 1024 + 0.5);
   o.min_visible_q10 = int32_t(min_visible * 1024 + 0.5);
+  o.overlap_q10 = int32_t(overlap * 1024 + 0.5);
   try {
     const auto start = std::chrono::steady_clock::now();
     drcnn::data::generate_shapes_dataset(o, out);

@@ -248,6 +248,8 @@ void check_options(const ShapesOptions& o) {
                   o.background_amplitude <= 128,
               "shapes: max_noise and background_amplitude must be in 0..128, got ", o.max_noise,
               " and ", o.background_amplitude);
+  DRCNN_CHECK(o.overlap_q10 >= 0 && o.overlap_q10 <= 1024,
+              "shapes: overlap_q10 must be in 0..1024, got ", o.overlap_q10);
   DRCNN_CHECK(o.min_contrast >= 0 && o.min_contrast <= 380,
               "shapes: min_contrast must be in 0..380, got ", o.min_contrast);
 }
@@ -309,7 +311,10 @@ void draw_background(Image& im, Rng& rng, const ShapesOptions& o, std::array<int
 
 // Draws the geometry of one candidate object (class, size, stretch, rotation, shape parameter,
 // position inside the image). false if the image is too small for the drawn size.
-bool draw_geometry(ShapeGeometry& g, Rng& rng, const ShapesOptions& o, const SizeTable& sizes) {
+// With probability overlap_q10 / 1024 (and once some object is placed) the centre is drawn near
+// a placed object's box, so that overlaps are common rather than chance events.
+bool draw_geometry(ShapeGeometry& g, Rng& rng, const ShapesOptions& o, const SizeTable& sizes,
+                   const std::vector<std::array<int32_t, 4>>& placed_boxes) {
   g.cls = ShapeClass(rng.below(kNumShapeClasses));
   const int64_t size = sizes.draw(rng);
   // Circles and squares: half exact (aspect 1, axis-aligned squares), half stretched and
@@ -345,8 +350,19 @@ bool draw_geometry(ShapeGeometry& g, Rng& rng, const ShapesOptions& o, const Siz
   const auto [ex, ey] = frame_extent(g);
   const int64_t wq = int64_t(o.width) * 1024, hq = int64_t(o.height) * 1024;
   if (2 * ex >= wq || 2 * ey >= hq) return false;
-  g.cx = rng.range(ex, wq - ex);
-  g.cy = rng.range(ey, hq - ey);
+  int64_t x_lo = ex, x_hi = wq - ex, y_lo = ey, y_hi = hq - ey;
+  if (!placed_boxes.empty() && int64_t(rng.below(1024)) < o.overlap_q10) {
+    // Centre within the chosen box grown by half the new shape's extent: the shapes overlap
+    // or nearly touch. The occlusion rule then accepts or rejects the candidate.
+    const auto& b = placed_boxes[rng.below(placed_boxes.size())];
+    x_lo = std::max(x_lo, int64_t(b[0]) * 1024 - ex / 2);
+    x_hi = std::min(x_hi, int64_t(b[2]) * 1024 + ex / 2);
+    y_lo = std::max(y_lo, int64_t(b[1]) * 1024 - ey / 2);
+    y_hi = std::min(y_hi, int64_t(b[3]) * 1024 + ey / 2);
+    if (x_lo > x_hi || y_lo > y_hi) return false;
+  }
+  g.cx = rng.range(x_lo, x_hi);
+  g.cy = rng.range(y_lo, y_hi);
   return true;
 }
 
@@ -397,10 +413,11 @@ ShapesImage generate_shapes_image(const ShapesOptions& o, ShapesSplit split, int
 
   const int64_t wanted = rng.range(o.min_objects, o.max_objects);
   std::vector<Placed> placed;
+  std::vector<std::array<int32_t, 4>> boxes;
   for (int64_t n = 0; n < wanted; ++n) {
     for (int attempt = 0; attempt < 50; ++attempt) {
       ShapeGeometry g;
-      if (!draw_geometry(g, rng, o, sizes)) continue;
+      if (!draw_geometry(g, rng, o, sizes, boxes)) continue;
       bool outside = false;
       std::vector<uint8_t> cov = rasterize(g, w, h, &outside);
       if (outside) continue;  // cannot happen by the placement margin; kept as a guard
@@ -446,6 +463,7 @@ ShapesImage generate_shapes_image(const ShapesOptions& o, ShapesSplit split, int
       q.coverage = std::move(cov);
       q.visible = std::move(mask);
       q.visible_count = count;
+      boxes.push_back(q.object.box);
       placed.push_back(std::move(q));
       break;
     }

@@ -156,7 +156,7 @@ TEST_CASE("shapes images are deterministic by seed, split and index", "[datasets
   // Integer-only generation: these bytes are the same on every platform and standard library.
   // (If the generator changes on purpose, update the value and say so in the commit.)
   ShapesOptions d;  // defaults: 256 x 256, seed 0
-  CHECK(fnv1a(drcnn::data::generate_shapes_image(d, ShapesSplit::train, 0).image.pixels) == 0x038ce9373520a57cull);
+  CHECK(fnv1a(drcnn::data::generate_shapes_image(d, ShapesSplit::train, 0).image.pixels) == 0x46f85aca62b7916aull);
 }
 
 TEST_CASE("every box is the tight box of the shape's visible pixels", "[datasets][shapes]") {
@@ -167,7 +167,7 @@ TEST_CASE("every box is the tight box of the shape's visible pixels", "[datasets
   // generator's visible mask (its mask minus every later shape's mask), recomputed here;
   // (3) box == tight box of the whole shape (the occlusion rule keeps boxes); (4) the reference
   // mask gives the same box for almost every object and never differs by more than 1 px
-  // (measured: 139 objects, every reference box equal).
+  // (measured: 139 objects, 138 reference boxes equal, one off by 1 px on one side).
   const ShapesOptions o = small_options(7);
   const int w = o.width, h = o.height;
   int objects = 0, ref_box_equal = 0, worst_mismatch = 0;

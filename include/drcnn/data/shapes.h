@@ -40,6 +40,7 @@ struct ShapesOptions {
   int32_t max_size = 0;          ///< 0: half of min(width, height)
   int32_t max_aspect_q10 = 2560; ///< largest long/short side ratio of the frame, x1024 (2.5)
   int32_t min_visible_q10 = 614; ///< an occluded object keeps >= this fraction of pixels, x1024 (0.6)
+  int32_t overlap_q10 = 410;     ///< chance (x1024, 0.4) that a shape is placed at another's box
   int32_t max_noise = 16;        ///< per-pixel noise amplitude (uniform +-a, a drawn per image)
   int32_t background_amplitude = 40;  ///< texture contrast of the background
   int32_t min_contrast = 150;    ///< L1 RGB distance between an object's colour and the background's
