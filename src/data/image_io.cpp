@@ -141,6 +141,33 @@ bool jpeg_huffman_tables_fit(std::span<const uint8_t> b) {
   return true;
 }
 
+// stb_image 2.27 copies an empty first IDAT chunk with memcpy(NULL, ..., 0) (found by the fuzzer
+// under UBSan: "null pointer passed as argument 1"); the compiler may then assume the pointer is
+// non-null and drop stb's later "no IDAT" check. Encoders do not write an empty first IDAT, so
+// such files are refused. The walk follows chunk lengths (+ 12 bytes of length, type and CRC)
+// the way stb does, up to IEND. Returns false for an empty IDAT before any non-empty one.
+bool png_first_idat_nonempty(std::span<const uint8_t> b) {
+  const auto be32 = [&](std::size_t i) {
+    return (uint64_t(b[i]) << 24) | (uint64_t(b[i + 1]) << 16) | (uint64_t(b[i + 2]) << 8) | b[i + 3];
+  };
+  std::size_t i = 8;  // after the signature
+  while (i + 8 <= b.size()) {
+    const uint64_t length = be32(i);
+    const bool idat = b[i + 4] == 'I' && b[i + 5] == 'D' && b[i + 6] == 'A' && b[i + 7] == 'T';
+    const bool iend = b[i + 4] == 'I' && b[i + 5] == 'E' && b[i + 6] == 'N' && b[i + 7] == 'D';
+    if (idat) return length != 0;  // the first IDAT decides
+    if (iend || length > b.size()) return true;
+    i += 12 + std::size_t(length);
+  }
+  return true;
+}
+
+// stb returns 0 without setting a reason on a few paths (e.g. an IDAT length overflowing int).
+const char* failure_reason() {
+  const char* reason = stbi_failure_reason();
+  return reason != nullptr ? reason : "no reason given by stb_image";
+}
+
 struct StbiFree {
   void operator()(stbi_uc* p) const { stbi_image_free(p); }
 };
@@ -236,11 +263,13 @@ Image decode_image(std::span<const uint8_t> bytes, std::string_view source,
 
   DRCNN_CHECK(format != "JPEG" || jpeg_huffman_tables_fit(bytes), "decode_image: ", source,
               " is a corrupt JPEG: a Huffman table (DHT) lists more than 256 codes");
+  DRCNN_CHECK(format != "PNG" || png_first_idat_nonempty(bytes), "decode_image: ", source,
+              " is a corrupt PNG: its first IDAT chunk is empty");
   // (before stbi_info_from_memory, which parses the JPEG header's tables too)
   int w = 0, h = 0, channels = 0;
   if (!stbi_info_from_memory(bytes.data(), len, &w, &h, &channels)) {
     DRCNN_FAIL("decode_image: cannot read the ", format, " header of ", source, ": ",
-               stbi_failure_reason());
+               failure_reason());
   }
   DRCNN_CHECK(w > 0 && h > 0 && w <= options.max_dimension && h <= options.max_dimension,
               "decode_image: ", source, " is ", w, " x ", h, " (", format,
@@ -255,7 +284,7 @@ Image decode_image(std::span<const uint8_t> bytes, std::string_view source,
   if (!data) {
     const bool cut = format == "JPEG" && jpeg_lacks_end_marker(bytes);
     DRCNN_FAIL("decode_image: cannot decode ", format, " ", source, " (", w, " x ", h, ", ",
-               bytes.size(), " bytes): ", stbi_failure_reason(),
+               bytes.size(), " bytes): ", failure_reason(),
                cut ? " (the data does not end with the JPEG end-of-image marker: truncated?)" : "");
   }
   DRCNN_CHECK(dw == w && dh == h, "decode_image: ", source, " decoded to ", dw, " x ", dh,

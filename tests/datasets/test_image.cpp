@@ -253,6 +253,19 @@ TEST_CASE("JPEG Huffman tables with more than 256 codes are refused before stb r
   // 210 JPEGs and 1400 PNGs found on the development machine plus the raccoon set.
 }
 
+TEST_CASE("a PNG whose first IDAT chunk is empty is refused before stb reads it", "[datasets][image]") {
+  // Found by fuzz/fuzz_image.cpp: stb_image 2.27 calls memcpy(NULL, ..., 0) on it (UBSan).
+  REQUIRE_THROWS_WITH(drcnn::data::read_image(kImages / "stb_empty_idat.png"),
+                      Contains("stb_empty_idat.png") && Contains("first IDAT chunk is empty"));
+  // An empty IDAT after a non-empty one is legal and harmless: inserted before IEND, the image
+  // still decodes to the same pixels.
+  const Image im = noise_image(9, 7, 4);
+  std::vector<uint8_t> png = drcnn::data::encode_png(im);
+  const std::vector<uint8_t> empty_idat = {0, 0, 0, 0, 'I', 'D', 'A', 'T', 0x35, 0xAF, 0x06, 0x1E};
+  png.insert(png.end() - 12, empty_idat.begin(), empty_idat.end());
+  CHECK(drcnn::data::decode_image(png, "late_empty_idat.png").pixels == im.pixels);
+}
+
 TEST_CASE("formats other than JPEG and PNG are rejected by name", "[datasets][image]") {
   REQUIRE_THROWS_WITH(drcnn::data::read_image(kImages / "tiny.gif"),
                       Contains("tiny.gif") && Contains("GIF") && Contains("only JPEG and PNG"));
