@@ -5,6 +5,7 @@
 #include <atomic>
 #include <climits>
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <memory>
 #include <string>
@@ -34,6 +35,15 @@
 #if defined(__clang__)
 #pragma clang attribute push(__attribute__((no_sanitize("shift"))), apply_to = function)
 #endif
+// stb_image 2.27 mallocs its decoder state (stbi__jpeg, Huffman tables included) without
+// clearing it, and a JPEG whose scan names a Huffman table no DHT defined makes it decode with
+// those uninitialised tables: the fuzzer found an index of 2046755078 into a 257-entry array in
+// stbi__jpeg_huff_decode (a wild read). With zeroed memory an undefined table is all zeros and
+// every lookup stays in bounds, so every stb allocation is zero-filled (the pixel buffers too; a
+// memset is cheap next to decoding).
+#define STBI_MALLOC(size) std::calloc(1, size)
+#define STBI_REALLOC(p, size) std::realloc(p, size)
+#define STBI_FREE(p) std::free(p)
 #define STBI_ONLY_JPEG
 #define STBI_ONLY_PNG
 #define STBI_NO_STDIO             // we read files ourselves (errors name the path)
