@@ -77,8 +77,8 @@ struct CocoFile {
 
 struct CocoParseOptions {
   /// pycocotools' COCOeval reads every GT's "area" (KeyError without it), so by default a missing
-  /// area is an error. false: a missing area becomes w * h of the bbox (torchvision's
-  /// convert_to_coco_api does the same for datasets it builds).
+  /// area is an error. false: a missing area becomes w * h of the bbox (what pycocotools'
+  /// loadRes gives detections).
   bool require_area = true;
 };
 
