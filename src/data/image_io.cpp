@@ -151,25 +151,35 @@ bool jpeg_huffman_tables_fit(std::span<const uint8_t> b) {
   return true;
 }
 
-// stb_image 2.27 copies an empty first IDAT chunk with memcpy(NULL, ..., 0) (found by the fuzzer
-// under UBSan: "null pointer passed as argument 1"); the compiler may then assume the pointer is
-// non-null and drop stb's later "no IDAT" check. Encoders do not write an empty first IDAT, so
-// such files are refused. The walk follows chunk lengths (+ 12 bytes of length, type and CRC)
-// the way stb does, up to IEND. Returns false for an empty IDAT before any non-empty one.
-bool png_first_idat_nonempty(std::span<const uint8_t> b) {
+// Two PNG chunk problems that stb_image 2.27 mishandles, both found by the fuzzer; nullptr if
+// neither is present, else what is wrong. The walk follows chunk lengths (+ 12 bytes of length,
+// type and CRC) the way stb does, up to IEND.
+// - An empty first IDAT: stb calls memcpy(NULL, ..., 0) (UBSan: "null pointer passed as
+//   argument 1"), after which the compiler may assume the pointer non-null and drop stb's later
+//   "no IDAT" check. Encoders do not write an empty first IDAT.
+// - An IDAT longer than the bytes left: stb grows its buffer to the declared length (up to 4 GB)
+//   before finding the data missing; a 600-byte file made it allocate 2 GB.
+const char* png_chunk_problem(std::span<const uint8_t> b) {
   const auto be32 = [&](std::size_t i) {
     return (uint64_t(b[i]) << 24) | (uint64_t(b[i + 1]) << 16) | (uint64_t(b[i + 2]) << 8) | b[i + 3];
   };
+  bool data_seen = false;
   std::size_t i = 8;  // after the signature
   while (i + 8 <= b.size()) {
     const uint64_t length = be32(i);
     const bool idat = b[i + 4] == 'I' && b[i + 5] == 'D' && b[i + 6] == 'A' && b[i + 7] == 'T';
     const bool iend = b[i + 4] == 'I' && b[i + 5] == 'E' && b[i + 6] == 'N' && b[i + 7] == 'D';
-    if (idat) return length != 0;  // the first IDAT decides
-    if (iend || length > b.size()) return true;
+    if (idat) {
+      if (length == 0 && !data_seen) return "its first IDAT chunk is empty";
+      if (length > b.size() - (i + 8)) {
+        return "an IDAT chunk is longer than the data left (truncated file?)";
+      }
+      data_seen = data_seen || length > 0;
+    }
+    if (iend || length > b.size()) return nullptr;
     i += 12 + std::size_t(length);
   }
-  return true;
+  return nullptr;
 }
 
 // stb returns 0 without setting a reason on a few paths (e.g. an IDAT length overflowing int).
@@ -273,8 +283,11 @@ Image decode_image(std::span<const uint8_t> bytes, std::string_view source,
 
   DRCNN_CHECK(format != "JPEG" || jpeg_huffman_tables_fit(bytes), "decode_image: ", source,
               " is a corrupt JPEG: a Huffman table (DHT) lists more than 256 codes");
-  DRCNN_CHECK(format != "PNG" || png_first_idat_nonempty(bytes), "decode_image: ", source,
-              " is a corrupt PNG: its first IDAT chunk is empty");
+  if (format == "PNG") {
+    const char* problem = png_chunk_problem(bytes);
+    DRCNN_CHECK(problem == nullptr, "decode_image: ", source, " is a corrupt PNG: ",
+                problem ? problem : "");
+  }
   // (before stbi_info_from_memory, which parses the JPEG header's tables too)
   int w = 0, h = 0, channels = 0;
   if (!stbi_info_from_memory(bytes.data(), len, &w, &h, &channels)) {

@@ -278,6 +278,13 @@ TEST_CASE("a PNG whose first IDAT chunk is empty is refused before stb reads it"
   CHECK(drcnn::data::decode_image(png, "late_empty_idat.png").pixels == im.pixels);
 }
 
+TEST_CASE("a PNG with an IDAT chunk longer than the file is refused before stb allocates it", "[datasets][image]") {
+  // Found by fuzz/fuzz_image.cpp: 639 bytes whose IDAT claims about 1 GB made stb_image 2.27
+  // realloc 2 GB before noticing the data is missing.
+  REQUIRE_THROWS_WITH(drcnn::data::read_image(kImages / "stb_huge_idat.png"),
+                      Contains("stb_huge_idat.png") && Contains("IDAT chunk is longer than the data left"));
+}
+
 TEST_CASE("formats other than JPEG and PNG are rejected by name", "[datasets][image]") {
   REQUIRE_THROWS_WITH(drcnn::data::read_image(kImages / "tiny.gif"),
                       Contains("tiny.gif") && Contains("GIF") && Contains("only JPEG and PNG"));
