@@ -6,7 +6,7 @@
 // RoI head's statistics every iteration (docs/training.md).
 //
 //   drcnn_train --train-ann A.json --train-images DIR --val-ann B.json --val-images DIR
-//               [--preset small_cpu] [--iters 500] [--batch 2] [--lr 0.02] [--out DIR] ...
+//               [--preset small_cpu] [--iters 500] [--batch 2] [--lr 0.005] [--out DIR] ...
 // scripts/demo.sh runs it on the synthetic shapes dataset (examples/make_shapes.cpp).
 #include <CLI/CLI.hpp>
 #include <fmt/core.h>
@@ -42,7 +42,7 @@ struct Options {
   std::string preset = "small_cpu";
   int64_t iters = 500, batch = 2, warmup = 100, log_every = 20, draw = 4;
   std::vector<int64_t> steps;
-  double lr = 0.01, weight_decay = 1e-4, momentum = 0.9, flip = 0.5, grad_clip = 10.0;
+  double lr = 0.005, weight_decay = 1e-4, momentum = 0.9, flip = 0.5, grad_clip = 10.0;
   int32_t scale_long = 1333, scale_short = 800;
   int workers = 1, threads = 1;
   uint64_t seed = 0;

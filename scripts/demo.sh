@@ -3,10 +3,10 @@
 # examples/make_shapes.cpp), train the small Dynamic R-CNN preset on it (examples/train_detector.cpp),
 # evaluate on the validation split with the pycocotools-equal evaluator, and draw detections.
 #
-#   ./scripts/demo.sh                        # ~15 min on 2 cores: 300 train / 50 val images, 400 iterations
+#   ./scripts/demo.sh                        # ~15 min on 2 cores: 300 train / 50 val images, 500 iterations
 #   DRCNN_DEMO_ITERS=2000 ./scripts/demo.sh  # longer training, better AP
 #   DRCNN_PRESET=cpu-only ./scripts/demo.sh  # build without CUDA
-#   ./scripts/demo.sh --lr 0.005             # extra arguments go to drcnn_train (--help lists them)
+#   ./scripts/demo.sh --lr 0.0025            # extra arguments go to drcnn_train (--help lists them)
 # Outputs: build/<preset>/demo/ (dataset, model.safetensors, detections.json, metrics.json, vis/*.png).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -39,7 +39,7 @@ demo_dir="$build_dir/demo"
 data_dir="$demo_dir/shapes"
 train_images="${DRCNN_DEMO_TRAIN:-300}"
 val_images="${DRCNN_DEMO_VAL:-50}"
-iters="${DRCNN_DEMO_ITERS:-400}"
+iters="${DRCNN_DEMO_ITERS:-500}"
 threads="${DRCNN_DEMO_THREADS:-$(nproc)}"
 if [[ ! -f "$data_dir/annotations/instances_val.json" || ! -f "$data_dir/.done-$train_images-$val_images" ]]; then
   rm -rf "$data_dir"
