@@ -42,7 +42,7 @@ if [[ $build -eq 1 ]]; then
   # the fuzzers would only see the edges of their own small file.
   sanitize="-fsanitize=address,undefined,fuzzer-no-link -fno-sanitize-recover=undefined -fno-omit-frame-pointer"
   launcher=()
-  command -v ccache >/dev/null 2>&1 && launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache -DCMAKE_C_COMPILER_LAUNCHER=ccache)
+  command -v ccache >/dev/null 2>&1 && launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
   # CPU only, no tests/examples; OpenMP off (the fuzzers are single-threaded; libomp under ASan is
   # noise). -fsanitize=fuzzer (which links libFuzzer's main) is added to the fuzzer executables
   # only (fuzz/CMakeLists.txt).
@@ -50,7 +50,7 @@ if [[ $build -eq 1 ]]; then
     -DCMAKE_BUILD_TYPE=RelWithDebInfo \
     -DDRCNN_WITH_CUDA=OFF -DDRCNN_WITH_OPENMP=OFF -DDRCNN_BUILD_TESTS=OFF -DDRCNN_BUILD_EXAMPLES=OFF \
     -DDRCNN_BUILD_BENCHMARKS=OFF -DDRCNN_INSTALL=OFF -DDRCNN_BUILD_FUZZERS=ON \
-    "-DCMAKE_CXX_FLAGS=$sanitize" "-DCMAKE_C_FLAGS=$sanitize" >/dev/null
+    "-DCMAKE_CXX_FLAGS=$sanitize" >/dev/null
   cmake --build "$build_dir" -j "${DRCNN_FUZZ_JOBS:-2}"
 fi
 
