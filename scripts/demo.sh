@@ -3,7 +3,7 @@
 # examples/make_shapes.cpp), train the small Dynamic R-CNN preset on it (examples/train_detector.cpp),
 # evaluate on the validation split with the pycocotools-equal evaluator, and draw detections.
 #
-#   ./scripts/demo.sh                        # ~15 min on 2 cores: 300 train / 50 val images, 500 iterations
+#   ./scripts/demo.sh                        # ~8 min on 2 cores: 300 train / 50 val images, 500 iterations
 #   DRCNN_DEMO_ITERS=2000 ./scripts/demo.sh  # longer training, better AP
 #   DRCNN_PRESET=cpu-only ./scripts/demo.sh  # build without CUDA
 #   ./scripts/demo.sh --lr 0.0025            # extra arguments go to drcnn_train (--help lists them)
