@@ -134,11 +134,13 @@ DetectorLosses TwoStageDetector<T>::forward_train(const ImageList& images, const
 
   // RPN: losses on the anchors inside each image's own padded extent, then proposals (detached).
   const std::vector<RpnLevelOutput> rpn_out = m_rpn->forward(feats);
+  // The valid flags depend on the geometry only and rpn_loss builds its index lists on the host
+  // from them: computed on the host, so a GPU batch does not upload them only to read them back.
   std::vector<Tensor> valid;
   for (const ImageSize& s : images.image_sizes()) {
     const int64_t d = m_cfg.size_divisor;
     const int64_t pad_h = (s.height + d - 1) / d * d, pad_w = (s.width + d - 1) / d * d;
-    valid.push_back(ops::concat(ops::anchor_valid_flags(m_cfg.anchors, sizes, pad_h, pad_w, device), 0));
+    valid.push_back(ops::concat(ops::anchor_valid_flags(m_cfg.anchors, sizes, pad_h, pad_w, Device::cpu()), 0));
   }
   const RpnLossOutput rpn = rpn_loss(rpn_out, anchors, valid, targets, m_cfg.rpn_loss, gen);
   lap("rpn");

@@ -10,6 +10,7 @@
 #include "common/random.h"
 #include "drcnn/models/assigner.h"
 #include "drcnn/ops/box_ops.h"
+#include "reference/assigner_ref.h"
 
 using Catch::Contains;
 using drcnn::DType;
@@ -27,60 +28,6 @@ Tensor boxes(const std::vector<double>& v, DType dt = DType::Float32) {
 }
 Tensor longs(const std::vector<int64_t>& v) { return Tensor::from_vector<int64_t>(v, Shape{int64_t(v.size())}); }
 std::vector<int64_t> ints(const Tensor& t) { return t.to_vector<int64_t>(); }
-
-// ------------------------------------------------------------------ float64 brute-force reference
-struct RefResult {
-  std::vector<int64_t> gt_inds;
-  std::vector<double> max_overlaps;
-};
-
-double ref_inter(const double* a, const double* b) {
-  const double w = std::max(std::min(a[2], b[2]) - std::max(a[0], b[0]), 0.0);
-  const double h = std::max(std::min(a[3], b[3]) - std::max(a[1], b[1]), 0.0);
-  return w * h;
-}
-double ref_area(const double* a) { return (a[2] - a[0]) * (a[3] - a[1]); }
-
-// iou[i][j] = IoU(gt i, candidate j) with mmdet's union floor 1e-6.
-std::vector<std::vector<double>> ref_iou(const std::vector<double>& gt, const std::vector<double>& cand) {
-  const size_t k = gt.size() / 4, n = cand.size() / 4;
-  std::vector<std::vector<double>> m(k, std::vector<double>(n));
-  for (size_t i = 0; i < k; ++i)
-    for (size_t j = 0; j < n; ++j) {
-      const double in = ref_inter(&gt[4 * i], &cand[4 * j]);
-      m[i][j] = in / std::max(ref_area(&gt[4 * i]) + ref_area(&cand[4 * j]) - in, 1e-6);
-    }
-  return m;
-}
-
-// `thr` maps a threshold to the value the comparison uses (float32 rounding for float32 inputs).
-template <typename Thr>
-RefResult ref_assign(const std::vector<std::vector<double>>& iou, size_t n, const MaxIoUAssignerOptions& o, Thr thr) {
-  const size_t k = iou.size();
-  RefResult r{std::vector<int64_t>(n, k == 0 ? 0 : -1), std::vector<double>(n, 0.0)};
-  if (k == 0 || n == 0) return r;
-  for (size_t j = 0; j < n; ++j) {
-    size_t best = 0;
-    for (size_t i = 1; i < k; ++i)
-      if (iou[i][j] > iou[best][j]) best = i;  // strict: the first maximum wins
-    const double m = iou[best][j];
-    r.max_overlaps[j] = m;
-    if (m >= thr(o.neg_iou_lo) && m < thr(o.neg_iou_hi)) r.gt_inds[j] = 0;
-    if (m >= thr(o.pos_iou_thr)) r.gt_inds[j] = int64_t(best) + 1;
-  }
-  if (o.match_low_quality) {
-    for (size_t i = 0; i < k; ++i) {
-      size_t best = 0;
-      for (size_t j = 1; j < n; ++j)
-        if (iou[i][j] > iou[i][best]) best = j;
-      const double gm = iou[i][best];
-      if (!(gm >= thr(o.min_pos_iou))) continue;
-      for (size_t j = 0; j < n; ++j)
-        if (o.gt_max_assign_all ? iou[i][j] == gm : j == best) r.gt_inds[j] = int64_t(i) + 1;
-    }
-  }
-  return r;
-}
 
 double identity(double x) { return x; }
 double to_f32(double x) { return double(float(x)); }
@@ -277,7 +224,7 @@ TEST_CASE("assigner matches the float64 brute-force reference on random grid box
           c[size_t(4 * j + 3)] = std::max(c[size_t(4 * j + 3)], c[size_t(4 * j + 1)]);
         }
         const auto labels = drcnn::test::random_ints(k, seed + 9, 0, 79);
-        const RefResult ref = ref_assign(ref_iou(g, c), size_t(n), opts[oi], identity);
+        const drcnn::ref::AssignRef ref = drcnn::ref::assign(drcnn::ref::iou_matrix(g, c), size_t(n), opts[oi], identity);
         const AssignResult r = MaxIoUAssigner(opts[oi]).assign(boxes(c, DType::Float64), boxes(g, DType::Float64),
                                                                longs(labels));
         INFO("K " << k << " N " << n << " options " << oi);
@@ -318,7 +265,7 @@ TEST_CASE("assigner rules match the reference on float32 IoU matrices with conti
       for (int64_t j = 0; j < n; ++j) iou[size_t(i)][size_t(j)] = flat[size_t(i * n + j)];
     for (size_t oi = 0; oi < opts.size(); ++oi) {
       INFO("seed " << seed << " options " << oi);
-      const RefResult ref = ref_assign(iou, size_t(n), opts[oi], to_f32);
+      const drcnn::ref::AssignRef ref = drcnn::ref::assign(iou, size_t(n), opts[oi], to_f32);
       const AssignResult r = MaxIoUAssigner(opts[oi]).assign(cf, gf);
       CHECK(ints(r.gt_inds) == ref.gt_inds);
       expect_equal(r.max_overlaps, ref.max_overlaps);

@@ -1,5 +1,5 @@
 // RPN losses, the R-CNN head's targets and losses, and inference post-processing, each checked
-// against float64 values computed here from the definitions (spec B.6, B.8, B.10-B.12, B.14).
+// against float64 values computed with the references of tests/reference (box, loss, assigner) (spec B.6, B.8, B.10-B.12, B.14).
 #include <catch2/catch.hpp>
 
 #include <algorithm>
@@ -12,6 +12,8 @@
 #include "drcnn/ops/anchors.h"
 #include "drcnn/ops/elementwise.h"
 #include "drcnn/ops/shape_ops.h"
+#include "reference/assigner_ref.h"
+#include "reference/loss_reference.h"
 
 using namespace drcnn;
 
@@ -19,19 +21,14 @@ namespace {
 
 using Box = std::array<double, 4>;
 
-double iou(const Box& a, const Box& b) {
-  const double iw = std::max(0.0, std::min(a[2], b[2]) - std::max(a[0], b[0]));
-  const double ih = std::max(0.0, std::min(a[3], b[3]) - std::max(a[1], b[1]));
-  const double inter = iw * ih;
-  const double uni = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter;
-  return inter / std::max(uni, 1e-6);
-}
+std::vector<double> flat(const Box& b) { return {b.begin(), b.end()}; }
+
+double iou(const Box& a, const Box& b) { return ref::box_overlaps(flat(a), flat(b), false)[0]; }
 
 // DeltaXYWH encode of gt w.r.t. p, divided by stds (means 0).
 Box encode(const Box& p, const Box& g, const Box& stds) {
-  const double pw = p[2] - p[0], ph = p[3] - p[1], gw = g[2] - g[0], gh = g[3] - g[1];
-  const double px = (p[0] + p[2]) / 2, py = (p[1] + p[3]) / 2, gx = (g[0] + g[2]) / 2, gy = (g[1] + g[3]) / 2;
-  return {(gx - px) / pw / stds[0], (gy - py) / ph / stds[1], std::log(gw / pw) / stds[2], std::log(gh / ph) / stds[3]};
+  const std::vector<double> t = ref::box_encode(flat(p), flat(g), {0, 0, 0, 0}, stds);
+  return {t[0], t[1], t[2], t[3]};
 }
 
 // One level at stride 8 with one 16 x 16 anchor per cell (ratio 1, scale 2).
@@ -43,12 +40,9 @@ ops::AnchorConfig one_anchor_per_cell() {
   return c;
 }
 
-double bce(double x, double y) { return std::max(x, 0.0) - x * y + std::log1p(std::exp(-std::fabs(x))); }
+double bce(double x, double y) { return ref::bce_with_logits({x}, {y})[0]; }
 
-double smooth_l1(double d, double beta) {
-  d = std::fabs(d);
-  return d < beta ? 0.5 * d * d / beta : d - 0.5 * beta;
-}
+double smooth_l1(double d, double beta) { return ref::smooth_l1({d}, {0.0}, beta)[0]; }
 
 Tensor boxes_tensor(const std::vector<Box>& boxes) {
   std::vector<double> flat;
@@ -103,25 +97,18 @@ TEST_CASE("rpn_loss: targets, sampling scope and the N_s normaliser match a floa
   int64_t num_pos = 0, num_neg = 0;
   for (size_t img = 0; img < 2; ++img) {
     const std::vector<Box> gts = img == 0 ? gt0 : std::vector<Box>{};
-    std::vector<int> assigned(20, -2);  // -2 invalid, -1 ignore, 0 negative, k+1 positive
-    std::vector<double> best(20, 0.0);
-    for (size_t a = 0; a < 20; ++a) {
-      if (!valid[img][a]) continue;
-      int arg = 0;
-      for (size_t g = 0; g < gts.size(); ++g) {
-        const double v = iou(anchor_boxes[a], gts[g]);
-        if (v > best[a]) best[a] = v, arg = int(g);
+    std::vector<int64_t> assigned(20, -2);  // -2 invalid, else the reference's gt_inds
+    std::vector<double> gt_flat, cand_flat;
+    std::vector<size_t> cand_anchor;
+    for (const Box& g : gts) gt_flat.insert(gt_flat.end(), g.begin(), g.end());
+    for (size_t a = 0; a < 20; ++a)
+      if (valid[img][a]) {
+        cand_flat.insert(cand_flat.end(), anchor_boxes[a].begin(), anchor_boxes[a].end());
+        cand_anchor.push_back(a);
       }
-      assigned[a] = best[a] < 0.3 ? 0 : (best[a] >= 0.7 ? arg + 1 : -1);
-    }
-    for (size_t g = 0; g < gts.size(); ++g) {
-      double gmax = 0;
-      for (size_t a = 0; a < 20; ++a)
-        if (valid[img][a]) gmax = std::max(gmax, iou(anchor_boxes[a], gts[g]));
-      if (gmax < 0.3) continue;
-      for (size_t a = 0; a < 20; ++a)
-        if (valid[img][a] && iou(anchor_boxes[a], gts[g]) == gmax) assigned[a] = int(g) + 1;
-    }
+    const ref::AssignRef r = ref::assign(ref::iou_matrix(gt_flat, cand_flat), cand_anchor.size(),
+                                         models::MaxIoUAssignerOptions::rpn(), ref::exact_threshold);
+    for (size_t j = 0; j < cand_anchor.size(); ++j) assigned[cand_anchor[j]] = r.gt_inds[j];
     int64_t p = 0, q = 0;
     for (size_t a = 0; a < 20; ++a) {
       // Flattened position (y, x, a) == anchor index a (one anchor per cell).

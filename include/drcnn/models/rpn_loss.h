@@ -50,7 +50,8 @@ struct RpnLossOutput {
 ///   targets: per image; ignored objects (Instances::ignore) are passed to the assigner as
 ///     ignore boxes (used only when assigner.ignore_iof_thr > 0, which mmdet's RPN does not set).
 /// Randomness: one RandomSampler draw per image from `gen`, in image order.
-/// Synchronisation: one host copy of each image's valid flags and the sampler's count copy.
+/// The valid flags are read on the host to build each image's index list: pass them on the CPU
+/// (any device is accepted; others are copied). Synchronisation: the sampler's count copy.
 RpnLossOutput rpn_loss(const std::vector<RpnLevelOutput>& head_outputs, const std::vector<Tensor>& anchors,
                        const std::vector<Tensor>& valid_flags, const std::vector<Instances>& targets,
                        const RpnLossConfig& cfg, Generator& gen);
