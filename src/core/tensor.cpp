@@ -5,7 +5,7 @@
 #include <cstdint>
 #include <cstring>
 
-#include "dispatch.h"
+#include "ops/dispatch.h"
 #include "drcnn/ops/detail/elementwise_body.h"
 
 namespace drcnn {
