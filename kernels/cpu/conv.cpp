@@ -1,7 +1,7 @@
 // CPU conv2d (include/drcnn/ops/conv.h): im2col (ops/detail/conv_body.h) + the Eigen GEMM of
 // kernels/cpu/gemm.cpp, called tile by tile. Design (docs/kernels/conv2d.md):
 // - The batch is processed in chunks of images whose column matrix fits kColBudget elements
-//   (at least one image per chunk); buffers come from the caching allocator (Tensor::empty).
+//   (at least one image per chunk); buffers come from the caching allocator (ScratchBuffer).
 // - 1x1 stride-1 unpadded convolutions use the input itself as the column matrix.
 // - Work is split into GEMM tiles of at most kTileRows rows and a column width computed from
 //   the shape alone, so every output element's summation order (Eigen's blocking of its tile)
@@ -15,7 +15,7 @@
 #include <cstring>
 
 #include "drcnn/core/parallel_cpu.h"
-#include "drcnn/core/tensor.h"
+#include "drcnn/core/storage.h"
 #include "drcnn/ops/detail/conv_body.h"
 #include "drcnn/ops/launch.h"
 
@@ -106,9 +106,9 @@ int64_t chunk_images(const Conv2dGeometry& g) {
 }
 
 template <typename T>
-T* buffer(Tensor& holder, int64_t elements) {
-  holder = Tensor::empty({elements}, dtype_of_v<T>);
-  return holder.data<T>();
+T* buffer(ScratchBuffer<T>& holder, int64_t elements) {
+  holder = ScratchBuffer<T>(elements, Device::cpu());
+  return holder.data();
 }
 }  // namespace
 
@@ -118,7 +118,7 @@ void conv2d_forward(const Conv2dForwardLaunch<T>& l) {
   const int64_t P = g.p(), kg = g.k_g(), cog = g.cout_g(), K = g.k_all();
   if (g.n == 0 || P == 0) return;
   const int64_t chunk = chunk_images(g);
-  Tensor col_holder;
+  ScratchBuffer<T> col_holder;
   T* col = g.is_pointwise() ? nullptr : buffer<T>(col_holder, chunk * K * P);
   for (int64_t n0 = 0; n0 < g.n; n0 += chunk) {
     const int64_t nb = std::min(chunk, g.n - n0);
@@ -170,7 +170,7 @@ void conv2d_backward(const Conv2dBackwardLaunch<T>& l) {
   }
 
   const int64_t chunk = chunk_images(g);
-  Tensor col_holder, partial_holder;
+  ScratchBuffer<T> col_holder, partial_holder;
   T* col = g.is_pointwise() ? nullptr : buffer<T>(col_holder, chunk * K * P);
 
   // grad_weight tiling: [cog, kg] per group; split the pixel axis into `splits` slices when

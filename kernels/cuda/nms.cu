@@ -18,7 +18,7 @@
 #include <algorithm>
 
 #include "cuda/launch.cuh"
-#include "drcnn/core/tensor.h"
+#include "drcnn/core/storage.h"
 #include "drcnn/ops/detail/nms_body.h"
 
 namespace drcnn::ops::cuda {
@@ -87,21 +87,21 @@ void nms(Stream s, DType dtype, const NmsLaunch& l) {
   const Device dev = Device::cuda(device);
   dispatch_floating(dtype, "nms", [&](auto tag) {
     using T = typename decltype(tag)::type;
-    Tensor soa = Tensor::empty({4 * std::max<int64_t>(n, 1)}, dtype, dev);             // [4, N]
-    Tensor mask = Tensor::empty({std::max<int64_t>(n * col_blocks, 1)}, DType::Int64, dev);  // [N, col_blocks]
-    auto* words = reinterpret_cast<uint64_t*>(mask.data_ptr());
-    parallel_for_cuda(stream, n, detail::NmsGatherBody<T>{static_cast<const T*>(l.boxes), l.order, soa.data<T>(), n});
+    ScratchBuffer<T> soa(4 * std::max<int64_t>(n, 1), dev, s);                          // [4, N]
+    ScratchBuffer<uint64_t> mask(std::max<int64_t>(n * col_blocks, 1), dev, s);           // [N, col_blocks]
+    uint64_t* words = mask.data();
+    parallel_for_cuda(stream, n, detail::NmsGatherBody<T>{static_cast<const T*>(l.boxes), l.order, soa.data(), n});
     if (n > 0) {
       const dim3 grid{unsigned(col_blocks), unsigned(col_blocks)};
-      nms_mask_kernel<T><<<grid, kNmsBlock, 0, stream>>>(n, col_blocks, soa.data<T>(), T(l.threshold), words);
+      nms_mask_kernel<T><<<grid, kNmsBlock, 0, stream>>>(n, col_blocks, soa.data(), T(l.threshold), words);
       DRCNN_CUDA_CHECK(cudaGetLastError());
     }
-    Tensor scratch;
+    ScratchBuffer<uint64_t> scratch;
     uint64_t* removed_global = nullptr;
     size_t shared_bytes = size_t(col_blocks) * sizeof(uint64_t);
     if (col_blocks > kMaxSharedWords) {
-      scratch = Tensor::empty({col_blocks}, DType::Int64, dev);
-      removed_global = reinterpret_cast<uint64_t*>(scratch.data_ptr());
+      scratch = ScratchBuffer<uint64_t>(col_blocks, dev, s);
+      removed_global = scratch.data();
       shared_bytes = 0;
     }
     const int threads = int(std::clamp<int64_t>((col_blocks + 31) / 32 * 32, 32, kSweepThreads));

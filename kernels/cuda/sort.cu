@@ -9,7 +9,7 @@
 #include <climits>
 
 #include "cuda/launch.cuh"
-#include "drcnn/core/tensor.h"
+#include "drcnn/core/storage.h"
 #include "drcnn/ops/detail/elementwise_body.h"
 #include "drcnn/ops/launch.h"
 
@@ -62,29 +62,29 @@ void sort(Stream s, DType dtype, const SortLaunch& l) {
   dispatch_arithmetic(dtype, "sort", [&](auto tag) {
     using T = typename decltype(tag)::type;
     const T* keys = static_cast<const T*>(l.keys);
-    Tensor canon = Tensor::empty({n}, dtype, dev);
-    Tensor sorted_keys = Tensor::empty({n}, dtype, dev);
-    Tensor positions = Tensor::empty({n}, DType::Int64, dev);
-    Tensor offsets = Tensor::empty({l.rows + 1}, DType::Int32, dev);
-    parallel_for_cuda(stream, n, CanonicalKey<T>{keys, canon.data<T>()});
-    parallel_for_cuda(stream, n, RowPosition{positions.data<int64_t>(), l.len});
-    parallel_for_cuda(stream, l.rows + 1, SegmentOffset{offsets.data<int32_t>(), l.len});
-    const int* begin = offsets.data<int32_t>();
+    ScratchBuffer<T> canon(n, dev, s);
+    ScratchBuffer<T> sorted_keys(n, dev, s);
+    ScratchBuffer<int64_t> positions(n, dev, s);
+    ScratchBuffer<int32_t> offsets(l.rows + 1, dev, s);
+    parallel_for_cuda(stream, n, CanonicalKey<T>{keys, canon.data()});
+    parallel_for_cuda(stream, n, RowPosition{positions.data(), l.len});
+    parallel_for_cuda(stream, l.rows + 1, SegmentOffset{offsets.data(), l.len});
+    const int* begin = offsets.data();
     size_t temp_bytes = 0;
     auto run = [&](void* temp) {
       if (l.descending) {
         DRCNN_CUDA_CHECK(cub::DeviceSegmentedRadixSort::SortPairsDescending(
-            temp, temp_bytes, canon.data<T>(), sorted_keys.data<T>(), positions.data<int64_t>(), l.indices, int(n),
+            temp, temp_bytes, canon.data(), sorted_keys.data(), positions.data(), l.indices, int(n),
             int(l.rows), begin, begin + 1, 0, int(sizeof(T) * 8), stream));
       } else {
         DRCNN_CUDA_CHECK(cub::DeviceSegmentedRadixSort::SortPairs(
-            temp, temp_bytes, canon.data<T>(), sorted_keys.data<T>(), positions.data<int64_t>(), l.indices, int(n),
+            temp, temp_bytes, canon.data(), sorted_keys.data(), positions.data(), l.indices, int(n),
             int(l.rows), begin, begin + 1, 0, int(sizeof(T) * 8), stream));
       }
     };
     run(nullptr);  // size query
-    Tensor temp = Tensor::empty({int64_t(temp_bytes) + 1}, DType::UInt8, dev);
-    run(temp.data_ptr());
+    ScratchBuffer<uint8_t> temp(int64_t(temp_bytes) + 1, dev, s);
+    run(temp.data());
 #if DRCNN_SYNC_DEBUG
     DRCNN_CUDA_CHECK(cudaStreamSynchronize(stream));  // CUB's own launches are not covered by parallel_for_cuda
 #endif

@@ -14,7 +14,7 @@
 #include <climits>
 
 #include "cuda/launch.cuh"
-#include "drcnn/core/tensor.h"
+#include "drcnn/core/storage.h"
 #include "drcnn/ops/detail/topk_body.h"
 
 namespace drcnn::ops::cuda {
@@ -35,26 +35,26 @@ void segment_topk(Stream s, DType dtype, const SegmentTopKLaunch& l) {
       return;
     }
     const int64_t n = l.n;
-    Tensor keys = Tensor::empty({n * int64_t(sizeof(K))}, DType::UInt8, dev);
-    Tensor sorted_keys = Tensor::empty({n * int64_t(sizeof(K))}, DType::UInt8, dev);
-    Tensor positions = Tensor::empty({n}, DType::Int64, dev);
-    Tensor order = Tensor::empty({n}, DType::Int64, dev);
-    K* k_in = static_cast<K*>(keys.data_ptr());
-    K* k_out = static_cast<K*>(sorted_keys.data_ptr());
-    launch(n, detail::TopKKeyBody<T>{static_cast<const T*>(l.scores), k_in, positions.data<int64_t>()});
+    ScratchBuffer<K> keys(n, dev, s);
+    ScratchBuffer<K> sorted_keys(n, dev, s);
+    ScratchBuffer<int64_t> positions(n, dev, s);
+    ScratchBuffer<int64_t> order(n, dev, s);
+    K* k_in = keys.data();
+    K* k_out = sorted_keys.data();
+    launch(n, detail::TopKKeyBody<T>{static_cast<const T*>(l.scores), k_in, positions.data()});
     size_t temp_bytes = 0;
     auto sort = [&](void* temp) {
       DRCNN_CUDA_CHECK(cub::DeviceSegmentedRadixSort::SortPairs(
-          temp, temp_bytes, k_in, k_out, positions.data<int64_t>(), order.data<int64_t>(), int(n), int(l.segments),
+          temp, temp_bytes, k_in, k_out, positions.data(), order.data(), int(n), int(l.segments),
           l.offsets, l.offsets + 1, 0, int(sizeof(K) * 8), stream));
     };
     sort(nullptr);  // size query
-    Tensor temp = Tensor::empty({int64_t(temp_bytes) + 1}, DType::UInt8, dev);
-    sort(temp.data_ptr());
+    ScratchBuffer<uint8_t> temp(int64_t(temp_bytes) + 1, dev, s);
+    sort(temp.data());
 #if DRCNN_SYNC_DEBUG
     DRCNN_CUDA_CHECK(cudaStreamSynchronize(stream));  // CUB's own launches are not covered by parallel_for_cuda
 #endif
-    detail::run_topk_gather<T>(l, order.data<int64_t>(), launch);
+    detail::run_topk_gather<T>(l, order.data(), launch);
   });
 }
 }  // namespace drcnn::ops::cuda

@@ -24,7 +24,7 @@
 #include "cuda/cuda_check.h"
 #include "cudnn/handle.h"
 #include "drcnn/core/error.h"
-#include "drcnn/core/tensor.h"
+#include "drcnn/core/storage.h"
 #include "drcnn/ops/detail/conv_body.h"
 
 namespace drcnn::ops::cuda {
@@ -152,14 +152,16 @@ Choice pick(const std::vector<Perf>& perf, int returned, bool prefer_determinist
   DRCNN_FAIL("conv2d: cuDNN found no usable ", what, " algorithm (", returned, " candidates)");
 }
 
-/// A workspace of `bytes` from the caching allocator (undefined Tensor for 0 bytes).
-Tensor workspace(size_t bytes) {
-  if (bytes == 0) return Tensor();
+/// A workspace of `bytes` from the caching allocator, on the current device's current stream
+/// (no memory, and a null pointer, for 0 bytes).
+ScratchBuffer<uint8_t> workspace(size_t bytes) {
+  if (bytes == 0) return {};
   int device = 0;
   DRCNN_CUDA_CHECK(cudaGetDevice(&device));
-  return Tensor::empty({int64_t(bytes)}, DType::UInt8, Device::cuda(device));
+  const Device dev = Device::cuda(device);
+  return ScratchBuffer<uint8_t>(int64_t(bytes), dev, ::drcnn::cuda::current_stream(dev));
 }
-void* ptr(const Tensor& t) { return t.defined() ? t.data_ptr() : nullptr; }
+void* ptr(const ScratchBuffer<uint8_t>& ws) { return ws.data(); }
 
 /// Workspace for an algorithm search: the largest any algorithm of this convolution asks for
 /// (algorithms that do not support it are skipped), capped at kMaxWorkspace.
@@ -183,7 +185,7 @@ Choice forward_algo(cudnnHandle_t h, const Descriptors& d, const Key& key, const
   const size_t bytes = search_workspace(CUDNN_CONVOLUTION_FWD_ALGO_COUNT, [&](int a, size_t* b) {
     return cudnnGetConvolutionForwardWorkspaceSize(h, d.x.d, d.w.d, d.conv.d, d.y.d, cudnnConvolutionFwdAlgo_t(a), b);
   });
-  const Tensor ws = workspace(bytes);
+  const ScratchBuffer<uint8_t> ws = workspace(bytes);
   DRCNN_CUDNN_CHECK(cudnnFindConvolutionForwardAlgorithmEx(h, d.x.d, x, d.w.d, w, d.conv.d, d.y.d, y, max_count,
                                                            &returned, perf.data(), ptr(ws), bytes));
   return algo_cache().insert(key, pick(perf, returned, false, "forward"));
@@ -201,7 +203,7 @@ Choice backward_data_algo(cudnnHandle_t h, const Descriptors& d, const Key& key,
     return cudnnGetConvolutionBackwardDataWorkspaceSize(h, d.w.d, d.y.d, d.conv.d, d.x.d,
                                                         cudnnConvolutionBwdDataAlgo_t(a), b);
   });
-  const Tensor ws = workspace(bytes);
+  const ScratchBuffer<uint8_t> ws = workspace(bytes);
   DRCNN_CUDNN_CHECK(cudnnFindConvolutionBackwardDataAlgorithmEx(h, d.w.d, w, d.y.d, dy, d.conv.d, d.x.d, dx,
                                                                 max_count, &returned, perf.data(), ptr(ws), bytes));
   return algo_cache().insert(key, pick(perf, returned, true, "backward-data"));
@@ -219,7 +221,7 @@ Choice backward_filter_algo(cudnnHandle_t h, const Descriptors& d, const Key& ke
     return cudnnGetConvolutionBackwardFilterWorkspaceSize(h, d.x.d, d.y.d, d.conv.d, d.w.d,
                                                           cudnnConvolutionBwdFilterAlgo_t(a), b);
   });
-  const Tensor ws = workspace(bytes);
+  const ScratchBuffer<uint8_t> ws = workspace(bytes);
   DRCNN_CUDNN_CHECK(cudnnFindConvolutionBackwardFilterAlgorithmEx(h, d.x.d, x, d.y.d, dy, d.conv.d, d.w.d, dw,
                                                                   max_count, &returned, perf.data(), ptr(ws),
                                                                   bytes));
@@ -236,7 +238,7 @@ void conv2d_forward(Stream s, const Conv2dForwardLaunch<T>& l) {
   Descriptors d(g, dt);
   const Choice c = forward_algo(h, d, make_key(Direction::Forward, dt, g), l.input, l.weight, l.out);
   DRCNN_CUDNN_CHECK(cudnnSetConvolutionMathType(d.conv.d, c.math));
-  const Tensor ws = workspace(c.workspace);
+  const ScratchBuffer<uint8_t> ws = workspace(c.workspace);
   const T one = T(1), zero = T(0);
   DRCNN_CUDNN_CHECK(cudnnConvolutionForward(h, &one, d.x.d, l.input, d.w.d, l.weight, d.conv.d,
                                             cudnnConvolutionFwdAlgo_t(c.algo), ptr(ws), c.workspace, &zero, d.y.d,
@@ -263,7 +265,7 @@ void conv2d_backward(Stream s, const Conv2dBackwardLaunch<T>& l) {
     const Choice c = backward_data_algo(h, d, make_key(Direction::BackwardData, dt, g), l.weight, l.grad_out,
                                         l.grad_input);
     DRCNN_CUDNN_CHECK(cudnnSetConvolutionMathType(d.conv.d, c.math));
-    const Tensor ws = workspace(c.workspace);
+    const ScratchBuffer<uint8_t> ws = workspace(c.workspace);
     DRCNN_CUDNN_CHECK(cudnnConvolutionBackwardData(h, &one, d.w.d, l.weight, d.y.d, l.grad_out, d.conv.d,
                                                    cudnnConvolutionBwdDataAlgo_t(c.algo), ptr(ws), c.workspace, &zero,
                                                    d.x.d, l.grad_input));
@@ -272,7 +274,7 @@ void conv2d_backward(Stream s, const Conv2dBackwardLaunch<T>& l) {
     const Choice c = backward_filter_algo(h, d, make_key(Direction::BackwardFilter, dt, g), l.input, l.grad_out,
                                           l.grad_weight);
     DRCNN_CUDNN_CHECK(cudnnSetConvolutionMathType(d.conv.d, c.math));
-    const Tensor ws = workspace(c.workspace);
+    const ScratchBuffer<uint8_t> ws = workspace(c.workspace);
     DRCNN_CUDNN_CHECK(cudnnConvolutionBackwardFilter(h, &one, d.x.d, l.input, d.y.d, l.grad_out, d.conv.d,
                                                      cudnnConvolutionBwdFilterAlgo_t(c.algo), ptr(ws), c.workspace,
                                                      &zero, d.w.d, l.grad_weight));

@@ -1,4 +1,4 @@
-// Private helpers of the dispatchers (kernels/runtime/*.cpp): device selection and building
+// Private helpers of the dispatchers (src/ops/*.cpp) and of Tensor (src/core/tensor.cpp): device selection and building
 // launch descriptors from Tensors. Not installed; not part of the public API.
 #pragma once
 #include <initializer_list>

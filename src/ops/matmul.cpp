@@ -7,14 +7,6 @@
 
 namespace drcnn::ops {
 
-ColumnMajorGemm gemm_to_column_major(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, int64_t lda,
-                                     int64_t ldb, int64_t ldc) {
-  // Row-major X (r x c, row stride ld) is, read column-major, X^T with leading dim ld.
-  // C = op(A) op(B)  <=>  C^T = op(B)^T op(A)^T, and op(B)^T read column-major is op(B_cm)
-  // with the same flag. So cuBLAS computes (n x m) = op(B_cm) (n x k) * op(A_cm) (k x m).
-  return ColumnMajorGemm{trans_b, trans_a, n, m, k, true, ldb, lda, ldc};
-}
-
 namespace {
 // A 2-D slice usable by GEMM directly: row-major (stride(1) == 1) or transposed
 // (stride(0) == 1). Returns false when neither holds (then the caller copies).

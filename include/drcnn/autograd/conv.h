@@ -1,7 +1,7 @@
 // Differentiable conv2d on Variables. The forward is ops::conv2d (same shapes, checks and
 // errors); the backward is one ops::conv2d_backward call computing only the gradients whose
 // inputs require them. The graph keeps the input only when the weight needs a gradient and the
-// weight only when the input needs one. Implementation: kernels/runtime/autograd_conv.cpp;
+// weight only when the input needs one. Implementation: src/autograd/conv.cpp;
 // tests: tests/autograd/test_autograd_conv.cpp.
 #pragma once
 #include "drcnn/autograd/variable.h"

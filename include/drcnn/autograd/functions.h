@@ -4,7 +4,7 @@
 // Each forward is the Tensor op of the same name (include/drcnn/ops/*.h), so shapes, dtypes and
 // errors are that op's; the backward is built from Tensor ops too and runs on any device.
 // Only inputs that require grad get a gradient. Implementation:
-// kernels/runtime/autograd_functions.cpp.
+// src/autograd/functions.cpp.
 #pragma once
 #include <utility>
 #include <vector>

@@ -2,7 +2,7 @@
 // include/drcnn/ops/losses.h (same shapes, dtypes, errors, reductions); the gradient w.r.t.
 // the first argument comes from the fused backward body computed in the same launch, scaled
 // by the upstream gradient (and 1/denominator for Mean). Targets, labels and weights are
-// Tensors and get no gradient. Implementation: kernels/runtime/autograd_losses.cpp;
+// Tensors and get no gradient. Implementation: src/autograd/losses.cpp;
 // tests: tests/autograd/test_loss_gradcheck.cpp.
 #pragma once
 #include <cstdint>

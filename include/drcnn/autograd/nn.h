@@ -2,7 +2,7 @@
 // shapes, dtypes, semantics and errors) with their backward passes recorded. Arguments that
 // get no gradient are Tensors: frozen BN's parameters and statistics, and BN's running stats
 // (updated in place in training mode, never differentiated). relu, linear and flatten are in
-// autograd/functions.h. Implementation: kernels/runtime/autograd_nn.cpp;
+// autograd/functions.h. Implementation: src/autograd/nn.cpp;
 // tests: tests/autograd/test_autograd_nn.cpp.
 #pragma once
 #include <cstdint>

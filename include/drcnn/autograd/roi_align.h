@@ -1,7 +1,7 @@
 // Differentiable RoIAlign on Variables (forward: include/drcnn/ops/roi_align.h, same shapes,
 // dtypes, semantics and errors). The gradient flows to the features only; rois (and levels)
 // are Tensors and get none, as in torchvision. Implementation:
-// kernels/runtime/autograd_roi_align.cpp; tests: tests/autograd/test_autograd_roi_align.cpp.
+// src/autograd/roi_align.cpp; tests: tests/autograd/test_autograd_roi_align.cpp.
 #pragma once
 #include <vector>
 

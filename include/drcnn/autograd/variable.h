@@ -6,7 +6,7 @@
 // Copies of a Variable are handles to one node (like Tensor). A recorded variable owns its
 // inputs, so the graph lives as long as its outputs do. Gradients are Tensors and never
 // carry a graph themselves: backward of backward is not supported.
-// Implementation: kernels/runtime/autograd.cpp; tests: tests/autograd/test_engine.cpp.
+// Implementation: src/autograd/variable.cpp; tests: tests/autograd/test_engine.cpp.
 #pragma once
 #include <functional>
 #include <memory>

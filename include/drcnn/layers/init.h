@@ -3,7 +3,7 @@
 // float32/float64) and advances gen by t.numel() counters.
 // fan_in = size(1) * prod(size(2:)), fan_out = size(0) * prod(size(2:)) (PyTorch's
 // _calculate_fan_in_and_fan_out; tensors need >= 2 dims for the fan-based initialisers).
-// Implementation: kernels/runtime/init.cpp; tests: tests/layers/test_init.cpp.
+// Implementation: src/layers/init.cpp; tests: tests/layers/test_init.cpp.
 #pragma once
 #include "drcnn/core/generator.h"
 #include "drcnn/core/tensor.h"

@@ -3,7 +3,7 @@
 // (include/drcnn/layers/module.h) templated on its scalar type T (float or double: the dtype
 // of its parameters and of the inputs it accepts), with torch's parameter names and default
 // initialisation, and a non-virtual forward(const Variable&).
-// Definitions and the float/double instantiations: kernels/runtime/instantiate_layers.cpp.
+// Definitions and the float/double instantiations: src/layers/layers.cpp.
 // Tests: tests/layers/test_layers.cpp.
 #pragma once
 #include <functional>

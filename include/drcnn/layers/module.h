@@ -8,7 +8,7 @@
 // from register_parameter()/register_buffer(), and the module's registry keeps another, so
 // loading weights (in place) or moving to a device (replacing the data of the same node) is
 // seen by both. Modules are neither copyable nor movable (children are held by shared_ptr).
-// Implementation: kernels/runtime/module.cpp; tests: tests/layers/test_module.cpp.
+// Implementation: src/layers/module.cpp; tests: tests/layers/test_module.cpp.
 #pragma once
 #include <map>
 #include <memory>

@@ -4,7 +4,7 @@
 // Faster R-CNN, or by stride-2 3x3 convs (on the last input or on the last output).
 // Parameter names are MMDetection's: "lateral_convs.0.conv.weight", "fpn_convs.0.conv.bias"
 // (under "neck." in a detector). Initialised as MMDetection: xavier_uniform, bias 0.
-// Definitions: kernels/runtime/instantiate_models.cpp; tests: tests/models/test_fpn.cpp.
+// Definitions: src/models/fpn.cpp; tests: tests/models/test_fpn.cpp.
 #pragma once
 #include <memory>
 #include <vector>

@@ -4,7 +4,7 @@
 // ("conv1.weight", "bn1.running_mean", "layer1.0.conv1.weight", "layer1.0.downsample.0.weight",
 // "layer1.0.downsample.1.weight"), which are also MMDetection's backbone keys after the
 // "backbone." prefix, so their state dicts load by name.
-// Definitions: kernels/runtime/instantiate_models.cpp; tests: tests/models/test_resnet.cpp.
+// Definitions: src/models/resnet.cpp; tests: tests/models/test_resnet.cpp.
 #pragma once
 #include <functional>
 #include <memory>

@@ -1,5 +1,5 @@
 // Backend launchers of the tensor core's kernels: declarations only (no CUDA types).
-// The dispatchers in kernels/runtime/ check inputs, pick the device and call these; the
+// The dispatchers in src/ops/ check inputs, pick the device and call these; the
 // definitions live in kernels/cpu/*.cpp and kernels/cuda/*.cu and run the bodies of ops/detail.
 #pragma once
 #include <cstddef>

@@ -23,6 +23,12 @@ struct ColumnMajorGemm {
   bool first_is_b;                 // cuBLAS's A is our B (always true; kept explicit for tests)
   int64_t ld_first, ld_second, ldc;
 };
-ColumnMajorGemm gemm_to_column_major(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k,
-                                     int64_t lda, int64_t ldb, int64_t ldc);
+/// Inline: the cuBLAS backend (below the Tensor library) and the CPU test both use it.
+inline ColumnMajorGemm gemm_to_column_major(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k,
+                                            int64_t lda, int64_t ldb, int64_t ldc) {
+  // Row-major X (r x c, row stride ld) is, read column-major, X^T with leading dim ld.
+  // C = op(A) op(B)  <=>  C^T = op(B)^T op(A)^T, and op(B)^T read column-major is op(B_cm)
+  // with the same flag. So cuBLAS computes (n x m) = op(B_cm) (n x k) * op(A_cm) (k x m).
+  return ColumnMajorGemm{trans_b, trans_a, n, m, k, true, ldb, lda, ldc};
+}
 }  // namespace drcnn::ops
