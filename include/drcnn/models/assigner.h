@@ -54,6 +54,7 @@ struct MaxIoUAssignerOptions {
   /// R-CNN head with pos = neg = min_pos = thr and no low-quality matching (spec B.8; Dynamic
   /// R-CNN passes the current threshold T_now, the baseline 0.5).
   static MaxIoUAssignerOptions rcnn(double thr = 0.5) { return {thr, 0.0, thr, thr, true, -1.0, false}; }
+  friend bool operator==(const MaxIoUAssignerOptions&, const MaxIoUAssignerOptions&) = default;
 };
 
 /// The assignment rules, in mmdet's order (later steps overwrite earlier ones):

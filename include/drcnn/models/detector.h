@@ -56,6 +56,9 @@ struct DetectorConfig {
   /// proposals (train 1000 -> 500, test 500 -> 300), RoI head 128 RoIs per image and 512-wide
   /// FCs, dynamic schedule with update interval 20.
   static DetectorConfig small_cpu(int64_t num_classes);
+
+  /// Field by field (every member, nested structs included).
+  friend bool operator==(const DetectorConfig&, const DetectorConfig&) = default;
 };
 
 /// The named losses of one training forward and what the trainer needs besides them.

@@ -37,6 +37,7 @@ struct FpnOptions {
   int num_outs = 5;  // inputs + extra levels
   FpnExtra extra = FpnExtra::MaxPool;
   bool relu_before_extra_convs = false;  // mmdet: only for the convs after the first extra
+  friend bool operator==(const FpnOptions&, const FpnOptions&) = default;
 };
 
 template <typename T = float>

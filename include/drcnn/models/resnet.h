@@ -24,6 +24,7 @@ struct NormOptions {
   /// frozen BN uses 0 (no eps).
   double eps = 1e-5;
   int64_t gn_groups = 32;  // GroupNorm only
+  friend bool operator==(const NormOptions&, const NormOptions&) = default;
 };
 
 /// A norm layer and its forward, type-erased so blocks can hold any of the three kinds.
@@ -80,6 +81,7 @@ struct ResNetOptions {
   bool norm_eval = true;
   int64_t in_channels = 3;
   int64_t base_width = 64;  // channels of the stem and of layer1's 3x3
+  friend bool operator==(const ResNetOptions&, const ResNetOptions&) = default;
 };
 
 template <typename T = float>

@@ -25,6 +25,7 @@ struct BBoxHeadOptions {
   int64_t roi_feat_size = 7;
   int64_t fc_out_channels = 1024;
   int64_t num_classes = 80;  ///< foreground classes C; the classifier has C + 1 outputs (background C)
+  friend bool operator==(const BBoxHeadOptions&, const BBoxHeadOptions&) = default;
 };
 
 /// MMDetection Shared2FCBBoxHead: flatten [R, in, 7, 7] -> "shared_fcs.0" -> ReLU ->
@@ -65,6 +66,7 @@ struct RoiHeadConfig {
   double score_thr = 0.05;     ///< keep (box, class) pairs with score > score_thr
   double nms_iou = 0.5;        ///< per-class NMS
   int64_t max_per_img = 100;   ///< <= 0: keep all
+  friend bool operator==(const RoiHeadConfig&, const RoiHeadConfig&) = default;
 };
 
 struct RoiLossOutput {

@@ -20,6 +20,7 @@ struct RpnHeadOptions {
   int64_t in_channels = 256;
   int64_t feat_channels = 256;
   int64_t num_anchors = 3;  ///< A: anchors per location (ratios x scales)
+  friend bool operator==(const RpnHeadOptions&, const RpnHeadOptions&) = default;
 };
 
 /// One level's raw RPN outputs.
@@ -78,6 +79,7 @@ struct RpnProposalConfig {
     return c;
   }
   static RpnProposalConfig test() { return RpnProposalConfig{}; }
+  friend bool operator==(const RpnProposalConfig&, const RpnProposalConfig&) = default;
 };
 
 /// One image's proposals.

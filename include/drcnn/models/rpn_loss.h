@@ -32,6 +32,7 @@ struct RpnLossConfig {
   double smooth_l1_beta = 1.0 / 9.0;  ///< used by RpnRegressionLoss::SmoothL1
   double cls_weight = 1.0;
   double reg_weight = 1.0;
+  friend bool operator==(const RpnLossConfig&, const RpnLossConfig&) = default;
 };
 
 struct RpnLossOutput {

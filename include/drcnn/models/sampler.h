@@ -29,6 +29,7 @@ struct RandomSamplerOptions {
   double pos_fraction = 0.25;       ///< expected positives = int(num * pos_fraction) (RPN 0.5)
   double neg_pos_ub = -1.0;         ///< >= 0: at most int(neg_pos_ub * max(1, #pos)) negatives
   bool add_gt_as_proposals = true;  ///< prepend the GT boxes as candidates (R-CNN: true, RPN: false)
+  friend bool operator==(const RandomSamplerOptions&, const RandomSamplerOptions&) = default;
 };
 
 /// Sampling rule (mmdet BaseSampler.sample + RandomSampler):

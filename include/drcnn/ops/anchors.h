@@ -28,6 +28,7 @@ struct AnchorConfig {
   int64_t num_levels() const { return int64_t(strides.size()); }
   /// A: anchors per location (ratios x scales).
   int64_t anchors_per_location() const { return int64_t(ratios.size() * scales.size()); }
+  friend bool operator==(const AnchorConfig&, const AnchorConfig&) = default;
 };
 
 /// Extent of one feature level, (height, width) like mmdet's featmap_sizes.

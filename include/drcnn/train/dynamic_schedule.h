@@ -66,6 +66,7 @@ struct DynamicRcnnConfig {
   /// Throws drcnn::Error naming the field, the value and the accepted range: ranks and interval
   /// must be > 0; IoUs finite in [0, 1]; betas finite and > 0; beta_eps finite and >= 0.
   void validate() const;
+  friend bool operator==(const DynamicRcnnConfig&, const DynamicRcnnConfig&) = default;
 };
 
 /// What the RoI head consumes for one iteration.
