@@ -675,8 +675,8 @@ class Lister {
  public:
   std::vector<ConfigKey> keys;
   template <typename T>
-  void leaf(const char* key, T&, const char* doc, const Rule& rule) {
-    keys.push_back({join(m_path, key), expect_text<T>(rule), doc});
+  void leaf(const char* key, T& field, const char* doc, const Rule& rule) {
+    keys.push_back({join(m_path, key), expect_text<T>(rule), doc, value_text(field)});
   }
   template <typename S>
   void group(const char* key, S& sub, const char*) {
@@ -907,8 +907,8 @@ void save_config(const RunConfig& cfg, const std::filesystem::path& path) {
   if (!out) throw ConfigError(fmt::format("{}: cannot write the config file: {}", path.string(), std::strerror(errno)));
 }
 
-std::vector<ConfigKey> config_keys() {
-  RunConfig c;
+std::vector<ConfigKey> config_keys(const RunConfig& cfg) {
+  RunConfig c = cfg;
   Lister l;
   visit(l, c);
   return l.keys;

@@ -8,7 +8,8 @@
 //   --set overrides;
 // - every error: the exact message for unknown keys (with the suggestion), wrong types, values
 //   out of range, fields that disagree, bad YAML (line:column), bad overrides, bad _base_;
-// - every file in configs/ loads and holds its published schedule.
+// - every file in configs/ loads and holds its published schedule;
+// - docs/config.md names every key.
 #include <catch2/catch.hpp>
 
 #include <unistd.h>
@@ -245,7 +246,7 @@ TEST_CASE("io/config: to_yaml loads back to an identical struct", "[io][config]"
   CHECK(read_file(dir.root / "config.yaml") == text);
 }
 
-TEST_CASE("io/config: _base_ chains and preset compose; omitted keys keep the starting values", "[io][config]") {
+TEST_CASE("io/config: _base_ chains and preset compose, omitted keys keep the starting values", "[io][config]") {
   TempDir dir("base");
   dir.write("sched/base.yaml", "solver:\n  lr: 0.02\n  steps: [10, 20]\n  max_iters: 30\ndata:\n  flip: 0.25\n");
   dir.write("sched/mid.yaml", "_base_: base.yaml\nsolver:\n  max_iters: 40\n");
@@ -331,6 +332,7 @@ TEST_CASE("io/config: error messages name the source, the key, what was expected
   CHECK(err("solver:\n  lr: fast\n") == "run.yaml:2:7: solver.lr: expected a number >= 0, got 'fast'");
   CHECK(err("solver:\n  max_iters: 1.5\n") == "run.yaml:2:14: solver.max_iters: expected an integer > 0, got '1.5'");
   CHECK(err("seed: -1\n") == "run.yaml:1:7: seed: expected an integer, got '-1'");
+  CHECK(io::parse_config("solver:\n  max_iters: 010\n").solver.max_iters == 10);  // decimal, not octal
   CHECK(err("solver:\n  steps: 100\n") ==
         "run.yaml:2:10: solver.steps: expected a list of integers, ascending, each >= 0, got '100'");
   CHECK(err("solver:\n  steps: [100, x]\n") ==
@@ -511,4 +513,29 @@ TEST_CASE("io/config: the trainer's objects come from the config", "[io][config]
   d.scale_short = 200;
   CHECK(io::train_resize(d).scales == std::vector<std::array<int32_t, 2>>{{256, 200}});
   CHECK(io::test_resize(d).scales == std::vector<std::array<int32_t, 2>>{{256, 200}});
+}
+
+TEST_CASE("io/config: docs/config.md documents every key", "[io][config]") {
+  const std::string doc = read_file(fs::path(DRCNN_DOCS_DIR) / "config.md");
+  REQUIRE(!doc.empty());
+  const std::vector<io::ConfigKey> keys = io::config_keys();
+  CHECK(keys.size() > 100);
+  for (const io::ConfigKey& k : keys) {
+    INFO(k.key);
+    CHECK_THAT(doc, Catch::Contains("`" + k.key + "`"));
+    CHECK(!k.doc.empty());
+  }
+  // Each key carries its value in the config asked about, as to_yaml writes it.
+  const auto value_of = [](const std::vector<io::ConfigKey>& ks, const std::string& key) {
+    for (const io::ConfigKey& k : ks)
+      if (k.key == key) return k.value;
+    return std::string("(missing)");
+  };
+  const std::vector<io::ConfigKey> r50 = io::config_keys(io::preset_config("dynamic_rcnn_r50_fpn_1x"));
+  CHECK(value_of(keys, "model.backbone.depth") == "18");
+  CHECK(value_of(r50, "model.backbone.depth") == "50");
+  CHECK(value_of(r50, "model.backbone.norm.kind") == "bn");
+  CHECK(value_of(keys, "solver.lr") == "0.005");
+  CHECK(value_of(keys, "model.anchors.ratios") == "[0.5, 1.0, 2.0]");
+  CHECK(value_of(keys, "logging.out") == "'drcnn_run'");
 }

@@ -143,14 +143,16 @@ std::string to_yaml(const RunConfig& cfg);
 /// to_yaml into a file (overwritten). Throws ConfigError when it cannot be written.
 void save_config(const RunConfig& cfg, const std::filesystem::path& path);
 
-/// One key of the schema: its full dotted name, its YAML type and accepted values, and what it
-/// means (docs/config.md lists them; a test checks every key is documented there).
+/// One key of the schema: its full dotted name, what it accepts, what it means and its value in
+/// a given config (docs/config.md lists them; a test checks every key is documented there).
 struct ConfigKey {
-  std::string key;
-  std::string type;  ///< e.g. "float >= 0", "int in {18, 34, 50, 101}", "frozen_bn | bn | gn"
-  std::string doc;
+  std::string key;    ///< e.g. "model.backbone.depth"
+  std::string type;   ///< e.g. "an integer in {18, 34, 50, 101}", "one of frozen_bn | bn | gn"
+  std::string doc;    ///< one line
+  std::string value;  ///< as YAML, e.g. "0.005", "[4, 8, 16]", "'drcnn_run'" (strings quoted)
 };
-std::vector<ConfigKey> config_keys();
+/// Every key in to_yaml's order, with its value in `cfg`.
+std::vector<ConfigKey> config_keys(const RunConfig& cfg = {});
 
 // ---------------------------------------------------------------- what a trainer builds from it
 /// The training resize: multi-scale when data.multi_scale_short is set, else the one scale.
