@@ -751,10 +751,15 @@ void validate_with_source(const RunConfig& cfg, const std::string& source) {
 
 // ------------------------------------------------------------------------------ loading
 std::string read_text(const std::filesystem::path& path) {
+  // A folder opens as a stream on Linux and reads as nothing, which would be an empty config.
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec))
+    throw ConfigError(fmt::format("{}: cannot open the config file: it is a directory", path.string()));
   std::ifstream in(path, std::ios::binary);
   if (!in) throw ConfigError(fmt::format("{}: cannot open the config file: {}", path.string(), std::strerror(errno)));
   std::ostringstream s;
   s << in.rdbuf();
+  if (in.bad()) throw ConfigError(fmt::format("{}: cannot read the config file", path.string()));
   return s.str();
 }
 

@@ -374,6 +374,11 @@ TEST_CASE("io/config: error messages name the source, the key, what was expected
         "dynamic_rcnn_r101_fpn_1x, got 'resnet50'");
   CHECK(error_of([] { io::load_config("/nonexistent/run.yaml"); }) ==
         "/nonexistent/run.yaml: cannot open the config file: No such file or directory");
+  {
+    TempDir dir("folder");
+    CHECK(error_of([&] { io::load_config(dir.root); }) ==
+          dir.root.string() + ": cannot open the config file: it is a directory");
+  }
   CHECK(error_of([] { io::preset_config("x"); }) ==
         "preset: expected one of small_cpu | dynamic_rcnn_r50_fpn_1x | faster_rcnn_r50_fpn_1x | "
         "dynamic_rcnn_r101_fpn_1x, got 'x'");
