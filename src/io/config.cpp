@@ -7,6 +7,7 @@
 // file only maps nodes to fields.
 #include "drcnn/io/config.h"
 
+#include <yaml-cpp/depthguard.h>  // YAML::DeepRecursion (not in yaml.h)
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
@@ -766,6 +767,9 @@ std::string read_text(const std::filesystem::path& path) {
 YAML::Node parse_yaml(const std::string& text, const Source& src) {
   try {
     return YAML::Load(text);
+  } catch (const YAML::DeepRecursion& e) {  // its own message reads "bad file"
+    throw ConfigError(fmt::format("{}: invalid YAML: nested deeper than yaml-cpp's limit ({} levels)", src.at(e.mark),
+                                  e.depth()));
   } catch (const YAML::ParserException& e) {
     throw ConfigError(fmt::format("{}: invalid YAML: {}", src.at(e.mark), e.msg));
   }
