@@ -63,10 +63,7 @@ struct Rule {
   }
 };
 
-std::string num(double x) {
-  std::string s = fmt::format("{}", x);
-  return s;
-}
+std::string num(double x) { return fmt::format("{}", x); }
 
 std::string range_text(const Rule& r) {
   if (!r.one_of.empty()) {

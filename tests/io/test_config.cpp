@@ -263,6 +263,9 @@ TEST_CASE("io/config: _base_ chains and preset compose, omitted keys keep the st
   expected.solver.images_per_batch = 8;
   expected.data.flip = 0.25;
   CHECK(c == expected);
+  // A list is replaced whole, not merged with the base's.
+  const fs::path lists = dir.write("lists.yaml", "_base_: sched/base.yaml\nsolver:\n  steps: [5]\n");
+  CHECK(io::load_config(lists).solver.steps == std::vector<int64_t>{5});
   // num_classes carries to the box head.
   const RunConfig n = io::parse_config("preset: dynamic_rcnn_r50_fpn_1x\nmodel:\n  num_classes: 20\n");
   CHECK(n.model.num_classes == 20);
@@ -300,6 +303,12 @@ TEST_CASE("io/config: --set overrides any field", "[io][config]") {
   e.device = "cuda:0";
   e.model.backbone.norm_eval = true;
   CHECK(c == e);
+  // Booleans: YAML 1.1's spellings.
+  for (const auto& [text, value] : std::vector<std::pair<std::string, bool>>{
+           {"true", true}, {"false", false}, {"yes", true}, {"no", false}, {"on", true}, {"off", false}}) {
+    io::apply_override(c, "model.roi_head.aligned=" + text);
+    CHECK(c.model.roi_head.aligned == value);
+  }
   // A map value sets several keys of a group; an empty value is the empty string.
   io::apply_override(c, "eval={every: 100, draw: 0}");
   CHECK(c.eval.every == 100);
