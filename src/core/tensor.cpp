@@ -359,6 +359,12 @@ Tensor Tensor::contiguous() const {
   return is_contiguous() ? *this : clone();
 }
 
+void Tensor::record_stream(Stream stream) const {
+  DRCNN_CHECK(defined(), "record_stream: undefined tensor");
+  if (m_device.is_cpu() || !m_storage) return;
+  allocator_for(m_device).record_stream(m_storage->data(), stream);
+}
+
 Tensor Tensor::clone() const {
   DRCNN_CHECK(defined(), "clone: undefined tensor");
   Tensor t = empty(m_shape, m_dtype, m_device);
