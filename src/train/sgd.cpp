@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "drcnn/core/error.h"
+#include "drcnn/ops/device_checks.h"
 #include "drcnn/ops/elementwise.h"
 #include "drcnn/ops/reduce.h"
 
@@ -35,6 +36,9 @@ void Sgd::set_lr(double lr) {
 }
 
 void Sgd::step() {
+  // Once per step: the deferred kernel error flags of the forward and backward just run
+  // (ops/device_checks.h), so a bad index fails the step that produced it.
+  ops::check_device_errors();
   for (size_t i = 0; i < m_params.size(); ++i) {
     Variable& p = m_params[i];
     if (!p.has_grad()) continue;
