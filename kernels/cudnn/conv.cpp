@@ -262,7 +262,9 @@ ConvAlgoCandidate to_candidate(const Perf& p, size_t workspace) {
   c.workspace = workspace;
   c.tensor_op = p.mathType == CUDNN_TENSOR_OP_MATH || p.mathType == CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION;
   c.deterministic = p.determinism == CUDNN_DETERMINISTIC;
-  c.math_type = int(p.mathType);
+  // Run with FMA math unless the candidate is a tensor-op one (never used): CUDNN_DEFAULT_MATH
+  // would let cuDNN pick TF32 kernels for float32 on Ampere and later.
+  c.math_type = int(p.mathType == CUDNN_DEFAULT_MATH ? CUDNN_FMA_MATH : p.mathType);
   return c;
 }
 
