@@ -530,3 +530,16 @@ TEST_CASE("core/allocator: CUDA allocators fail clearly without a device", "[cor
   REQUIRE_THROWS_WITH(drcnn::allocator_for(drcnn::Device::cuda(0)), Catch::Contains(reason));
   CHECK(&drcnn::allocator_for(drcnn::Device::cpu()) == &drcnn::cpu_allocator());
 }
+
+TEST_CASE("core/allocator: Tensor::record_stream is a no-op on the CPU and refuses undefined tensors", "[core][cpu]") {
+  auto& alloc = drcnn::cpu_allocator();
+  const auto before = alloc.stats();
+  {
+    const drcnn::Tensor t = drcnn::Tensor::zeros({1000});
+    t.record_stream(stream(3));
+  }
+  const auto after = alloc.stats();
+  CHECK(after.bytes_pending == 0);
+  CHECK(after.bytes_in_use == before.bytes_in_use);
+  REQUIRE_THROWS_WITH(drcnn::Tensor().record_stream(stream(3)), Catch::Contains("record_stream: undefined tensor"));
+}
