@@ -1,7 +1,8 @@
 // CUDA GEMM through cuBLAS (compiled as C++, not nvcc). Row-major operands are passed with
 // ops::gemm_to_column_major (include/drcnn/ops/matmul.h), whose mapping is proven on the CPU
 // by tests/ops/test_matmul.cpp against a column-major reference GEMM. FP32 runs in the default
-// math mode (no TF32), so results stay true FP32. Covered on a GPU by tests/cuda/test_cuda_parity.cpp.
+// math mode (no TF32), so results stay true FP32. cuBLAS's own allocation failures
+// (CUBLAS_STATUS_ALLOC_FAILED) are retried once after flushing the caching allocator. Covered on a GPU by tests/cuda/test_cuda_parity.cpp.
 #include <cublas_v2.h>
 #include <cuda_runtime_api.h>
 
@@ -11,12 +12,17 @@
 
 #include "cuda/cuda_check.h"
 #include "drcnn/config.h"
+#include "drcnn/core/allocator.h"
 #include "drcnn/core/error.h"
 #include "drcnn/ops/launch.h"
 #include "drcnn/ops/matmul.h"
 
 namespace drcnn::ops::cuda {
 namespace {
+// cuBLAS allocates device memory itself (handle, workspace); such failures are retried once
+// after flushing drcnn's caching allocator, whose cached blocks may hold the memory.
+bool cublas_out_of_memory(cublasStatus_t st) { return st == CUBLAS_STATUS_ALLOC_FAILED; }
+
 // One handle per (thread, device): cuBLAS handles must not be shared by threads that set
 // different streams. Destroyed with the thread.
 struct HandleCache {
@@ -32,7 +38,8 @@ cublasHandle_t handle_for_current_device() {
   auto it = cache.handles.find(device);
   if (it != cache.handles.end()) return it->second;
   cublasHandle_t h = nullptr;
-  DRCNN_CUBLAS_CHECK(cublasCreate(&h));
+  DRCNN_CUBLAS_CHECK(call_with_flush_retry(allocator_for(Device::cuda(device)), [&] { return cublasCreate(&h); },
+                                           cublas_out_of_memory));
   cache.handles.emplace(device, h);
   return h;
 }
@@ -48,6 +55,9 @@ void gemm(Stream s, const GemmLaunch<T>& l) {
   if (l.m == 0 || l.n == 0 || l.batch == 0) return;  // no output element
   const auto stream = static_cast<cudaStream_t>(s.handle);
   cublasHandle_t h = handle_for_current_device();
+  int device = 0;
+  DRCNN_CUDA_CHECK(cudaGetDevice(&device));
+  Allocator& alloc = allocator_for(Device::cuda(device));
   DRCNN_CUBLAS_CHECK(cublasSetStream(h, stream));
   if (l.k == 0) {
     // Empty inner dimension: C = beta * C, as BLAS (and the CPU path) define it. Not left to
@@ -77,11 +87,21 @@ void gemm(Stream s, const GemmLaunch<T>& l) {
   const int batch = to_int(l.batch, "batch");
   // cuBLAS's first operand is our B, its second our A.
   if constexpr (std::is_same_v<T, float>) {
-    DRCNN_CUBLAS_CHECK(cublasSgemmStridedBatched(h, op1, op2, m, n, k, &l.alpha, l.b, ld1, l.stride_b, l.a, ld2,
-                                                 l.stride_a, &l.beta, l.c, ldc, l.stride_c, batch));
+    DRCNN_CUBLAS_CHECK(call_with_flush_retry(
+        alloc,
+        [&] {
+          return cublasSgemmStridedBatched(h, op1, op2, m, n, k, &l.alpha, l.b, ld1, l.stride_b, l.a, ld2, l.stride_a,
+                                           &l.beta, l.c, ldc, l.stride_c, batch);
+        },
+        cublas_out_of_memory));
   } else {
-    DRCNN_CUBLAS_CHECK(cublasDgemmStridedBatched(h, op1, op2, m, n, k, &l.alpha, l.b, ld1, l.stride_b, l.a, ld2,
-                                                 l.stride_a, &l.beta, l.c, ldc, l.stride_c, batch));
+    DRCNN_CUBLAS_CHECK(call_with_flush_retry(
+        alloc,
+        [&] {
+          return cublasDgemmStridedBatched(h, op1, op2, m, n, k, &l.alpha, l.b, ld1, l.stride_b, l.a, ld2, l.stride_a,
+                                           &l.beta, l.c, ldc, l.stride_c, batch);
+        },
+        cublas_out_of_memory));
   }
 #if DRCNN_SYNC_DEBUG
   DRCNN_CUDA_CHECK(cudaStreamSynchronize(static_cast<cudaStream_t>(s.handle)));

@@ -1,11 +1,13 @@
 // The CUDA caching allocator: CachingPool (include/drcnn/core/allocator.h, tested on the CPU
 // in tests/core/test_allocator.cpp) over cudaMalloc/cudaFree. Stream-ordered: a freed block is
 // reused only for work on the stream it was allocated on, so queued kernels that still read
-// it run before the new owner's kernels. Steady state makes no cudaMalloc calls. Using a
-// tensor on a second stream requires synchronising that stream before the tensor is freed.
+// it run before the new owner's kernels. Steady state makes no cudaMalloc calls. A tensor used
+// on a second stream is declared with record_stream: at its free the pool records a CUDA event
+// on that stream and reuses the block only once the event has completed. docs/cuda-memory.md.
 #include <cuda_runtime_api.h>
 
 #include <array>
+#include <cstdlib>
 #include <mutex>
 
 #include "cuda/cuda_check.h"
@@ -28,7 +30,7 @@ struct CudaBackend {
     DRCNN_CUDA_CHECK(e);
     return p;
   }
-  // Must not throw: CachingPool::release_cached_locked frees a whole list and clears it only
+  // Must not throw: CachingPool::flush_locked frees a whole list and clears it only
   // after the loop, so an exception part-way (DeviceGuard throws when cudaSetDevice reports a
   // sticky error from an earlier fault) would leave freed pointers in the cache to hand out again.
   void raw_free(void* p) noexcept {
@@ -40,11 +42,56 @@ struct CudaBackend {
     if (cudaFree(p) != cudaSuccess) cudaGetLastError();
     if (switched) cudaSetDevice(previous);
   }
+  // Events for record_stream (StreamEventBackend). The event is created on the stream's device
+  // (the legacy default stream counts as this allocator's device). On any CUDA error the stream
+  // is synchronised instead and nullptr (complete) returned, so these never throw.
+  void* record_event(void* stream) noexcept {
+    const auto s = static_cast<cudaStream_t>(stream);
+    int stream_device = device;
+    if (s != nullptr && cudaStreamGetDevice(s, &stream_device) != cudaSuccess) {
+      cudaGetLastError();
+      stream_device = device;
+    }
+    int previous = -1;
+    if (cudaGetDevice(&previous) != cudaSuccess) previous = -1;
+    const bool switched = previous >= 0 && previous != stream_device && cudaSetDevice(stream_device) == cudaSuccess;
+    cudaEvent_t e = nullptr;
+    if (cudaEventCreateWithFlags(&e, cudaEventDisableTiming) != cudaSuccess || cudaEventRecord(e, s) != cudaSuccess) {
+      cudaGetLastError();
+      if (e) cudaEventDestroy(e);
+      e = nullptr;
+      if (cudaStreamSynchronize(s) != cudaSuccess) cudaGetLastError();
+    }
+    if (switched) cudaSetDevice(previous);
+    return e;
+  }
+  bool event_done(void* event) noexcept {
+    const cudaError_t r = cudaEventQuery(static_cast<cudaEvent_t>(event));
+    if (r == cudaErrorNotReady) return false;
+    if (r != cudaSuccess) cudaGetLastError();  // a failed event will not complete: do not wait forever
+    return true;
+  }
+  void event_wait(void* event) noexcept {
+    if (cudaEventSynchronize(static_cast<cudaEvent_t>(event)) != cudaSuccess) cudaGetLastError();
+  }
+  void event_destroy(void* event) noexcept {
+    if (cudaEventDestroy(static_cast<cudaEvent_t>(event)) != cudaSuccess) cudaGetLastError();
+  }
 };
+static_assert(StreamEventBackend<CudaBackend>);
 
 class CudaCachingAllocator final : public PoolAllocator<CudaBackend> {
  public:
-  explicit CudaCachingAllocator(int device) : PoolAllocator(CudaBackend{device}, 512), m_device(device) {}
+  explicit CudaCachingAllocator(int device) : PoolAllocator(CudaBackend{device}, 512), m_device(device) {
+    // DRCNN_CUDA_MAX_CACHED_MB caps the reusable cached bytes (default: no cap).
+    if (const char* env = std::getenv("DRCNN_CUDA_MAX_CACHED_MB")) {
+      char* end = nullptr;
+      const unsigned long long mb = std::strtoull(env, &end, 10);
+      DRCNN_CHECK(end != env && *end == '\0', "cuda allocator: DRCNN_CUDA_MAX_CACHED_MB must be a whole number of MiB, got '",
+                  env, "'");
+      set_max_cached_bytes(size_t(mb) << 20);
+    }
+  }
 
  private:
   [[noreturn]] void out_of_memory(size_t bytes) const override {

@@ -81,11 +81,27 @@ DeviceGuard::~DeviceGuard() {
 }  // namespace drcnn
 
 namespace drcnn::ops::cuda {
+namespace {
+// True for ordinary (unregistered, pageable) host memory; false for cudaHostAlloc'd or
+// cudaHostRegister'ed (page-locked) and managed memory, and when the query fails.
+bool host_source_is_pageable(const void* src) {
+  cudaPointerAttributes attr{};
+  if (cudaPointerGetAttributes(&attr, src) != cudaSuccess) {
+    cudaGetLastError();
+    return false;
+  }
+  return attr.type == cudaMemoryTypeUnregistered;
+}
+}  // namespace
+
 void memcpy_host_to_device(Stream s, void* dst, const void* src, size_t bytes) {
   const auto stream = static_cast<cudaStream_t>(s.handle);
   DRCNN_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, stream));
-  // Pageable host memory may be reused by the caller right after return: wait.
-  DRCNN_CUDA_CHECK(cudaStreamSynchronize(stream));
+  // The caller may reuse or free `src` right after return. From pageable memory (drcnn's CPU
+  // tensors, std::vector) cudaMemcpyAsync returns only once the source has been staged into the
+  // driver's pinned buffer (CUDA "API synchronization behavior"), so no wait is needed and none
+  // is done. Page-locked or managed memory is read by the DMA engine later: wait for those.
+  if (!host_source_is_pageable(src)) DRCNN_CUDA_CHECK(cudaStreamSynchronize(stream));
 }
 void memcpy_device_to_host(Stream s, void* dst, const void* src, size_t bytes) {
   const auto stream = static_cast<cudaStream_t>(s.handle);

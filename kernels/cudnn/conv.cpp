@@ -1,15 +1,20 @@
 // CUDA conv2d through cuDNN 9's legacy convolution API (compiled as C++, not nvcc).
 // - Descriptors are built per call (cheap host structs; RAII below).
-// - Algorithms: chosen once per (device, dtype, geometry, direction) by cudnnFind*AlgorithmEx
-//   (cuDNN runs the candidates on the real buffers) and cached in a mutex-guarded map. Among
-//   the results we take the fastest that succeeded, fits the workspace cap and does not use
-//   tensor-core math; for backward data/filter a deterministic algorithm is preferred when one
-//   exists (the fastest overall is used otherwise and the choice is recorded as such).
+// - Algorithms, once per key (direction, dtype, device, geometry, the alignment of the three
+//   buffers, mode): by default cuDNN's heuristics (cudnnGetConvolution*Algorithm_v7, host only);
+//   with drcnn::cuda::set_cudnn_benchmark(true) a measured search (cudnnFind*AlgorithmEx) whose
+//   workspace is capped by the memory free on the device and returned to the system right after.
+//   The usable candidates (supported, no tensor-op math, workspace within the cap; deterministic
+//   first for backward data/filter) are cached as an ordered list and tried in order until one
+//   runs: a workspace that cannot be allocated or a cuDNN failure moves on to the next
+//   (ops/detail/conv_algo.h, tested on the CPU). cuDNN's own device allocations are retried once
+//   after flushing the caching allocator.
 // - Math type CUDNN_FMA_MATH for every dtype: no TF32 (cuDNN's CUDNN_DEFAULT_MATH permits TF32
 //   on Ampere and later), so float32 stays true float32 like the cuBLAS GEMM of this project.
-// - Workspaces come from drcnn's caching CUDA allocator (a uint8 Tensor on the stream).
+// - Workspaces come from drcnn's caching CUDA allocator, on the current stream.
 // - Bias: cudnnAddTensor (forward), cudnnConvolutionBackwardBias (gradient).
-// Covered on a GPU by tests/cuda/test_cuda_conv.cpp (CPU parity). docs/kernels/conv2d.md.
+// Covered on a GPU by tests/cuda/test_cuda_conv.cpp (CPU parity, both modes, fallback).
+// docs/kernels/conv2d.md.
 #include <cuda_runtime_api.h>
 #include <cudnn.h>
 
@@ -18,13 +23,16 @@
 #include <climits>
 #include <map>
 #include <mutex>
+#include <string>
 #include <type_traits>
 #include <vector>
 
 #include "cuda/cuda_check.h"
 #include "cudnn/handle.h"
+#include "drcnn/core/allocator.h"
 #include "drcnn/core/error.h"
 #include "drcnn/core/storage.h"
+#include "drcnn/ops/detail/conv_algo.h"
 #include "drcnn/ops/detail/conv_body.h"
 
 namespace drcnn::ops::cuda {
@@ -93,139 +101,280 @@ struct Descriptors {
 
 enum class Direction : int64_t { Forward, BackwardData, BackwardFilter };
 
-/// The chosen algorithm of one key.
-struct Choice {
-  int algo = 0;
-  size_t workspace = 0;
-  cudnnMathType_t math = CUDNN_FMA_MATH;
-};
+using detail::ConvAlgoCandidate;
 
-using Key = std::array<int64_t, 19>;
-Key make_key(Direction dir, cudnnDataType_t dt, const Conv2dGeometry& g) {
+using Key = std::array<int64_t, 23>;
+/// The cache key: direction, dtype, device, every extent, the alignment of the three buffers
+/// (cuDNN's kernels depend on it) and the selection mode.
+Key make_key(Direction dir, cudnnDataType_t dt, const Conv2dGeometry& g, const void* a, const void* b,
+             const void* out, bool benchmark) {
   int device = 0;
   DRCNN_CUDA_CHECK(cudaGetDevice(&device));
   return {int64_t(dir), int64_t(dt), device, g.n, g.c_in, g.h, g.w, g.c_out, g.kh, g.kw, g.ho, g.wo,
-          g.sh, g.sw, g.ph, g.pw, g.dh, g.dw, g.groups};
+          g.sh, g.sw, g.ph, g.pw, g.dh, g.dw, g.groups, detail::pointer_alignment(a),
+          detail::pointer_alignment(b), detail::pointer_alignment(out), int64_t(benchmark)};
 }
 
-/// Thread-safe cache of chosen algorithms. Two threads missing on one key at once both run
-/// the search; the first result stored wins (both are valid choices).
+/// Thread-safe cache of the ordered candidate lists. Two threads missing on one key at once
+/// both build a list; the last stored wins (both are valid).
 class AlgoCache {
  public:
-  bool find(const Key& k, Choice& c) {
+  bool find(const Key& k, std::vector<ConvAlgoCandidate>& list) {
     std::lock_guard<std::mutex> lock(m_mutex);
     auto it = m_map.find(k);
     if (it == m_map.end()) return false;
-    c = it->second;
+    list = it->second;
     return true;
   }
-  Choice insert(const Key& k, const Choice& c) {
+  void store(const Key& k, const std::vector<ConvAlgoCandidate>& list) {
     std::lock_guard<std::mutex> lock(m_mutex);
-    return m_map.emplace(k, c).first->second;
+    m_map[k] = list;
   }
 
  private:
   std::mutex m_mutex;
-  std::map<Key, Choice> m_map;
+  std::map<Key, std::vector<ConvAlgoCandidate>> m_map;
 };
 AlgoCache& algo_cache() {
   static AlgoCache cache;
   return cache;
 }
 
-/// Picks from cuDNN's perf results (sorted fastest first): succeeded, within the workspace cap,
-/// no tensor-op math; deterministic first when `prefer_deterministic`.
-template <typename Perf>
-Choice pick(const std::vector<Perf>& perf, int returned, bool prefer_deterministic, const char* what) {
-  auto usable = [&](const Perf& p) {
-    return p.status == CUDNN_STATUS_SUCCESS && p.memory <= kMaxWorkspace && p.mathType != CUDNN_TENSOR_OP_MATH &&
-           p.mathType != CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION;
-  };
-  for (int pass = prefer_deterministic ? 0 : 1; pass < 2; ++pass) {
-    for (int i = 0; i < returned; ++i) {
-      const Perf& p = perf[size_t(i)];
-      if (!usable(p)) continue;
-      if (pass == 0 && p.determinism != CUDNN_DETERMINISTIC) continue;
-      return Choice{int(p.algo), p.memory, p.mathType};
-    }
-  }
-  DRCNN_FAIL("conv2d: cuDNN found no usable ", what, " algorithm (", returned, " candidates)");
-}
+/// The buffers of one call: forward (x, w, y), backward data (w, dy, dx), backward filter
+/// (x, dy, dw).
+struct Operands {
+  const void* a;
+  const void* b;
+  void* out;
+};
 
-/// A workspace of `bytes` from the caching allocator, on the current device's current stream
-/// (no memory, and a null pointer, for 0 bytes).
-ScratchBuffer<uint8_t> workspace(size_t bytes) {
-  if (bytes == 0) return {};
+// The three directions behind one interface, so that selection and fallback are written once.
+struct ForwardDir {
+  using Perf = cudnnConvolutionFwdAlgoPerf_t;
+  static constexpr Direction kDir = Direction::Forward;
+  static constexpr bool kPreferDeterministic = false;
+  static constexpr const char* kOp = "conv2d (cuDNN forward)";
+  static constexpr int kAlgoCount = CUDNN_CONVOLUTION_FWD_ALGO_COUNT;
+  static cudnnStatus_t max_count(cudnnHandle_t h, int* n) { return cudnnGetConvolutionForwardAlgorithmMaxCount(h, n); }
+  static cudnnStatus_t heuristics(cudnnHandle_t h, const Descriptors& d, int n, int* returned, Perf* perf) {
+    return cudnnGetConvolutionForwardAlgorithm_v7(h, d.x.d, d.w.d, d.conv.d, d.y.d, n, returned, perf);
+  }
+  static cudnnStatus_t workspace_size(cudnnHandle_t h, const Descriptors& d, int algo, size_t* bytes) {
+    return cudnnGetConvolutionForwardWorkspaceSize(h, d.x.d, d.w.d, d.conv.d, d.y.d, cudnnConvolutionFwdAlgo_t(algo),
+                                                   bytes);
+  }
+  static cudnnStatus_t find(cudnnHandle_t h, const Descriptors& d, const Operands& o, int n, int* returned, Perf* perf,
+                            void* ws, size_t bytes) {
+    return cudnnFindConvolutionForwardAlgorithmEx(h, d.x.d, o.a, d.w.d, o.b, d.conv.d, d.y.d, o.out, n, returned, perf,
+                                                  ws, bytes);
+  }
+  static cudnnStatus_t run(cudnnHandle_t h, const Descriptors& d, const Operands& o, int algo, void* ws, size_t bytes,
+                           const void* one, const void* zero) {
+    return cudnnConvolutionForward(h, one, d.x.d, o.a, d.w.d, o.b, d.conv.d, cudnnConvolutionFwdAlgo_t(algo), ws, bytes,
+                                   zero, d.y.d, o.out);
+  }
+};
+struct BackwardDataDir {
+  using Perf = cudnnConvolutionBwdDataAlgoPerf_t;
+  static constexpr Direction kDir = Direction::BackwardData;
+  static constexpr bool kPreferDeterministic = true;
+  static constexpr const char* kOp = "conv2d_backward (cuDNN backward data)";
+  static constexpr int kAlgoCount = CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT;
+  static cudnnStatus_t max_count(cudnnHandle_t h, int* n) {
+    return cudnnGetConvolutionBackwardDataAlgorithmMaxCount(h, n);
+  }
+  static cudnnStatus_t heuristics(cudnnHandle_t h, const Descriptors& d, int n, int* returned, Perf* perf) {
+    return cudnnGetConvolutionBackwardDataAlgorithm_v7(h, d.w.d, d.y.d, d.conv.d, d.x.d, n, returned, perf);
+  }
+  static cudnnStatus_t workspace_size(cudnnHandle_t h, const Descriptors& d, int algo, size_t* bytes) {
+    return cudnnGetConvolutionBackwardDataWorkspaceSize(h, d.w.d, d.y.d, d.conv.d, d.x.d,
+                                                        cudnnConvolutionBwdDataAlgo_t(algo), bytes);
+  }
+  static cudnnStatus_t find(cudnnHandle_t h, const Descriptors& d, const Operands& o, int n, int* returned, Perf* perf,
+                            void* ws, size_t bytes) {
+    return cudnnFindConvolutionBackwardDataAlgorithmEx(h, d.w.d, o.a, d.y.d, o.b, d.conv.d, d.x.d, o.out, n, returned,
+                                                       perf, ws, bytes);
+  }
+  static cudnnStatus_t run(cudnnHandle_t h, const Descriptors& d, const Operands& o, int algo, void* ws, size_t bytes,
+                           const void* one, const void* zero) {
+    return cudnnConvolutionBackwardData(h, one, d.w.d, o.a, d.y.d, o.b, d.conv.d, cudnnConvolutionBwdDataAlgo_t(algo),
+                                        ws, bytes, zero, d.x.d, o.out);
+  }
+};
+struct BackwardFilterDir {
+  using Perf = cudnnConvolutionBwdFilterAlgoPerf_t;
+  static constexpr Direction kDir = Direction::BackwardFilter;
+  static constexpr bool kPreferDeterministic = true;
+  static constexpr const char* kOp = "conv2d_backward (cuDNN backward filter)";
+  static constexpr int kAlgoCount = CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT;
+  static cudnnStatus_t max_count(cudnnHandle_t h, int* n) {
+    return cudnnGetConvolutionBackwardFilterAlgorithmMaxCount(h, n);
+  }
+  static cudnnStatus_t heuristics(cudnnHandle_t h, const Descriptors& d, int n, int* returned, Perf* perf) {
+    return cudnnGetConvolutionBackwardFilterAlgorithm_v7(h, d.x.d, d.y.d, d.conv.d, d.w.d, n, returned, perf);
+  }
+  static cudnnStatus_t workspace_size(cudnnHandle_t h, const Descriptors& d, int algo, size_t* bytes) {
+    return cudnnGetConvolutionBackwardFilterWorkspaceSize(h, d.x.d, d.y.d, d.conv.d, d.w.d,
+                                                          cudnnConvolutionBwdFilterAlgo_t(algo), bytes);
+  }
+  static cudnnStatus_t find(cudnnHandle_t h, const Descriptors& d, const Operands& o, int n, int* returned, Perf* perf,
+                            void* ws, size_t bytes) {
+    return cudnnFindConvolutionBackwardFilterAlgorithmEx(h, d.x.d, o.a, d.y.d, o.b, d.conv.d, d.w.d, o.out, n, returned,
+                                                         perf, ws, bytes);
+  }
+  static cudnnStatus_t run(cudnnHandle_t h, const Descriptors& d, const Operands& o, int algo, void* ws, size_t bytes,
+                           const void* one, const void* zero) {
+    return cudnnConvolutionBackwardFilter(h, one, d.x.d, o.a, d.y.d, o.b, d.conv.d,
+                                          cudnnConvolutionBwdFilterAlgo_t(algo), ws, bytes, zero, d.w.d, o.out);
+  }
+};
+
+Device current_device() {
   int device = 0;
   DRCNN_CUDA_CHECK(cudaGetDevice(&device));
-  const Device dev = Device::cuda(device);
-  return ScratchBuffer<uint8_t>(int64_t(bytes), dev, ::drcnn::cuda::current_stream(dev));
+  return Device::cuda(device);
 }
-void* ptr(const ScratchBuffer<uint8_t>& ws) { return ws.data(); }
 
-/// Workspace for an algorithm search: the largest any algorithm of this convolution asks for
-/// (algorithms that do not support it are skipped), capped at kMaxWorkspace.
-template <typename SizeOf>
-size_t search_workspace(int algo_count, const SizeOf& size_of) {
-  size_t most = 0;
-  for (int a = 0; a < algo_count; ++a) {
-    size_t bytes = 0;
-    if (size_of(a, &bytes) == CUDNN_STATUS_SUCCESS && bytes <= kMaxWorkspace) most = std::max(most, bytes);
+/// The most workspace a choice may plan for: kMaxWorkspace, and no more than the device can
+/// give now (its free memory, or the largest block the pool has cached when that is larger),
+/// as PyTorch bounds its cuDNN search.
+size_t workspace_cap(Device dev) {
+  size_t free_b = 0, total_b = 0;
+  if (cudaMemGetInfo(&free_b, &total_b) != cudaSuccess) {
+    cudaGetLastError();
+    free_b = 0;
   }
-  return most;
+  const size_t cached = allocator_for(dev).stats().largest_cached_block;
+  return std::min(kMaxWorkspace, std::max(free_b, cached));
 }
 
-Choice forward_algo(cudnnHandle_t h, const Descriptors& d, const Key& key, const void* x, const void* w, void* y) {
-  Choice c;
-  if (algo_cache().find(key, c)) return c;
-  int max_count = 0;
-  DRCNN_CUDNN_CHECK(cudnnGetConvolutionForwardAlgorithmMaxCount(h, &max_count));
-  std::vector<cudnnConvolutionFwdAlgoPerf_t> perf(size_t(std::max(max_count, 1)));
-  int returned = 0;
-  const size_t bytes = search_workspace(CUDNN_CONVOLUTION_FWD_ALGO_COUNT, [&](int a, size_t* b) {
-    return cudnnGetConvolutionForwardWorkspaceSize(h, d.x.d, d.w.d, d.conv.d, d.y.d, cudnnConvolutionFwdAlgo_t(a), b);
-  });
-  const ScratchBuffer<uint8_t> ws = workspace(bytes);
-  DRCNN_CUDNN_CHECK(cudnnFindConvolutionForwardAlgorithmEx(h, d.x.d, x, d.w.d, w, d.conv.d, d.y.d, y, max_count,
-                                                           &returned, perf.data(), ptr(ws), bytes));
-  return algo_cache().insert(key, pick(perf, returned, false, "forward"));
+/// cuDNN's own device (and host) allocation failures: worth one retry after a pool flush.
+bool cudnn_out_of_memory(cudnnStatus_t st) {
+  return st == CUDNN_STATUS_INTERNAL_ERROR_DEVICE_ALLOCATION_FAILED ||
+         st == CUDNN_STATUS_INTERNAL_ERROR_HOST_ALLOCATION_FAILED;
 }
 
-Choice backward_data_algo(cudnnHandle_t h, const Descriptors& d, const Key& key, const void* w, const void* dy,
-                          void* dx) {
-  Choice c;
-  if (algo_cache().find(key, c)) return c;
-  int max_count = 0;
-  DRCNN_CUDNN_CHECK(cudnnGetConvolutionBackwardDataAlgorithmMaxCount(h, &max_count));
-  std::vector<cudnnConvolutionBwdDataAlgoPerf_t> perf(size_t(std::max(max_count, 1)));
-  int returned = 0;
-  const size_t bytes = search_workspace(CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT, [&](int a, size_t* b) {
-    return cudnnGetConvolutionBackwardDataWorkspaceSize(h, d.w.d, d.y.d, d.conv.d, d.x.d,
-                                                        cudnnConvolutionBwdDataAlgo_t(a), b);
-  });
-  const ScratchBuffer<uint8_t> ws = workspace(bytes);
-  DRCNN_CUDNN_CHECK(cudnnFindConvolutionBackwardDataAlgorithmEx(h, d.w.d, w, d.y.d, dy, d.conv.d, d.x.d, dx,
-                                                                max_count, &returned, perf.data(), ptr(ws), bytes));
-  return algo_cache().insert(key, pick(perf, returned, true, "backward-data"));
+template <typename Perf>
+ConvAlgoCandidate to_candidate(const Perf& p, size_t workspace) {
+  ConvAlgoCandidate c;
+  c.algo = int(p.algo);
+  c.supported = p.status == CUDNN_STATUS_SUCCESS;
+  c.workspace = workspace;
+  c.tensor_op = p.mathType == CUDNN_TENSOR_OP_MATH || p.mathType == CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION;
+  c.deterministic = p.determinism == CUDNN_DETERMINISTIC;
+  // Run with FMA math unless the candidate is a tensor-op one (never used): CUDNN_DEFAULT_MATH
+  // would let cuDNN pick TF32 kernels for float32 on Ampere and later.
+  c.math_type = int(p.mathType == CUDNN_DEFAULT_MATH ? CUDNN_FMA_MATH : p.mathType);
+  return c;
 }
 
-Choice backward_filter_algo(cudnnHandle_t h, const Descriptors& d, const Key& key, const void* x, const void* dy,
-                            void* dw) {
-  Choice c;
-  if (algo_cache().find(key, c)) return c;
+/// Heuristic choice: cuDNN's recommended order, no device work. The workspace of each candidate
+/// is asked for separately (the perf structs of the heuristics do not promise it).
+template <typename Dir>
+std::vector<ConvAlgoCandidate> heuristic_candidates(cudnnHandle_t h, const Descriptors& d, size_t cap) {
   int max_count = 0;
-  DRCNN_CUDNN_CHECK(cudnnGetConvolutionBackwardFilterAlgorithmMaxCount(h, &max_count));
-  std::vector<cudnnConvolutionBwdFilterAlgoPerf_t> perf(size_t(std::max(max_count, 1)));
+  DRCNN_CUDNN_CHECK(Dir::max_count(h, &max_count));
+  std::vector<typename Dir::Perf> perf(size_t(std::max(max_count, 1)));
   int returned = 0;
-  const size_t bytes = search_workspace(CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT, [&](int a, size_t* b) {
-    return cudnnGetConvolutionBackwardFilterWorkspaceSize(h, d.x.d, d.y.d, d.conv.d, d.w.d,
-                                                          cudnnConvolutionBwdFilterAlgo_t(a), b);
+  DRCNN_CUDNN_CHECK(Dir::heuristics(h, d, max_count, &returned, perf.data()));
+  std::vector<ConvAlgoCandidate> all;
+  for (int i = 0; i < returned; ++i) {
+    size_t bytes = 0;
+    const bool sized = Dir::workspace_size(h, d, int(perf[size_t(i)].algo), &bytes) == CUDNN_STATUS_SUCCESS;
+    ConvAlgoCandidate c = to_candidate(perf[size_t(i)], bytes);
+    c.supported = c.supported && sized;
+    all.push_back(c);
+  }
+  std::vector<ConvAlgoCandidate> out = detail::order_conv_algos(all, Dir::kPreferDeterministic, cap);
+  // Nothing fits what is free now: keep the full list (up to kMaxWorkspace) and let the
+  // allocation (which flushes the cache before it gives up) decide.
+  if (out.empty()) out = detail::order_conv_algos(all, Dir::kPreferDeterministic, kMaxWorkspace);
+  return out;
+}
+
+/// A raw allocation from the caching allocator that goes back to the system (not the cache)
+/// when done: the search workspace can be large and is not needed again.
+class UncachedBlock {
+ public:
+  UncachedBlock(Allocator& alloc, size_t bytes, Stream stream) : m_alloc(alloc) {
+    if (bytes > 0) m_ptr = alloc.allocate(bytes, stream);
+  }
+  ~UncachedBlock() { m_alloc.deallocate_uncached(m_ptr); }
+  UncachedBlock(const UncachedBlock&) = delete;
+  UncachedBlock& operator=(const UncachedBlock&) = delete;
+  void* get() const { return m_ptr; }
+
+ private:
+  Allocator& m_alloc;
+  void* m_ptr = nullptr;
+};
+
+/// Measured choice (benchmark mode): cudnnFind*AlgorithmEx on the real buffers with a
+/// workspace as large as the largest candidate within `cap`, freed to the system afterwards.
+/// When that workspace cannot be allocated or the search fails, the heuristics decide.
+template <typename Dir>
+std::vector<ConvAlgoCandidate> measured_candidates(cudnnHandle_t h, Stream stream, const Descriptors& d,
+                                                   const Operands& o, Device dev, size_t cap) {
+  size_t bytes = 0;
+  for (int a = 0; a < Dir::kAlgoCount; ++a) {
+    size_t b = 0;
+    if (Dir::workspace_size(h, d, a, &b) == CUDNN_STATUS_SUCCESS && b <= cap) bytes = std::max(bytes, b);
+  }
+  int max_count = 0;
+  DRCNN_CUDNN_CHECK(Dir::max_count(h, &max_count));
+  std::vector<typename Dir::Perf> perf(size_t(std::max(max_count, 1)));
+  int returned = 0;
+  cudnnStatus_t st = CUDNN_STATUS_SUCCESS;
+  try {
+    const UncachedBlock ws(allocator_for(dev), bytes, stream);
+    st = call_with_flush_retry(
+        allocator_for(dev), [&] { return Dir::find(h, d, o, max_count, &returned, perf.data(), ws.get(), bytes); },
+        cudnn_out_of_memory);
+  } catch (const Error&) {  // the search workspace could not be allocated: no search
+    return heuristic_candidates<Dir>(h, d, cap);
+  }
+  if (st != CUDNN_STATUS_SUCCESS) {
+    cudaGetLastError();
+    return heuristic_candidates<Dir>(h, d, cap);
+  }
+  std::vector<ConvAlgoCandidate> all;
+  for (int i = 0; i < returned; ++i) all.push_back(to_candidate(perf[size_t(i)], perf[size_t(i)].memory));
+  std::vector<ConvAlgoCandidate> out = detail::order_conv_algos(all, Dir::kPreferDeterministic, bytes);
+  return out.empty() ? heuristic_candidates<Dir>(h, d, cap) : out;
+}
+
+/// Runs one convolution direction: the cached candidate list (built on a miss), tried in order
+/// until one runs; the list is stored back with the one that ran first.
+template <typename Dir, typename T>
+void run_direction(cudnnHandle_t h, Stream stream, const Descriptors& d, cudnnDataType_t dt, const Conv2dGeometry& g,
+                   const Operands& o) {
+  const bool benchmark = ::drcnn::cuda::cudnn_benchmark();
+  const Key key = make_key(Dir::kDir, dt, g, o.a, o.b, o.out, benchmark);
+  const Device dev = current_device();
+  Allocator& alloc = allocator_for(dev);
+  std::vector<ConvAlgoCandidate> list;
+  if (!algo_cache().find(key, list)) {
+    const size_t cap = workspace_cap(dev);
+    list = benchmark ? measured_candidates<Dir>(h, stream, d, o, dev, cap) : heuristic_candidates<Dir>(h, d, cap);
+  }
+  const T one = T(1), zero = T(0);
+  detail::run_first_working(list, Dir::kOp, [&](const ConvAlgoCandidate& c) -> std::string {
+    ScratchBuffer<uint8_t> ws;
+    if (c.workspace > 0) {
+      try {
+        ws = ScratchBuffer<uint8_t>(int64_t(c.workspace), dev, stream);
+      } catch (const Error& e) {
+        return std::string("workspace not allocated: ") + e.what();
+      }
+    }
+    DRCNN_CUDNN_CHECK(cudnnSetConvolutionMathType(d.conv.d, cudnnMathType_t(c.math_type)));
+    const cudnnStatus_t st = call_with_flush_retry(
+        alloc, [&] { return Dir::run(h, d, o, c.algo, ws.data(), c.workspace, &one, &zero); }, cudnn_out_of_memory);
+    if (st == CUDNN_STATUS_SUCCESS) return {};
+    cudaGetLastError();  // a launch error cuDNN left behind belongs to this attempt
+    return std::string(cudnnGetErrorString(st)) + " (status " + std::to_string(int(st)) + ")";
   });
-  const ScratchBuffer<uint8_t> ws = workspace(bytes);
-  DRCNN_CUDNN_CHECK(cudnnFindConvolutionBackwardFilterAlgorithmEx(h, d.x.d, x, d.y.d, dy, d.conv.d, d.w.d, dw,
-                                                                  max_count, &returned, perf.data(), ptr(ws),
-                                                                  bytes));
-  return algo_cache().insert(key, pick(perf, returned, true, "backward-filter"));
+  algo_cache().store(key, list);
 }
 }  // namespace
 
@@ -236,13 +385,8 @@ void conv2d_forward(Stream s, const Conv2dForwardLaunch<T>& l) {
   const cudnnDataType_t dt = data_type<T>();
   cudnnHandle_t h = cudnn_detail::handle(s);
   Descriptors d(g, dt);
-  const Choice c = forward_algo(h, d, make_key(Direction::Forward, dt, g), l.input, l.weight, l.out);
-  DRCNN_CUDNN_CHECK(cudnnSetConvolutionMathType(d.conv.d, c.math));
-  const ScratchBuffer<uint8_t> ws = workspace(c.workspace);
-  const T one = T(1), zero = T(0);
-  DRCNN_CUDNN_CHECK(cudnnConvolutionForward(h, &one, d.x.d, l.input, d.w.d, l.weight, d.conv.d,
-                                            cudnnConvolutionFwdAlgo_t(c.algo), ptr(ws), c.workspace, &zero, d.y.d,
-                                            l.out));
+  run_direction<ForwardDir, T>(h, s, d, dt, g, Operands{l.input, l.weight, l.out});
+  const T one = T(1);
   if (l.bias) DRCNN_CUDNN_CHECK(cudnnAddTensor(h, &one, d.bias.d, l.bias, &one, d.y.d, l.out));
 }
 
@@ -261,24 +405,8 @@ void conv2d_backward(Stream s, const Conv2dBackwardLaunch<T>& l) {
   Descriptors d(g, dt);
   const T one = T(1), zero = T(0);
   if (l.grad_bias) DRCNN_CUDNN_CHECK(cudnnConvolutionBackwardBias(h, &one, d.y.d, l.grad_out, &zero, d.bias.d, l.grad_bias));
-  if (l.grad_input) {
-    const Choice c = backward_data_algo(h, d, make_key(Direction::BackwardData, dt, g), l.weight, l.grad_out,
-                                        l.grad_input);
-    DRCNN_CUDNN_CHECK(cudnnSetConvolutionMathType(d.conv.d, c.math));
-    const ScratchBuffer<uint8_t> ws = workspace(c.workspace);
-    DRCNN_CUDNN_CHECK(cudnnConvolutionBackwardData(h, &one, d.w.d, l.weight, d.y.d, l.grad_out, d.conv.d,
-                                                   cudnnConvolutionBwdDataAlgo_t(c.algo), ptr(ws), c.workspace, &zero,
-                                                   d.x.d, l.grad_input));
-  }
-  if (l.grad_weight) {
-    const Choice c = backward_filter_algo(h, d, make_key(Direction::BackwardFilter, dt, g), l.input, l.grad_out,
-                                          l.grad_weight);
-    DRCNN_CUDNN_CHECK(cudnnSetConvolutionMathType(d.conv.d, c.math));
-    const ScratchBuffer<uint8_t> ws = workspace(c.workspace);
-    DRCNN_CUDNN_CHECK(cudnnConvolutionBackwardFilter(h, &one, d.x.d, l.input, d.y.d, l.grad_out, d.conv.d,
-                                                     cudnnConvolutionBwdFilterAlgo_t(c.algo), ptr(ws), c.workspace,
-                                                     &zero, d.w.d, l.grad_weight));
-  }
+  if (l.grad_input) run_direction<BackwardDataDir, T>(h, s, d, dt, g, Operands{l.weight, l.grad_out, l.grad_input});
+  if (l.grad_weight) run_direction<BackwardFilterDir, T>(h, s, d, dt, g, Operands{l.input, l.grad_out, l.grad_weight});
 }
 
 template void conv2d_forward<float>(Stream, const Conv2dForwardLaunch<float>&);

@@ -1,5 +1,4 @@
-// cuDNN handles (one per thread and device, for the convolutions of kernels/cudnn/conv2d.cpp
-// to come) and the run-time library versions reported by drcnn_info. Compiled as C++.
+// cuDNN handles (one per thread and device, for the convolutions of kernels/cudnn/conv.cpp) and the run-time library versions reported by drcnn_info. Compiled as C++.
 #include "cudnn/handle.h"
 
 #include <cublas_v2.h>
@@ -9,6 +8,7 @@
 #include <map>
 
 #include "cuda/cuda_check.h"
+#include "drcnn/core/allocator.h"
 #include "drcnn/core/device.h"
 
 namespace drcnn::cudnn_detail {
@@ -28,7 +28,12 @@ cudnnHandle_t handle(Stream stream) {
   auto it = cache.handles.find(device);
   cudnnHandle_t h = nullptr;
   if (it == cache.handles.end()) {
-    DRCNN_CUDNN_CHECK(cudnnCreate(&h));
+    // cudnnCreate allocates device memory: retried once after flushing the caching allocator.
+    DRCNN_CUDNN_CHECK(call_with_flush_retry(
+        allocator_for(Device::cuda(device)), [&] { return cudnnCreate(&h); }, [](cudnnStatus_t st) {
+          return st == CUDNN_STATUS_INTERNAL_ERROR_DEVICE_ALLOCATION_FAILED ||
+                 st == CUDNN_STATUS_INTERNAL_ERROR_HOST_ALLOCATION_FAILED;
+        }));
     cache.handles.emplace(device, h);
   } else {
     h = it->second;

@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include "ops/dispatch.h"
+#include "drcnn/ops/device_checks.h"
 #include "drcnn/ops/detail/elementwise_body.h"
 
 namespace drcnn {
@@ -359,6 +360,12 @@ Tensor Tensor::contiguous() const {
   return is_contiguous() ? *this : clone();
 }
 
+void Tensor::record_stream(Stream stream) const {
+  DRCNN_CHECK(defined(), "record_stream: undefined tensor");
+  if (m_device.is_cpu() || !m_storage) return;
+  allocator_for(m_device).record_stream(m_storage->data(), stream);
+}
+
 Tensor Tensor::clone() const {
   DRCNN_CHECK(defined(), "clone: undefined tensor");
   Tensor t = empty(m_shape, m_dtype, m_device);
@@ -381,8 +388,12 @@ Tensor Tensor::to(Device device) const {
     DeviceGuard g(device);
     ops::cuda::memcpy_host_to_device(cuda::current_stream(device), dst.data_ptr(), src.data_ptr(), bytes);
   } else if (device.is_cpu()) {
-    DeviceGuard g(m_device);
-    ops::cuda::memcpy_device_to_host(cuda::current_stream(m_device), dst.data_ptr(), src.data_ptr(), bytes);
+    {
+      DeviceGuard g(m_device);
+      ops::cuda::memcpy_device_to_host(cuda::current_stream(m_device), dst.data_ptr(), src.data_ptr(), bytes);
+    }
+    // The host has waited for the stream: the deferred kernel error flags cost one more copy now.
+    ops::check_device_errors();
   } else {
     cuda::synchronize(m_device);  // the source's producers run on its own device's stream
     DeviceGuard g(device);

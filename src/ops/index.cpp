@@ -1,8 +1,10 @@
 // Dispatchers of gather / index_select / scatter_add / index_add. The kernels flag an
-// out-of-range index in a device int that is read back here (one small copy per call on CUDA).
+// out-of-range index in a device int, checked at once on the CPU and lazily on CUDA
+// (ops/device_checks.h), so a CUDA call does not synchronise.
 #include "drcnn/ops/index.h"
 
 #include "dispatch.h"
+#include "drcnn/ops/device_checks.h"
 
 namespace drcnn::ops {
 
@@ -44,18 +46,18 @@ void check_index(const char* op, const Tensor& x, const Tensor& index) {
   DRCNN_CHECK(index.dtype() == DType::Int64, op, ": index must be int64, got ", index.dtype());
 }
 
+// After a launch: the kernel's flag becomes an error naming the first bad index, at once on the
+// CPU, lazily on CUDA (ops/device_checks.h).
 void raise_if_flagged(const char* op, const Tensor& flag, const Tensor& index, int64_t dim_size) {
-  if (flag.item<int32_t>() != 0) {
+  detail::check_flag(flag, [op, index, dim_size] {
     const Tensor host = index.to(Device::cpu());
-    int64_t bad = 0;
     for (int64_t v : host.to_vector<int64_t>())
-      if (v < 0 || v >= dim_size) {
-        bad = v;
-        break;
-      }
-    DRCNN_FAIL(op, ": index ", bad, " is out of range for a dimension of extent ", dim_size,
-               " (expected 0 <= index < ", dim_size, ")");
-  }
+      if (v < 0 || v >= dim_size)
+        DRCNN_FAIL(op, ": index ", v, " is out of range for a dimension of extent ", dim_size,
+                   " (expected 0 <= index < ", dim_size, ")");
+    DRCNN_FAIL(op, ": an index was out of range for a dimension of extent ", dim_size,
+               " (the index tensor changed before the deferred check could name it)");
+  });
 }
 
 // Shared by gather and index_select: out takes the iteration shape.

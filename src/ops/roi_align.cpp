@@ -1,7 +1,7 @@
 // Dispatchers of RoIAlign (include/drcnn/ops/roi_align.h): check, allocate, fill a
 // RoiAlignLaunch and run the shared bodies of ops/detail/roi_align_body.h on the input's
-// device. Bad batch indices and levels are found by the kernels (an error flag, read back
-// once per call: a 4-byte copy and so a synchronisation on CUDA), then located on the host
+// device. Bad batch indices and levels are found by the kernels (an error flag, read when the
+// call returns on the CPU and lazily on CUDA: ops/device_checks.h), then located on the host
 // for the message.
 #include "drcnn/ops/roi_align.h"
 
@@ -11,6 +11,7 @@
 #include "dispatch.h"
 #include "drcnn/ops/box_ops.h"
 #include "drcnn/ops/detail/roi_align_body.h"
+#include "drcnn/ops/device_checks.h"
 
 namespace drcnn::ops {
 
@@ -80,21 +81,24 @@ void set_level(RoiAlignLaunch& l, int i, const Tensor& map, double scale, bool g
   lv.scale = scale;
 }
 
-/// After a launch: turns the kernel's flag into an error naming the first bad RoI.
+/// After a launch: turns the kernel's flag into an error naming the first bad RoI, at once on
+/// the CPU, lazily on CUDA (ops/device_checks.h).
 void raise_if_flagged(const char* op, const Tensor& flag, const Tensor& rois, const Tensor& levels, int64_t N,
                       int num_levels) {
-  if (flag.item<int32_t>() == 0) return;
-  const std::vector<double> r = rois.to_vector<double>();
-  const std::vector<int64_t> lv = levels.defined() ? levels.to_vector<int64_t>() : std::vector<int64_t>();
-  for (size_t i = 0; i < r.size() / 5; ++i) {
-    const double b = r[5 * i];
-    DRCNN_CHECK(b >= 0 && b < double(N) && std::floor(b) == b, op, ": rois[", i,
-                ", 0] (the batch index) must be an integer in [0, ", N, "), got ", b);
-    if (!lv.empty())
-      DRCNN_CHECK(lv[i] >= 0 && lv[i] < num_levels, op, ": levels[", i, "] must be in [0, ", num_levels, "), got ",
-                  lv[i]);
-  }
-  DRCNN_FAIL(op, ": the kernel flagged a bad RoI but none was found on the host (internal error)");
+  detail::check_flag(flag, [op, rois, levels, N, num_levels] {
+    const std::vector<double> r = rois.to_vector<double>();
+    const std::vector<int64_t> lv = levels.defined() ? levels.to_vector<int64_t>() : std::vector<int64_t>();
+    for (size_t i = 0; i < r.size() / 5; ++i) {
+      const double b = r[5 * i];
+      DRCNN_CHECK(b >= 0 && b < double(N) && std::floor(b) == b, op, ": rois[", i,
+                  ", 0] (the batch index) must be an integer in [0, ", N, "), got ", b);
+      if (!lv.empty())
+        DRCNN_CHECK(lv[i] >= 0 && lv[i] < num_levels, op, ": levels[", i, "] must be in [0, ", num_levels,
+                    "), got ", lv[i]);
+    }
+    DRCNN_FAIL(op, ": the kernel flagged a bad RoI but none was found on the host (internal error, or the rois ",
+               "changed before the deferred check)");
+  });
 }
 
 /// Runs the forward; out is [R, C, PH, PW] contiguous and already allocated.

@@ -1,9 +1,18 @@
-// SGD (include/drcnn/train/sgd.h).
+// SGD (include/drcnn/train/sgd.h). The step is fused: one launch per (device, dtype) updates
+// every parameter (ops/detail/sgd_body.h; kernels/cpu/sgd.cpp, kernels/cuda/sgd.cu), with the
+// arithmetic of the former per-parameter sequence of Tensor ops, bit for bit on the CPU
+// (tests/train/test_sgd.cpp).
 #include "drcnn/train/sgd.h"
 
+#include <algorithm>
 #include <cmath>
+#include <cstdint>
+#include <vector>
 
+#include "drcnn/config.h"
 #include "drcnn/core/error.h"
+#include "drcnn/ops/detail/sgd_body.h"
+#include "drcnn/ops/device_checks.h"
 #include "drcnn/ops/elementwise.h"
 #include "drcnn/ops/reduce.h"
 
@@ -34,18 +43,89 @@ void Sgd::set_lr(double lr) {
   m_opt.lr = lr;
 }
 
-void Sgd::step() {
-  for (size_t i = 0; i < m_params.size(); ++i) {
-    Variable& p = m_params[i];
-    if (!p.has_grad()) continue;
-    Tensor d = p.grad();
-    if (m_opt.weight_decay != 0) d = ops::add(d, ops::mul(p.data(), m_opt.weight_decay));
-    if (m_opt.momentum != 0) {
-      Tensor& buf = m_buffers[i];
-      buf = buf.defined() ? ops::add(ops::mul(buf, m_opt.momentum), ops::mul(d, 1.0 - m_opt.dampening)) : d.clone();
-      d = m_opt.nesterov ? ops::add(d, ops::mul(buf, m_opt.momentum)) : buf;
+namespace {
+// The fused step of one (device, dtype) group: every parameter's update in one launch
+// (ops/detail/sgd_body.h), into fresh parameter and buffer tensors as the unfused step made.
+template <typename T>
+void fused_step(const std::vector<size_t>& group, std::vector<Variable>& params, std::vector<Tensor>& buffers,
+                const SgdOptions& opt, Device device) {
+  using ops::detail::kSgdBlock;
+  const bool momentum = opt.momentum != 0;
+  std::vector<ops::detail::SgdTensor<T>> tensors;
+  std::vector<ops::detail::SgdBlock> blocks;
+  std::vector<Tensor> inputs, param_out, buf_out;  // alive until the launch is queued
+  for (size_t i : group) {
+    const Tensor p = params[i].data().contiguous(), g = params[i].grad().contiguous();
+    const Tensor b = momentum && buffers[i].defined() ? buffers[i].contiguous() : Tensor();
+    param_out.push_back(Tensor::empty(p.shape(), p.dtype(), device));
+    buf_out.push_back(momentum ? Tensor::empty(p.shape(), p.dtype(), device) : Tensor());
+    const int64_t n = p.numel();
+    for (int64_t off = 0; off < n; off += kSgdBlock) blocks.push_back({int64_t(tensors.size()), off});
+    tensors.push_back({p.data<T>(), g.data<T>(), b.defined() ? b.data<T>() : nullptr, param_out.back().data<T>(),
+                       momentum ? buf_out.back().data<T>() : nullptr, n});
+    inputs.insert(inputs.end(), {p, g, b});
+  }
+  ops::detail::SgdLaunch<T> l;
+  l.num_blocks = int64_t(blocks.size());
+  l.hyper = {opt.lr, opt.momentum, opt.weight_decay, opt.dampening, opt.nesterov};
+  if (l.num_blocks > 0) {
+    if (device.is_cpu()) {
+      l.tensors = tensors.data();
+      l.blocks = blocks.data();
+      ops::detail::cpu::sgd_step<T>(l);
+    } else {
+#if DRCNN_WITH_CUDA
+      // The two tables go to the device with the launch (no wait: pageable host memory is
+      // staged by the copy itself, docs/cuda-memory.md).
+      const size_t tb = tensors.size() * sizeof(tensors[0]), bb = blocks.size() * sizeof(blocks[0]);
+      const Tensor table = Tensor::empty({int64_t(tb + bb)}, DType::UInt8, device);
+      detail::copy_host_to(table.narrow(0, 0, int64_t(tb)), tensors.data(), tb);
+      detail::copy_host_to(table.narrow(0, int64_t(tb), int64_t(bb)), blocks.data(), bb);
+      l.tensors = reinterpret_cast<const ops::detail::SgdTensor<T>*>(table.data_ptr());
+      l.blocks = reinterpret_cast<const ops::detail::SgdBlock*>(static_cast<const uint8_t*>(table.data_ptr()) + tb);
+      DeviceGuard guard(device);
+      ops::detail::cuda::sgd_step<T>(cuda::current_stream(device), l);
+#else
+      DRCNN_FAIL("Sgd::step: parameters on ", device, " but drcnn was built without CUDA");
+#endif
     }
-    p.mutable_data() = ops::sub(p.data(), ops::mul(d, m_opt.lr));
+  }
+  for (size_t k = 0; k < group.size(); ++k) {
+    params[group[k]].mutable_data() = param_out[k];
+    if (momentum) buffers[group[k]] = buf_out[k];
+  }
+}
+}  // namespace
+
+void Sgd::step() {
+  // Once per step: the deferred kernel error flags of the forward and backward just run
+  // (ops/device_checks.h), so a bad index fails the step that produced it.
+  ops::check_device_errors();
+  // One fused launch per (device, dtype) of the parameters that have a gradient.
+  struct Group {
+    Device device;
+    DType dtype;
+    std::vector<size_t> members;
+  };
+  std::vector<Group> groups;
+  for (size_t i = 0; i < m_params.size(); ++i) {
+    const Variable& p = m_params[i];
+    if (!p.has_grad()) continue;
+    const Tensor& x = p.data();
+    const Tensor& g = p.grad();
+    DRCNN_CHECK(x.dtype() == DType::Float32 || x.dtype() == DType::Float64, "Sgd::step: parameter ", i, " is ",
+                x.dtype(), ", expected float32 or float64");
+    DRCNN_CHECK(g.shape() == x.shape() && g.dtype() == x.dtype() && g.device() == x.device(), "Sgd::step: parameter ",
+                i, " is ", x.dtype(), " ", x.shape(), " on ", x.device(), " but its gradient is ", g.dtype(), " ",
+                g.shape(), " on ", g.device());
+    auto it = std::find_if(groups.begin(), groups.end(),
+                           [&](const Group& gr) { return gr.device == x.device() && gr.dtype == x.dtype(); });
+    if (it == groups.end()) it = groups.insert(groups.end(), Group{x.device(), x.dtype(), {}});
+    it->members.push_back(i);
+  }
+  for (const Group& gr : groups) {
+    if (gr.dtype == DType::Float32) fused_step<float>(gr.members, m_params, m_buffers, m_opt, gr.device);
+    else fused_step<double>(gr.members, m_params, m_buffers, m_opt, gr.device);
   }
 }
 
@@ -69,12 +149,22 @@ void Sgd::set_momentum_buffers(std::vector<Tensor> buffers) {
 double clip_grad_norm(const std::vector<Variable>& params, double max_norm) {
   DRCNN_CHECK(std::isfinite(max_norm) && max_norm > 0, "clip_grad_norm: max_norm must be finite and > 0, got ",
               max_norm);
+  // The squared norms are added on the parameters' device in parameter order, each a float64
+  // add as the host loop did, and read back once (not once per parameter).
+  Tensor sq_sum;
   double sq = 0;
   for (const Variable& p : params) {
     if (!p.has_grad()) continue;
     const Tensor g = p.grad().to(DType::Float64);
-    sq += ops::sum(ops::mul(g, g)).to(Device::cpu()).item<double>();
+    Tensor s = ops::sum(ops::mul(g, g));
+    if (sq_sum.defined() && s.device() != sq_sum.device()) {  // parameters on several devices:
+      sq = sq_sum.to(Device::cpu()).item<double>();             // carry the running sum over
+      sq_sum = ops::add(s, sq);
+      continue;
+    }
+    sq_sum = sq_sum.defined() ? ops::add(sq_sum, s) : s;
   }
+  if (sq_sum.defined()) sq = sq_sum.to(Device::cpu()).item<double>();
   const double total = std::sqrt(sq);
   if (!(total > max_norm) || !std::isfinite(total)) return total;
   const double coef = max_norm / (total + 1e-6);

@@ -10,6 +10,7 @@
 #include "drcnn/core/allocator.h"
 #include "common/device_compare.h"
 #include "drcnn/core/tensor.h"
+#include "drcnn/ops/device_checks.h"
 #include "drcnn/ops/elementwise.h"
 #include "drcnn/ops/index.h"
 #include "drcnn/ops/matmul.h"
@@ -145,7 +146,13 @@ TEST_CASE("cuda/index: gather, index_select, scatter_add, index_add match the CP
   require_device_close(ops::scatter_add(x.to(kGpu), 1, gidx.to(kGpu), ssrc.to(kGpu)), ops::scatter_add(x, 1, gidx, ssrc),
                 1e-14, 1e-14);
   const Tensor bad = Tensor::from_vector<int64_t>({0, 9}, {2});
-  REQUIRE_THROWS_WITH(ops::index_select(x.to(kGpu), 0, bad.to(kGpu)), Catch::Contains("out of range"));
+  // The index check is deferred on CUDA (ops/device_checks.h): it fails at the next check.
+  REQUIRE_THROWS_WITH(
+      [&] {
+        ops::index_select(x.to(kGpu), 0, bad.to(kGpu));
+        ops::check_device_errors();
+      }(),
+      Catch::Contains("index_select: index 9 is out of range"));
   require_device_equal(ops::concat({x.to(kGpu), src.to(kGpu)}, 0), ops::concat({x, src}, 0));
   require_device_equal(ops::stack({x.to(kGpu), x.to(kGpu)}, 1), ops::stack({x, x}, 1));
 }
@@ -175,4 +182,30 @@ TEST_CASE("cuda/allocator: steady state makes no new cudaMalloc", "[cuda]") {
   REQUIRE(after.bytes_in_use == before.bytes_in_use);
   alloc.empty_cache();
   REQUIRE(alloc.stats().bytes_reserved == alloc.stats().bytes_in_use);
+}
+
+TEST_CASE("cuda/index: out-of-range indices are reported lazily, or at once in eager mode", "[cuda]") {
+  ops::check_device_errors();
+  const Tensor x = Tensor::zeros({4, 3}, DType::Float32, kGpu);
+  const Tensor bad = Tensor::from_vector<int64_t>({1, -2, 3}, {3}).to(kGpu);
+  const Tensor ok = Tensor::from_vector<int64_t>({1, 2}, {2}).to(kGpu);
+  const bool before = ops::eager_device_checks();
+  ops::set_eager_device_checks(false);
+  // Deferred: the call returns; the error comes with the next device-to-host copy, naming the op.
+  CHECK_NOTHROW(ops::index_select(x, 0, bad));
+  CHECK(ops::detail::pending_device_checks() == 1);
+  const Tensor fine = ops::index_select(x, 0, ok);
+  CHECK(ops::detail::pending_device_checks() == 2);
+  REQUIRE_THROWS_WITH(fine.to_vector<float>(), Catch::Contains("index_select: index -2 is out of range"));
+  CHECK(ops::detail::pending_device_checks() == 0);
+  CHECK(fine.to_vector<float>() == std::vector<float>(6, 0.0f));  // checked and clear now
+  // scatter_add and index_add the same way.
+  Tensor y = Tensor::zeros({4, 3}, DType::Float32, kGpu);
+  ops::index_add(y, 0, bad, Tensor::ones({3, 3}, DType::Float32, kGpu));
+  REQUIRE_THROWS_WITH(ops::check_device_errors(), Catch::Contains("index_add") && Catch::Contains("-2"));
+  // Eager: at once.
+  ops::set_eager_device_checks(true);
+  REQUIRE_THROWS_WITH(ops::index_select(x, 0, bad), Catch::Contains("index_select: index -2 is out of range"));
+  CHECK(ops::detail::pending_device_checks() == 0);
+  ops::set_eager_device_checks(before);
 }

@@ -1,6 +1,12 @@
-// SGD against torch.optim.SGD's update rule, computed by hand in float64.
+// SGD against torch.optim.SGD's update rule, computed by hand in float64; the fused step
+// against the former per-parameter sequence of Tensor ops, bit for bit.
 #include <catch2/catch.hpp>
 
+#include <cstring>
+
+#include "common/random.h"
+#include "drcnn/core/parallel_cpu.h"
+#include "drcnn/ops/elementwise.h"
 #include "drcnn/train/sgd.h"
 
 using namespace drcnn;
@@ -59,6 +65,89 @@ TEST_CASE("Sgd: restored momentum buffers continue the same trajectory", "[train
   run(sb, b, 0.5);
   CHECK(a.data().to_vector<double>() == b.data().to_vector<double>());
   CHECK_THROWS_WITH(sb.set_momentum_buffers({Tensor::zeros({3}, DType::Float64)}), Catch::Contains("buffer 0 is"));
+}
+
+namespace {
+// The step as it was before the fusion (one Tensor op at a time per parameter), kept here as
+// the reference the fused launch must reproduce exactly.
+void unfused_step(std::vector<Tensor>& params, const std::vector<Tensor>& grads, std::vector<Tensor>& bufs,
+                  const train::SgdOptions& o) {
+  for (size_t i = 0; i < params.size(); ++i) {
+    if (!grads[i].defined()) continue;
+    Tensor d = grads[i];
+    if (o.weight_decay != 0) d = ops::add(d, ops::mul(params[i], o.weight_decay));
+    if (o.momentum != 0) {
+      Tensor& buf = bufs[i];
+      buf = buf.defined() ? ops::add(ops::mul(buf, o.momentum), ops::mul(d, 1.0 - o.dampening)) : d.clone();
+      d = o.nesterov ? ops::add(d, ops::mul(buf, o.momentum)) : buf;
+    }
+    params[i] = ops::sub(params[i], ops::mul(d, o.lr));
+  }
+}
+bool same_bits(const Tensor& a, const Tensor& b) {
+  if (a.shape() != b.shape() || a.dtype() != b.dtype()) return false;
+  const Tensor x = a.contiguous(), y = b.contiguous();
+  return std::memcmp(x.data_ptr(), y.data_ptr(), size_t(x.numel()) * x.element_size()) == 0;
+}
+}  // namespace
+
+TEST_CASE("Sgd: the fused step equals the per-parameter Tensor ops bit for bit", "[train][sgd]") {
+  // Sizes: empty, tiny, one block boundary (4096) and several blocks; one parameter never gets
+  // a gradient; float32 and float64 parameters together (two launches); every option branch;
+  // four steps (first-step buffer clone, then the momentum update); 1 and 2 threads.
+  const std::vector<Shape> shapes = {{0}, {3}, {4096}, {4097}, {3, 5000}, {64, 3, 7, 7}, {7}};
+  struct Opt {
+    double lr, momentum, wd, dampening;
+    bool nesterov;
+  };
+  const std::vector<Opt> opts = {{0.02, 0.9, 1e-4, 0, false}, {0.02, 0.9, 1e-4, 0, true}, {0.1, 0, 0, 0, false},
+                                 {0.013, 0.5, 0, 0.25, false}, {0.3, 0, 5e-3, 0, false}, {0.02, 0.9, 0, 0, true}};
+  uint64_t seed = 77;
+  for (const int threads : {1, 2}) {
+    set_cpu_threads(threads);
+    for (const Opt& oo : opts) {
+      train::SgdOptions o;
+      o.lr = oo.lr;
+      o.momentum = oo.momentum;
+      o.weight_decay = oo.wd;
+      o.dampening = oo.dampening;
+      o.nesterov = oo.nesterov;
+      std::vector<Variable> vars;
+      std::vector<Tensor> ref_params, ref_bufs(shapes.size());
+      for (size_t i = 0; i < shapes.size(); ++i) {
+        const DType dt = i % 2 == 0 ? DType::Float32 : DType::Float64;
+        const Tensor init = drcnn::test::random_tensor(shapes[i], seed++, dt);
+        vars.emplace_back(init.clone(), true);
+        ref_params.push_back(init.clone());
+      }
+      train::Sgd sgd(vars, o);
+      for (int step = 0; step < 4; ++step) {
+        std::vector<Tensor> grads(shapes.size());
+        for (size_t i = 0; i + 1 < shapes.size(); ++i) {  // the last parameter gets no gradient
+          grads[i] = drcnn::test::random_tensor(shapes[i], seed++, vars[i].data().dtype(), -2.0, 2.0);
+          vars[i].zero_grad();
+          vars[i].add_grad(grads[i]);
+        }
+        sgd.step();
+        unfused_step(ref_params, grads, ref_bufs, o);
+        for (size_t i = 0; i < shapes.size(); ++i) {
+          INFO("threads " << threads << " lr " << o.lr << " momentum " << o.momentum << " nesterov " << o.nesterov
+                          << " step " << step << " parameter " << i);
+          REQUIRE(same_bits(vars[i].data(), ref_params[i]));
+          REQUIRE(sgd.momentum_buffers()[i].defined() == ref_bufs[i].defined());
+          if (ref_bufs[i].defined()) REQUIRE(same_bits(sgd.momentum_buffers()[i], ref_bufs[i]));
+        }
+      }
+    }
+  }
+  set_cpu_threads(0);
+}
+
+TEST_CASE("Sgd: a parameter that is not float32 or float64 is an error naming Sgd::step", "[train][sgd]") {
+  Variable q(Tensor::zeros({2}, DType::Int64), false);  // integer variables cannot require gradients
+  q.add_grad(Tensor::zeros({2}, DType::Int64));
+  train::Sgd sq({q}, train::SgdOptions{});
+  CHECK_THROWS_WITH(sq.step(), Catch::Contains("Sgd::step: parameter 0 is int64, expected float32 or float64"));
 }
 
 TEST_CASE("Sgd: bad options name the field", "[train][sgd]") {

@@ -41,6 +41,14 @@ void set_current_stream(Device device, Stream stream);
 void synchronize(Device device);
 /// Why device_count() is 0, in words ("built without CUDA", "no CUDA device", driver message).
 const char* unavailable_reason();
+/// How the cuDNN convolutions choose their algorithm, once per shape: false (the default) takes
+/// cuDNN's heuristics (cudnnGetConvolution*Algorithm_v7: no search, no synchronisation, no
+/// search workspace); true measures the candidates on the real buffers with
+/// cudnnFind*AlgorithmEx (PyTorch's torch.backends.cudnn.benchmark), which synchronises once
+/// per new shape. DRCNN_CUDNN_BENCHMARK=1 in the environment sets true at start-up. Settable in
+/// any build; without CUDA it has no effect. docs/kernels/conv2d.md.
+void set_cudnn_benchmark(bool on);
+bool cudnn_benchmark();
 /// Versions of the CUDA libraries loaded at run time, encoded as the libraries do
 /// (e.g. runtime 13000 = 13.0, cudnn 91900 = 9.19.0); 0 where unknown or built without CUDA.
 struct RuntimeVersions {

@@ -70,6 +70,11 @@ class Tensor {
   size_t element_size() const { return dtype_size(m_dtype); }
   bool is_contiguous() const;
   const std::shared_ptr<Storage>& storage() const { return m_storage; }
+  /// Declares that work queued on `stream` (a stream of this tensor's CUDA device other than
+  /// the one it was allocated on) reads or writes this tensor's storage: when the storage is
+  /// freed, the caching allocator reuses it only after that work has completed
+  /// (Allocator::record_stream; docs/cuda-memory.md). A no-op for CPU tensors.
+  void record_stream(Stream stream) const;
   /// Address of element 0 (storage + offset).
   void* data_ptr() const;
   /// Typed address of element 0; checks the dtype.

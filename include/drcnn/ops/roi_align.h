@@ -13,7 +13,8 @@
 //   - the average divides by max(grid_h * grid_w, 1), out-of-range samples included.
 // float32 and float64, CPU and CUDA; R = 0 and C = 0 are valid. Features may be strided.
 // The batch index must be an integer in [0, N): it is checked by the kernel through an error
-// flag that the call reads back (on CUDA one 4-byte copy, i.e. a synchronisation, per call).
+// flag, read when the call returns on the CPU and lazily on CUDA (no synchronisation per call;
+// ops/device_checks.h says when the error is thrown).
 // RoIs get no gradient. The CPU is deterministic for any thread count.
 #pragma once
 #include <array>
