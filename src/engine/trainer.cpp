@@ -1,0 +1,426 @@
+// The training loop (include/drcnn/engine/trainer.h).
+#include "drcnn/engine/trainer.h"
+
+#include <fmt/chrono.h>
+#include <fmt/core.h>
+#include <sys/resource.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <ctime>
+#include <fstream>
+#include <limits>
+#include <nlohmann/json.hpp>
+
+#include "drcnn/config.h"
+#include "drcnn/core/allocator.h"
+#include "drcnn/data/loader.h"
+#include "drcnn/data/sampler.h"
+#include "drcnn/train/dynamic_schedule.h"
+#include "drcnn/train/lr_schedule.h"
+#include "drcnn/train/sgd.h"
+
+namespace drcnn::engine {
+
+namespace fs = std::filesystem;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+constexpr const char* kMetrics = "metrics.jsonl";
+
+double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  const size_t n = v.size();
+  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+double mean(const std::vector<double>& v) {
+  double s = 0;
+  for (double x : v) s += x;
+  return v.empty() ? 0.0 : s / double(v.size());
+}
+
+/// Peak resident set size of this process, MiB (Linux reports ru_maxrss in KiB).
+double peak_host_rss_mb() {
+  rusage u{};
+  ::getrusage(RUSAGE_SELF, &u);
+  return double(u.ru_maxrss) / 1024.0;
+}
+
+std::string hms(double seconds) {
+  const int64_t s = int64_t(std::max(0.0, seconds) + 0.5);
+  return fmt::format("{}:{:02d}:{:02d}", s / 3600, (s / 60) % 60, s % 60);
+}
+
+Instances to_device(const Instances& t, Device d) {
+  return Instances(t.image_size, Boxes(t.boxes.tensor().to(d)), t.labels.to(d),
+                   t.scores.defined() ? t.scores.to(d) : Tensor(), t.ignore.defined() ? t.ignore.to(d) : Tensor());
+}
+
+}  // namespace
+
+Device parse_device(const std::string& text, const std::string& flag) {
+  if (text.empty()) return cuda::device_count() > 0 ? Device::cuda(0) : Device::cpu();
+  if (text == "cpu") return Device::cpu();
+  int index = 0;
+  if (text != "cuda") {
+    const std::string prefix = "cuda:";
+    const std::string digits = text.rfind(prefix, 0) == 0 ? text.substr(prefix.size()) : "";
+    DRCNN_CHECK(!digits.empty() && digits.size() <= 4 &&
+                    std::all_of(digits.begin(), digits.end(), [](char c) { return c >= '0' && c <= '9'; }),
+                flag, " '", text, "': expected cpu, cuda or cuda:N (N a device index)");
+    index = std::stoi(digits);
+  }
+#if !DRCNN_WITH_CUDA
+  DRCNN_FAIL(flag, " '", text, "': this build of drcnn has no CUDA (configured with DRCNN_WITH_CUDA off); use ", flag,
+             " cpu");
+#endif
+  const int n = cuda::device_count();
+  DRCNN_CHECK(n > 0, flag, " '", text, "': no CUDA device is usable here (", cuda::unavailable_reason(), "); use ", flag,
+              " cpu");
+  DRCNN_CHECK(index < n, flag, " '", text, "': device ", index, " does not exist (", n, " visible: cuda:0..cuda:",
+              n - 1, ")");
+  return Device::cuda(index);
+}
+
+struct Trainer::Impl {
+  TrainerOptions opt;
+  models::DetectorConfig cfg;
+  const data::DetectionDataset& dataset;
+  Generator init_gen, sample_gen;
+  std::unique_ptr<models::TwoStageDetector<float>> model;
+  std::vector<std::string> names;  // trainable parameters, in optimizer order
+  std::vector<Variable> params;
+  std::unique_ptr<train::Sgd> sgd;
+  train::LrSchedule lr;
+  train::DynamicSchedule schedule;
+  std::unique_ptr<data::GroupSampler> sampler;
+  std::unique_ptr<data::DataLoader> loader;
+  int64_t iteration = 0;
+  std::vector<LogRecord> records;
+
+  // The log window (reset after each line) and this process's timing.
+  std::map<std::string, std::vector<double>> window_losses;
+  std::vector<double> window_time, window_data;
+  double process_seconds = 0;
+  int64_t process_iters = 0;
+
+  Impl(const models::DetectorConfig& c, const data::DetectionDataset& d, TrainerOptions o)
+      : opt(std::move(o)),
+        cfg(c),
+        dataset(d),
+        init_gen(opt.seed),
+        sample_gen(opt.seed + 1),
+        lr{opt.lr, opt.warmup, 0.001, opt.steps, 0.1},
+        schedule(c.dynamic) {}
+
+  void log(const std::string& line) const {
+    if (opt.log) {
+      opt.log(line);
+    } else {
+      std::fputs((line + "\n").c_str(), stdout);
+      std::fflush(stdout);
+    }
+  }
+
+  /// The settings that must not change across a resume, as text.
+  std::map<std::string, std::string> settings() const {
+    std::string steps;
+    for (int64_t s : opt.steps) {
+      if (!steps.empty()) steps += ',';
+      steps += std::to_string(s);
+    }
+    return {{"preset", cfg.name},
+            {"num_classes", std::to_string(cfg.num_classes)},
+            {"schedule", cfg.dynamic.static_mode ? "static" : "dynamic"},
+            {"images", std::to_string(dataset.size())},
+            {"batch", std::to_string(opt.batch)},
+            {"seed", std::to_string(opt.seed)},
+            {"lr", fmt::format("{}", opt.lr)},
+            {"warmup", std::to_string(opt.warmup)},
+            {"steps", steps},
+            {"momentum", fmt::format("{}", opt.momentum)},
+            {"weight_decay", fmt::format("{}", opt.weight_decay)},
+            {"grad_clip", fmt::format("{}", opt.grad_clip)},
+            {"flip", fmt::format("{}", opt.flip)},
+            {"scale", fmt::format("{},{}", opt.scale_long, opt.scale_short)}};
+  }
+
+  TrainingState state() const {
+    TrainingState s;
+    s.iteration = iteration;
+    s.lr = sgd->lr();
+    s.schedule = schedule.state();
+    const std::vector<Tensor>& bufs = sgd->momentum_buffers();
+    for (size_t i = 0; i < bufs.size(); ++i)
+      if (bufs[i].defined()) s.momentum[names[i]] = bufs[i];
+    s.generators = {{"init", init_gen}, {"sample", sample_gen}};
+    s.loader_epoch = loader->epoch();
+    s.loader_next_batch = loader->next_batch();
+    s.run_settings = settings();
+    return s;
+  }
+
+  std::map<std::string, Tensor> weights() const {
+    std::map<std::string, Tensor> w;
+    for (const auto& [name, t] : model->state_dict()) w.emplace(name, t);
+    return w;
+  }
+
+  void restore(const fs::path& path) {
+    const Checkpoint c = load_checkpoint(path, opt.device);
+    const auto mine = settings();
+    for (const auto& [key, value] : mine) {
+      const auto it = c.state.run_settings.find(key);
+      DRCNN_CHECK(it != c.state.run_settings.end() && it->second == value, "--resume ", path.string(),
+                  ": the checkpoint was trained with ", key, " ",
+                  it == c.state.run_settings.end() ? std::string("<not recorded>") : it->second, ", this run has ", key,
+                  " ", value, "; an exact resume needs the same settings");
+    }
+    for (const char* g : {"init", "sample"})
+      DRCNN_CHECK(c.state.generators.count(g), "--resume ", path.string(), ": the training state has no '", g,
+                  "' generator");
+    std::vector<Tensor> bufs(params.size());
+    size_t found = 0;
+    for (size_t i = 0; i < params.size(); ++i)
+      if (const auto it = c.state.momentum.find(names[i]); it != c.state.momentum.end()) {
+        bufs[i] = it->second;
+        ++found;
+      }
+    DRCNN_CHECK(found == c.state.momentum.size(), "--resume ", path.string(), ": the training state has ",
+                c.state.momentum.size(), " momentum buffers but only ", found, " name a trainable parameter");
+    model->load_state_dict(c.weights, true);
+    sgd->set_momentum_buffers(std::move(bufs));
+    sgd->set_lr(c.state.lr);
+    schedule.load_state(c.state.schedule);
+    init_gen = c.state.generators.at("init");
+    sample_gen = c.state.generators.at("sample");
+    loader->start_epoch(c.state.loader_epoch, c.state.loader_next_batch);
+    iteration = c.state.iteration;
+  }
+
+  /// Keeps the metrics.jsonl records of iterations <= `upto` (a killed run may have logged
+  /// past its last checkpoint, and its last line may be torn), rewritten atomically.
+  void truncate_metrics(int64_t upto) const {
+    const fs::path path = opt.run_dir / kMetrics;
+    if (!fs::exists(path)) return;
+    std::ifstream in(path);
+    std::string line, kept;
+    while (std::getline(in, line)) {
+      const nlohmann::json j = nlohmann::json::parse(line, nullptr, false);
+      if (j.is_discarded() || !j.is_object() || !j.contains("iteration") || !j["iteration"].is_number_integer())
+        continue;
+      if (j["iteration"].get<int64_t>() <= upto) kept += line + "\n";
+    }
+    write_file_atomic(path, kept);
+  }
+
+  std::string describe(int64_t it, const std::map<std::string, double>& losses, double total) const {
+    std::string s;
+    for (const auto& [k, v] : losses) s += fmt::format("{} {}, ", k, v);
+    const train::DynamicParams p = schedule.current();
+    return fmt::format("iteration {}: {}total_loss {}; lr {}, IoU threshold {}, beta {}", it, s, total, sgd->lr(),
+                       p.iou_threshold, p.beta);
+  }
+
+  void write_log(const LogRecord& r) {
+    const auto now = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
+    std::tm tm{};
+    ::localtime_r(&now, &tm);
+    std::string line = fmt::format("[{:%m/%d %H:%M:%S} drcnn.train]: eta: {}  iter: {}/{}  total_loss: {:.4g}", tm,
+                                   hms(r.eta_seconds), r.iteration, opt.iters, r.losses.at("total_loss"));
+    for (const auto& [k, v] : r.losses)
+      if (k != "total_loss") line += fmt::format("  {}: {:.4g}", k, v);
+    line += fmt::format("  iou_thr: {:.4g}  beta: {:.4g}  time: {:.4f}  data_time: {:.4f}  lr: {:.5g}  max_mem: {:.0f}M",
+                        r.iou_threshold, r.beta, r.time, r.data_time, r.lr, r.max_mem_mb);
+    log(line);
+    nlohmann::ordered_json j;
+    j["iteration"] = r.iteration;
+    j["eta_seconds"] = r.eta_seconds;
+    j["total_loss"] = r.losses.at("total_loss");
+    for (const auto& [k, v] : r.losses)
+      if (k != "total_loss") j[k] = v;
+    j["lr"] = r.lr;
+    j["iou_threshold"] = r.iou_threshold;
+    j["beta"] = r.beta;
+    j["time"] = r.time;
+    j["data_time"] = r.data_time;
+    j["max_mem_mb"] = r.max_mem_mb;
+    std::ofstream out(opt.run_dir / kMetrics, std::ios::app);
+    out << j.dump() << "\n";
+    out.flush();
+    DRCNN_CHECK(out.good(), "cannot append to ", (opt.run_dir / kMetrics).string());
+    records.push_back(r);
+  }
+
+  double peak_memory_mb() const {
+    if (opt.device.is_cpu()) return peak_host_rss_mb();
+    return double(cuda_allocator(opt.device.index).stats().peak_bytes_in_use) / (1024.0 * 1024.0);
+  }
+};
+
+Trainer::Trainer(const models::DetectorConfig& config, const data::DetectionDataset& dataset, TrainerOptions options)
+    : m(std::make_unique<Impl>(config, dataset, std::move(options))) {
+  TrainerOptions& o = m->opt;
+  DRCNN_CHECK(o.iters >= 1, "--iters must be >= 1, got ", o.iters);
+  DRCNN_CHECK(o.batch >= 1, "--batch must be >= 1, got ", o.batch);
+  DRCNN_CHECK(o.log_every >= 1, "--log-every must be >= 1, got ", o.log_every);
+  DRCNN_CHECK(o.checkpoint_every >= 0, "--checkpoint-every must be >= 0 (0: only at the end), got ",
+              o.checkpoint_every);
+  DRCNN_CHECK(o.keep >= 1, "--keep must be >= 1, got ", o.keep);
+  DRCNN_CHECK(o.grad_clip >= 0 && std::isfinite(o.grad_clip), "--grad-clip must be finite and >= 0, got ",
+              o.grad_clip);
+  m->lr.validate();
+  fs::create_directories(o.run_dir);
+
+  // Weights are drawn on the CPU from the seed, so every device starts from the same ones.
+  m->model = std::make_unique<models::TwoStageDetector<float>>(m->cfg, m->init_gen);
+  if (!o.device.is_cpu()) m->model->to(o.device);
+  for (const auto& [name, p] : m->model->named_parameters())
+    if (p.requires_grad()) {
+      m->names.push_back(name);
+      m->params.push_back(p);
+    }
+  train::SgdOptions so;
+  so.lr = o.lr;
+  so.momentum = o.momentum;
+  so.weight_decay = o.weight_decay;
+  m->sgd = std::make_unique<train::Sgd>(m->params, so);
+
+  data::GroupSamplerOptions gso;
+  gso.batch_size = o.batch;
+  gso.seed = o.seed;
+  m->sampler = std::make_unique<data::GroupSampler>(dataset, gso);
+  data::LoaderOptions lo;
+  lo.batch_size = o.batch;
+  lo.num_workers = o.workers;
+  lo.seed = o.seed;
+  data::ResizeOptions resize;
+  resize.scales = {{o.scale_long, o.scale_short}};
+  m->loader = std::make_unique<data::DataLoader>(dataset, *m->sampler, data::train_pipeline(resize, o.flip), lo);
+
+  std::optional<fs::path> from;
+  if (o.resume) {
+    if (!o.resume_from.empty()) {
+      DRCNN_CHECK(fs::exists(o.resume_from), "--resume ", o.resume_from.string(), ": no such file");
+      from = o.resume_from;
+    } else {
+      from = last_checkpoint(o.run_dir);
+      if (!from)
+        m->log(fmt::format("resume: {} does not exist yet: starting at iteration 0",
+                           (o.run_dir / "last_checkpoint").string()));
+    }
+  } else {
+    // A fresh run owns the folder: an earlier run's checkpoints and metrics would mix with its own.
+    const auto removed = remove_checkpoints_after(o.run_dir, -1);
+    const bool had_pointer = fs::remove(o.run_dir / "last_checkpoint");
+    if (!removed.empty() || had_pointer)
+      m->log(fmt::format("new run (no --resume): removed {} files of an earlier run from {}", removed.size(),
+                         (o.run_dir / "checkpoints").string()));
+  }
+  if (from) {
+    m->restore(*from);
+    m->log(fmt::format("resumed from {} at iteration {} (epoch {}, batch {})", from->string(), m->iteration,
+                       m->loader->epoch(), m->loader->next_batch()));
+  } else {
+    m->loader->start_epoch(0);
+  }
+  // Whatever lies beyond the starting point belongs to an abandoned future of this run.
+  for (const fs::path& p : remove_checkpoints_after(o.run_dir, m->iteration))
+    m->log("removed " + p.string() + " (after the resumed iteration, or an interrupted write)");
+  m->truncate_metrics(m->iteration);
+}
+
+Trainer::~Trainer() = default;
+
+int64_t Trainer::iteration() const { return m->iteration; }
+models::TwoStageDetector<float>& Trainer::model() { return *m->model; }
+std::map<std::string, Tensor> Trainer::weights() const {
+  std::map<std::string, Tensor> w;
+  for (const auto& [name, t] : m->weights()) w.emplace(name, t.to(Device::cpu()));
+  return w;
+}
+const std::vector<LogRecord>& Trainer::log_records() const { return m->records; }
+
+void Trainer::train() {
+  Impl& s = *m;
+  const TrainerOptions& o = s.opt;
+  s.model->train();
+  data::Batch batch;
+  while (s.iteration < o.iters) {
+    const int64_t it = s.iteration;  // 0-based index of this iteration
+    const auto t_iter = Clock::now();
+    if (!s.loader->next(batch)) {
+      s.loader->start_epoch(s.loader->epoch() + 1);
+      DRCNN_CHECK(s.loader->next(batch), "the training loader produced no batch (epoch ", s.loader->epoch(), ")");
+    }
+    ImageList images = batch.images;
+    std::vector<Instances> targets = batch.targets;
+    if (!o.device.is_cpu()) {
+      images = ImageList(batch.images.tensor().to(o.device), batch.images.image_sizes());
+      for (Instances& t : targets) t = to_device(t, o.device);
+    }
+    s.sgd->set_lr(s.lr.at(it));
+    models::DetectorLosses out = s.model->forward_train(images, targets, s.schedule.current(), s.sample_gen);
+    std::map<std::string, double> losses;
+    bool finite = true;
+    for (const auto& [k, v] : out.losses) {
+      losses[k] = v.data().to(Device::cpu()).item<double>();
+      finite = finite && std::isfinite(losses[k]);
+    }
+    const double total = out.total.data().to(Device::cpu()).item<double>();
+    if (!finite || !std::isfinite(total))
+      throw NonFiniteError(fmt::format("drcnn: non-finite loss at {}; nothing was saved for it (the last checkpoint is "
+                                       "untouched); lower --lr or raise --warmup",
+                                       s.describe(it + 1, losses, total)));
+    s.sgd->zero_grad();
+    out.total.backward();
+    // clip_grad_norm returns the norm before clipping; a max_norm of DBL_MAX never clips.
+    const double norm =
+        train::clip_grad_norm(s.params, o.grad_clip > 0 ? o.grad_clip : std::numeric_limits<double>::max());
+    if (!std::isfinite(norm))
+      throw NonFiniteError(fmt::format("drcnn: non-finite gradient norm ({}) at {}; nothing was saved for it (the last "
+                                       "checkpoint is untouched); lower --lr or raise --warmup",
+                                       norm, s.describe(it + 1, losses, total)));
+    s.sgd->step();
+    s.schedule.record(out.stats);
+    s.schedule.step();
+    s.iteration = it + 1;
+
+    const double dt = seconds_since(t_iter);
+    s.process_seconds += dt;
+    ++s.process_iters;
+    for (const auto& [k, v] : losses) s.window_losses[k].push_back(v);
+    s.window_losses["total_loss"].push_back(total);
+    s.window_time.push_back(dt);
+    s.window_data.push_back(batch.data_time_seconds);
+    if (s.iteration % o.log_every == 0 || s.iteration == o.iters) {
+      LogRecord r;
+      r.iteration = s.iteration;
+      r.eta_seconds = s.process_seconds / double(s.process_iters) * double(o.iters - s.iteration);
+      for (const auto& [k, v] : s.window_losses) r.losses[k] = median(v);
+      r.lr = s.sgd->lr();
+      // The threshold and beta in effect from the next iteration on (an update made by this
+      // iteration's step() shows here, as the schedule's state in the checkpoint).
+      const train::DynamicParams p = s.schedule.current();
+      r.iou_threshold = p.iou_threshold;
+      r.beta = p.beta;
+      r.time = mean(s.window_time);
+      r.data_time = mean(s.window_data);
+      r.max_mem_mb = s.peak_memory_mb();
+      s.write_log(r);
+      s.window_losses.clear();
+      s.window_time.clear();
+      s.window_data.clear();
+    }
+    if ((o.checkpoint_every > 0 && s.iteration % o.checkpoint_every == 0) || s.iteration == o.iters)
+      save_checkpoint(o.run_dir, s.weights(), s.state(), o.keep);
+  }
+}
+
+}  // namespace drcnn::engine
