@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Exact resume of the real drcnn_train (ctest engine_kill_resume): a run SIGKILLed at random
 # iterations (three times, each at a random moment inside an iteration, so sometimes inside a
-# checkpoint write) and resumed with --resume each time must end with the same bytes as the
-# same run left alone: the final weights (checkpoints/model_N and RUN/model.safetensors) and the
-# final training state (checkpoints/state_N).
+# checkpoint write) and resumed with --resume each time (with other --threads and --workers)
+# must end with the same bytes as the same run left alone: the final weights
+# (checkpoints/model_N and RUN/model.safetensors) and the final training state
+# (checkpoints/state_N).
 #
 #   kill_resume.sh DRCNN_TRAIN DRCNN_MAKE_SHAPES WORKDIR
 set -euo pipefail
@@ -17,9 +18,12 @@ mkdir -p "$work"
 "$make_shapes" --out "$work/data" --train 6 --val 1 --size 64 --max-objects 3 --seed 3 --threads 1 >/dev/null
 common=(--train-ann "$work/data/annotations/instances_train.json" --train-images "$work/data/train"
         --preset tiny_cpu --scale 64,64 --batch 2 --iters "$iters" --warmup 4 --lr 0.01 --seed 5
-        --threads 1 --workers 1 --log-every 1 --checkpoint-every 3 --keep 2 --device cpu)
+        --log-every 1 --checkpoint-every 3 --keep 2 --device cpu)
+# Compute threads and loader workers differ between the rounds: results depend on neither.
+threads=(1 2 1 2 1)
+workers=(1 0 2 1 1)
 
-"$train" "${common[@]}" --out "$work/straight" >"$work/straight.log" 2>&1 ||
+"$train" "${common[@]}" --threads 1 --workers 1 --out "$work/straight" >"$work/straight.log" 2>&1 ||
   { cat "$work/straight.log"; echo "kill_resume: the uninterrupted run failed" >&2; exit 1; }
 
 # The newest iteration in RUN/metrics.jsonl (0 when none).
@@ -36,7 +40,8 @@ resumed_from=()
 for round in 1 2 3; do
   flag=(--resume)
   [[ $round == 1 ]] && flag=()
-  "$train" "${common[@]}" --out "$run" "${flag[@]}" >"$work/round$round.log" 2>&1 &
+  "$train" "${common[@]}" --threads "${threads[$round]}" --workers "${workers[$round]}" --out "$run" "${flag[@]}" \
+    >"$work/round$round.log" 2>&1 &
   pid=$!
   # Wait until the run is 2..7 iterations past where it started, then a random 0..39 ms more
   # (an iteration of tiny_cpu on 64x64 images takes ~25 ms, a checkpoint write a few ms).
@@ -52,12 +57,12 @@ for round in 1 2 3; do
   status=0
   wait "$pid" || status=$?
   [[ $status == 137 ]] || { cat "$work/round$round.log"; echo "kill_resume: round $round exited with $status, expected 137 (SIGKILL)" >&2; exit 1; }
-  echo "round $round: SIGKILL after iteration $(last_logged "$run") (target $target)"
+  echo "round $round (threads ${threads[$round]}, workers ${workers[$round]}): SIGKILL after iteration $(last_logged "$run") (target $target)"
   if [[ $round != 1 ]]; then
     resumed_from+=("$(grep -o 'resumed from .* at iteration [0-9]*' "$work/round$round.log" || echo 'no resume line')")
   fi
 done
-"$train" "${common[@]}" --out "$run" --resume >"$work/final.log" 2>&1 ||
+"$train" "${common[@]}" --threads 1 --workers 1 --out "$run" --resume >"$work/final.log" 2>&1 ||
   { cat "$work/final.log"; echo "kill_resume: the final resumed run failed" >&2; exit 1; }
 resumed_from+=("$(grep -o 'resumed from .* at iteration [0-9]*' "$work/final.log" || echo 'no resume line')")
 printf '  %s\n' "${resumed_from[@]}"
