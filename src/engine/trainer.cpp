@@ -18,6 +18,9 @@
 #include "drcnn/core/allocator.h"
 #include "drcnn/data/loader.h"
 #include "drcnn/data/sampler.h"
+#include "drcnn/ops/elementwise.h"
+#include "drcnn/ops/reduce.h"
+#include "drcnn/ops/shape_ops.h"
 #include "drcnn/train/dynamic_schedule.h"
 #include "drcnn/train/lr_schedule.h"
 #include "drcnn/train/sgd.h"
@@ -88,6 +91,38 @@ Device parse_device(const std::string& text, const std::string& flag) {
   return Device::cuda(index);
 }
 
+Tensor clip_grad_norm_on_device(const std::vector<Variable>& params, double max_norm) {
+  DRCNN_CHECK(std::isfinite(max_norm) && max_norm >= 0, "clip_grad_norm_on_device: max_norm must be finite and >= 0, got ",
+              max_norm);
+  Tensor sq;
+  Device device = Device::cpu();
+  for (const Variable& p : params) {
+    if (!p.has_grad()) continue;
+    const Tensor g = p.grad().to(DType::Float64);
+    const Tensor s = ops::sum(ops::mul(g, g));
+    // clip_grad_norm: sq = 0; sq += s_i in order. 0 + s_0 == s_0 (s_0 >= 0), so start from it.
+    sq = sq.defined() ? ops::add(sq, s) : s;
+    device = g.device();
+  }
+  if (!sq.defined()) return Tensor::zeros({}, DType::Float64, device);
+  const Tensor total = ops::sqrt(sq);
+  if (max_norm == 0) return total;
+  const Tensor one = Tensor::ones({}, DType::Float64, device);
+  const Tensor coef = ops::div(Tensor::full({}, max_norm, DType::Float64, device), ops::add(total, 1e-6));
+  // Scale only when total > max_norm and finite, as clip_grad_norm (NaN compares false).
+  const Tensor factor =
+      ops::where(ops::lt(total, std::numeric_limits<double>::infinity()), ops::where(ops::gt(total, max_norm), coef, one), one);
+  for (const Variable& p : params) {
+    if (!p.has_grad()) continue;
+    Variable handle = p;
+    // mul(grad, coef) converts coef to the gradient's dtype first; so does this.
+    const Tensor scaled = ops::mul(p.grad(), factor.to(p.grad().dtype()));
+    handle.zero_grad();
+    handle.add_grad(scaled);
+  }
+  return total;
+}
+
 struct Trainer::Impl {
   TrainerOptions opt;
   models::DetectorConfig cfg;
@@ -103,6 +138,17 @@ struct Trainer::Impl {
   std::unique_ptr<data::DataLoader> loader;
   int64_t iteration = 0;
   std::vector<LogRecord> records;
+
+  // Iterations run but not yet read on the host: per iteration a float64 [L + 2] row on the
+  // device (the losses in loss_names order, the total, the gradient norm) and the host values
+  // it ran with.
+  struct Pending {
+    int64_t iteration;  // 1-based
+    double lr, iou_threshold, beta;
+  };
+  std::vector<std::string> loss_names;
+  std::vector<Tensor> pending_rows;
+  std::vector<Pending> pending;
 
   // The log window (reset after each line) and this process's timing.
   std::map<std::string, std::vector<double>> window_losses;
@@ -220,12 +266,42 @@ struct Trainer::Impl {
     write_file_atomic(path, kept);
   }
 
-  std::string describe(int64_t it, const std::map<std::string, double>& losses, double total) const {
+  static std::string describe(const Pending& p, const std::map<std::string, double>& losses, double total) {
     std::string s;
     for (const auto& [k, v] : losses) s += fmt::format("{} {}, ", k, v);
-    const train::DynamicParams p = schedule.current();
-    return fmt::format("iteration {}: {}total_loss {}; lr {}, IoU threshold {}, beta {}", it, s, total, sgd->lr(),
+    return fmt::format("iteration {}: {}total_loss {}; lr {}, IoU threshold {}, beta {}", p.iteration, s, total, p.lr,
                        p.iou_threshold, p.beta);
+  }
+
+  /// Reads the pending rows on the host (one copy), stops at the first non-finite one, and
+  /// moves the values into the log window.
+  void flush() {
+    if (pending.empty()) return;
+    const Tensor rows = ops::stack(pending_rows, 0).to(Device::cpu());  // [k, L + 2]
+    const std::vector<double> v = rows.to_vector<double>();
+    const size_t width = loss_names.size() + 2;
+    for (size_t r = 0; r < pending.size(); ++r) {
+      const double* row = v.data() + r * width;
+      std::map<std::string, double> losses;
+      bool finite = true;
+      for (size_t k = 0; k < loss_names.size(); ++k) {
+        losses[loss_names[k]] = row[k];
+        finite = finite && std::isfinite(row[k]);
+      }
+      const double total = row[width - 2], norm = row[width - 1];
+      if (!finite || !std::isfinite(total))
+        throw NonFiniteError(fmt::format("drcnn: non-finite loss at {}; nothing was saved for it (the last checkpoint is "
+                                         "untouched); lower --lr or raise --warmup",
+                                         describe(pending[r], losses, total)));
+      if (!std::isfinite(norm))
+        throw NonFiniteError(fmt::format("drcnn: non-finite gradient norm ({}) at {}; nothing was saved for it (the "
+                                         "last checkpoint is untouched); lower --lr or raise --warmup",
+                                         norm, describe(pending[r], losses, total)));
+      for (const auto& [k, x] : losses) window_losses[k].push_back(x);
+      window_losses["total_loss"].push_back(total);
+    }
+    pending.clear();
+    pending_rows.clear();
   }
 
   void write_log(const LogRecord& r) {
@@ -273,6 +349,7 @@ Trainer::Trainer(const models::DetectorConfig& config, const data::DetectionData
   DRCNN_CHECK(o.checkpoint_every >= 0, "--checkpoint-every must be >= 0 (0: only at the end), got ",
               o.checkpoint_every);
   DRCNN_CHECK(o.keep >= 1, "--keep must be >= 1, got ", o.keep);
+  DRCNN_CHECK(o.check_every >= 0, "check_every must be >= 0 (0: automatic), got ", o.check_every);
   DRCNN_CHECK(o.grad_clip >= 0 && std::isfinite(o.grad_clip), "--grad-clip must be finite and >= 0, got ",
               o.grad_clip);
   m->lr.validate();
@@ -351,6 +428,7 @@ void Trainer::train() {
   Impl& s = *m;
   const TrainerOptions& o = s.opt;
   s.model->train();
+  const int64_t check_every = o.check_every > 0 ? o.check_every : o.device.is_cpu() ? 1 : o.log_every;
   data::Batch batch;
   while (s.iteration < o.iters) {
     const int64_t it = s.iteration;  // 0-based index of this iteration
@@ -366,40 +444,46 @@ void Trainer::train() {
       for (Instances& t : targets) t = to_device(t, o.device);
     }
     s.sgd->set_lr(s.lr.at(it));
-    models::DetectorLosses out = s.model->forward_train(images, targets, s.schedule.current(), s.sample_gen);
-    std::map<std::string, double> losses;
-    bool finite = true;
-    for (const auto& [k, v] : out.losses) {
-      losses[k] = v.data().to(Device::cpu()).item<double>();
-      finite = finite && std::isfinite(losses[k]);
+    const train::DynamicParams params = s.schedule.current();
+    try {
+      models::DetectorLosses out = s.model->forward_train(images, targets, params, s.sample_gen);
+      s.sgd->zero_grad();
+      out.total.backward();
+      // The norm stays on the device; it is read with the losses (flush). Clipping or not, the
+      // gradients are those of train::clip_grad_norm.
+      const Tensor norm = clip_grad_norm_on_device(s.params, o.grad_clip);
+      if (s.loss_names.empty())
+        for (const auto& [k, v] : out.losses) s.loss_names.push_back(k);
+      std::vector<Tensor> row;
+      for (const std::string& k : s.loss_names) row.push_back(out.losses.at(k).data().to(DType::Float64));
+      row.push_back(out.total.data().to(DType::Float64));
+      row.push_back(norm.to(out.total.data().device()));
+      s.pending_rows.push_back(ops::stack(row, 0));
+      s.pending.push_back({it + 1, s.sgd->lr(), params.iou_threshold, params.beta});
+      // Checking every iteration (the CPU default), a non-finite iteration stops before its step.
+      // Deferred (a GPU), it steps, but nothing after it is saved: flush() runs before every
+      // checkpoint and throws for the first non-finite iteration.
+      if (check_every == 1) s.flush();
+      s.sgd->step();
+      s.schedule.record(out.stats);
+      s.schedule.step();
+    } catch (const NonFiniteError&) {
+      throw;
+    } catch (const Error&) {
+      s.flush();  // e.g. NaN statistics after an earlier non-finite iteration: name that one
+      throw;
     }
-    const double total = out.total.data().to(Device::cpu()).item<double>();
-    if (!finite || !std::isfinite(total))
-      throw NonFiniteError(fmt::format("drcnn: non-finite loss at {}; nothing was saved for it (the last checkpoint is "
-                                       "untouched); lower --lr or raise --warmup",
-                                       s.describe(it + 1, losses, total)));
-    s.sgd->zero_grad();
-    out.total.backward();
-    // clip_grad_norm returns the norm before clipping; a max_norm of DBL_MAX never clips.
-    const double norm =
-        train::clip_grad_norm(s.params, o.grad_clip > 0 ? o.grad_clip : std::numeric_limits<double>::max());
-    if (!std::isfinite(norm))
-      throw NonFiniteError(fmt::format("drcnn: non-finite gradient norm ({}) at {}; nothing was saved for it (the last "
-                                       "checkpoint is untouched); lower --lr or raise --warmup",
-                                       norm, s.describe(it + 1, losses, total)));
-    s.sgd->step();
-    s.schedule.record(out.stats);
-    s.schedule.step();
     s.iteration = it + 1;
 
     const double dt = seconds_since(t_iter);
     s.process_seconds += dt;
     ++s.process_iters;
-    for (const auto& [k, v] : losses) s.window_losses[k].push_back(v);
-    s.window_losses["total_loss"].push_back(total);
     s.window_time.push_back(dt);
     s.window_data.push_back(batch.data_time_seconds);
-    if (s.iteration % o.log_every == 0 || s.iteration == o.iters) {
+    const bool log_now = s.iteration % o.log_every == 0 || s.iteration == o.iters;
+    const bool save_now = (o.checkpoint_every > 0 && s.iteration % o.checkpoint_every == 0) || s.iteration == o.iters;
+    if (log_now || save_now || s.iteration % check_every == 0) s.flush();
+    if (log_now) {
       LogRecord r;
       r.iteration = s.iteration;
       r.eta_seconds = s.process_seconds / double(s.process_iters) * double(o.iters - s.iteration);
@@ -418,8 +502,7 @@ void Trainer::train() {
       s.window_time.clear();
       s.window_data.clear();
     }
-    if ((o.checkpoint_every > 0 && s.iteration % o.checkpoint_every == 0) || s.iteration == o.iters)
-      save_checkpoint(o.run_dir, s.weights(), s.state(), o.keep);
+    if (save_now) save_checkpoint(o.run_dir, s.weights(), s.state(), o.keep);
   }
 }
 

@@ -9,6 +9,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
@@ -19,6 +20,7 @@
 #include "drcnn/data/shapes.h"
 #include "drcnn/engine/trainer.h"
 #include "drcnn/io/safetensors.h"
+#include "drcnn/train/sgd.h"
 
 using namespace drcnn;
 using namespace drcnn::engine;
@@ -296,4 +298,80 @@ TEST_CASE("engine/trainer: --device values", "[engine][trainer]") {
     CHECK(parse_device("") == Device::cuda(0));
     CHECK_THROWS_WITH(parse_device(fmt::format("cuda:{}", cuda::device_count())), Contains("does not exist"));
   }
+}
+
+TEST_CASE("engine/trainer: clip_grad_norm_on_device gives clip_grad_norm's gradients bit for bit", "[engine][trainer]") {
+  Generator gen(17);
+  for (const double max_norm : {0.05, 1e6, 0.0}) {
+    INFO("max_norm " << max_norm);
+    std::vector<Variable> a, b;
+    for (const Shape& shape : {Shape{3, 5}, Shape{7}, Shape{2, 2, 3}}) {
+      const Tensor g = Tensor::randn(shape, gen);
+      Variable x = Variable(Tensor::zeros(shape), true), y = Variable(Tensor::zeros(shape), true);
+      x.add_grad(g.clone());
+      y.add_grad(g.clone());
+      a.push_back(x);
+      b.push_back(y);
+    }
+    a.push_back(Variable(Tensor::zeros({4}), true));  // no gradient: skipped by both
+    b.push_back(Variable(Tensor::zeros({4}), true));
+    const Tensor norm = clip_grad_norm_on_device(b, max_norm);
+    const double expected = max_norm > 0 ? train::clip_grad_norm(a, max_norm)
+                                          : train::clip_grad_norm(a, std::numeric_limits<double>::max());
+    CHECK(norm.dtype() == DType::Float64);
+    CHECK(norm.item<double>() == expected);
+    for (size_t i = 0; i + 1 < a.size(); ++i) CHECK(same_bytes(a[i].grad(), b[i].grad()));
+    CHECK_FALSE(b.back().has_grad());
+  }
+  CHECK(clip_grad_norm_on_device({}, 1.0).item<double>() == 0.0);
+  CHECK_THROWS_WITH(clip_grad_norm_on_device({}, -1.0), Contains("max_norm must be finite and >= 0, got -1"));
+}
+
+TEST_CASE("engine/trainer: deferred non-finite checks (the GPU default) change no value and name the first bad iteration",
+          "[engine][trainer]") {
+  const ShapesSet set("deferred");
+  const int64_t nc = int64_t(set.dataset->class_names().size());
+  const fs::path a = fresh_dir("deferred_a"), b = fresh_dir("deferred_b");
+  // Host reads every iteration vs every 4 (and at the log lines and checkpoints), with
+  // clipping active (0.05): the same weights, bytes for bytes, and the same logged losses.
+  TrainerOptions oa = tiny_options(a, 6), ob = tiny_options(b, 6);
+  oa.grad_clip = ob.grad_clip = 0.05;
+  oa.log_every = ob.log_every = 3;
+  ob.check_every = 4;
+  Trainer every(tiny_config(nc), *set.dataset, oa), deferred(tiny_config(nc), *set.dataset, ob);
+  every.train();
+  deferred.train();
+  for (const auto& [name, t] : every.weights()) {
+    INFO(name);
+    CHECK(same_bytes(t, deferred.weights().at(name)));
+  }
+  REQUIRE(every.log_records().size() == 2);
+  REQUIRE(deferred.log_records().size() == 2);
+  for (size_t i = 0; i < 2; ++i) CHECK(every.log_records()[i].losses == deferred.log_records()[i].losses);
+
+  // lr 1e30: iteration 2 is non-finite; read only every 5 iterations, the run goes on past it
+  // but stops at the read, naming iteration 2 and its values, before any checkpoint.
+  const fs::path c = fresh_dir("deferred_c");
+  TrainerOptions oc = tiny_options(c, 20);
+  oc.lr = 1e30;
+  oc.warmup = 0;
+  oc.grad_clip = 0;
+  oc.check_every = 5;
+  oc.log_every = 5;
+  oc.checkpoint_every = 5;
+  Trainer t(tiny_config(nc), *set.dataset, oc);
+  std::string message;
+  try {
+    t.train();
+  } catch (const NonFiniteError& e) {
+    message = e.what();
+  }
+  INFO(message);
+  CHECK_THAT(message, Contains("non-finite loss at iteration 2: ") && Contains("lr 1e+30") &&
+                          Contains("IoU threshold 0.5") && Contains("beta 1"));
+  CHECK_FALSE(last_checkpoint(c).has_value());
+  CHECK_FALSE(fs::exists(c / "checkpoints" / checkpoint_file_name(5)));
+  fs::remove_all(a);
+  fs::remove_all(b);
+  fs::remove_all(c);
 }

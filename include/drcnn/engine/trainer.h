@@ -48,6 +48,13 @@ struct TrainerOptions {
   bool resume = false;
   std::filesystem::path resume_from;
   Device device = Device::cpu();
+  /// Iterations between the host reads of the losses and the gradient norm (the non-finite
+  /// check and the log window's values; one device-to-host copy each time). 0: every iteration
+  /// on the CPU, every log_every on a GPU (no per-iteration synchronisation from the loop). The
+  /// reads also happen at each log line, before each checkpoint and at the end, so a non-finite
+  /// iteration is always caught before anything after it is saved; the error names that
+  /// iteration even when it is found later.
+  int64_t check_every = 0;
   /// Receives every log line (without the newline); default: stdout, flushed.
   std::function<void(const std::string&)> log;
 };
@@ -94,6 +101,13 @@ class Trainer {
   struct Impl;
   std::unique_ptr<Impl> m;
 };
+
+/// train::clip_grad_norm without reading anything on the host: the same float64 operations in
+/// the same order on 0-d tensors of the parameters' device (sequential sum of the squared
+/// norms, sqrt, max_norm / (total + 1e-6), applied when total > max_norm and finite), so the
+/// gradients come out bit-identical to clip_grad_norm's. max_norm 0: the norm only. Returns the
+/// total norm before clipping, a 0-d float64 tensor (0 when no parameter has a gradient).
+Tensor clip_grad_norm_on_device(const std::vector<Variable>& params, double max_norm);
 
 /// "cpu", "cuda" or "cuda:N" -> a Device; "" -> the first CUDA device when this build has CUDA
 /// and one is visible, else the CPU. Throws drcnn::Error naming `flag` for a malformed value,
