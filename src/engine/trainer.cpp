@@ -402,6 +402,8 @@ Trainer::Trainer(const models::DetectorConfig& config, const data::DetectionData
   }
   if (from) {
     m->restore(*from);
+    DRCNN_CHECK(m->iteration <= o.iters, "--resume ", from->string(), ": the checkpoint is at iteration ", m->iteration,
+                " but --iters is ", o.iters, "; raise --iters to train on (or use the checkpoint as it is)");
     m->log(fmt::format("resumed from {} at iteration {} (epoch {}, batch {})", from->string(), m->iteration,
                        m->loader->epoch(), m->loader->next_batch()));
   } else {

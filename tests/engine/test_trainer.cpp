@@ -268,6 +268,27 @@ TEST_CASE("engine/trainer: a resume with other settings is refused, naming the s
   o.resume = true;
   o.resume_from = run / "checkpoints" / "model_0000009.safetensors";
   CHECK_THROWS_WITH(Trainer(tiny_config(nc), *set.dataset, o), Contains("model_0000009.safetensors: no such file"));
+  // A run that ended at 1 cannot be "resumed" to fewer iterations; to as many it has nothing to do.
+  Trainer done(tiny_config(nc), *set.dataset, [&] {
+    TrainerOptions x = tiny_options(run, 1);
+    x.resume = true;
+    return x;
+  }());
+  CHECK(done.iteration() == 1);
+  done.train();
+  CHECK(done.iteration() == 1);
+  CHECK(done.log_records().empty());
+  {
+    TrainerOptions x = tiny_options(run, 3);
+    x.resume = true;
+    Trainer more(tiny_config(nc), *set.dataset, x);
+    more.train();
+    CHECK(more.iteration() == 3);
+  }
+  TrainerOptions fewer = tiny_options(run, 2);
+  fewer.resume = true;
+  CHECK_THROWS_WITH(Trainer(tiny_config(nc), *set.dataset, fewer),
+                    Contains("model_0000003.safetensors: the checkpoint is at iteration 3 but --iters is 2"));
   // --resume in a folder without last_checkpoint starts at 0 and says so.
   const fs::path empty = fresh_dir("refuse_empty");
   o = tiny_options(empty, 1);
