@@ -1,7 +1,7 @@
-// drcnn_train: trains a detector preset on a COCO-format dataset on the CPU (or the GPU build's
-// CPU path), then evaluates it on a validation set with the pycocotools-equal evaluator, writes
-// the detections as COCO results JSON, the metrics as JSON, the weights as safetensors, and
-// draws the detections of a few validation images. The loop is the one MMDetection runs for
+// drcnn_train: trains a detector preset on a COCO-format dataset (engine::Trainer: checkpoints,
+// exact resume, the log line and RUN/metrics.jsonl), then evaluates it on a validation set with
+// the pycocotools-equal evaluator, writes the detections as COCO results JSON, the metrics as
+// JSON, the weights as safetensors, and draws the detections of a few validation images. The loop is the one MMDetection runs for
 // dynamic_rcnn: SGD with linear warm-up and steps, and the Dynamic R-CNN schedule fed by the
 // RoI head's statistics every iteration (docs/training.md).
 //
@@ -25,12 +25,11 @@
 #include "drcnn/data/draw.h"
 #include "drcnn/data/image.h"
 #include "drcnn/data/loader.h"
+#include "drcnn/engine/trainer.h"
 #include "drcnn/eval/coco_eval.h"
 #include "drcnn/io/safetensors.h"
 #include "drcnn/models/detector.h"
 #include "drcnn/train/dynamic_schedule.h"
-#include "drcnn/train/lr_schedule.h"
-#include "drcnn/train/sgd.h"
 
 using namespace drcnn;
 namespace fs = std::filesystem;
@@ -47,15 +46,21 @@ struct Options {
   int workers = 1, threads = 1;
   uint64_t seed = 0;
   bool static_schedule = false;
+  std::string device;  // empty: the default (engine::parse_device)
+  int64_t checkpoint_every = 0;
+  int keep = 3;
+  bool resume = false;
+  std::string resume_from;
 };
 
 models::DetectorConfig make_config(const std::string& preset, int64_t num_classes) {
   if (preset == "small_cpu") return models::DetectorConfig::small_cpu(num_classes);
+  if (preset == "tiny_cpu") return models::DetectorConfig::tiny_cpu(num_classes);
   if (preset == "dynamic_rcnn_r50_fpn_1x") return models::DetectorConfig::dynamic_rcnn_r50_fpn_1x(num_classes);
   if (preset == "faster_rcnn_r50_fpn_1x") return models::DetectorConfig::faster_rcnn_r50_fpn_1x(num_classes);
   if (preset == "dynamic_rcnn_r101_fpn_1x") return models::DetectorConfig::dynamic_rcnn_r101_fpn_1x(num_classes);
   throw Error("drcnn_train: unknown preset '" + preset +
-              "' (small_cpu, dynamic_rcnn_r50_fpn_1x, faster_rcnn_r50_fpn_1x, dynamic_rcnn_r101_fpn_1x)");
+              "' (small_cpu, tiny_cpu, dynamic_rcnn_r50_fpn_1x, faster_rcnn_r50_fpn_1x, dynamic_rcnn_r101_fpn_1x)");
 }
 
 double seconds_since(std::chrono::steady_clock::time_point t) {
@@ -99,6 +104,12 @@ eval::CocoResults predict_dataset(const models::TwoStageDetector<float>& model, 
 }
 
 int run(const Options& o) {
+  // The first line says where the run trains (and why, when the default picked the CPU).
+  const Device device = engine::parse_device(o.device);
+  fmt::print("device: {}{}\n", device,
+             o.device.empty() ? (device.is_cpu() ? fmt::format(" (default; no GPU: {})", cuda::unavailable_reason())
+                                                 : std::string(" (default: the first visible GPU)"))
+                              : std::string());
   set_cpu_threads(o.threads);
   fs::create_directories(o.out);
   const data::CocoFile train_file = data::load_coco(o.train_ann);
@@ -114,88 +125,44 @@ int run(const Options& o) {
 
   models::DetectorConfig cfg = make_config(o.preset, num_classes);
   if (o.static_schedule) cfg.dynamic = train::DynamicRcnnConfig::static_baseline();
-  Generator init(o.seed);
-  models::TwoStageDetector<float> model(cfg, init);
-  std::vector<Variable> params;
-  for (const Variable& p : model.parameters())
-    if (p.requires_grad()) params.push_back(p);
-  train::SgdOptions sgd_opt;
-  sgd_opt.lr = o.lr;
-  sgd_opt.momentum = o.momentum;
-  sgd_opt.weight_decay = o.weight_decay;
-  train::Sgd sgd(params, sgd_opt);
-  train::LrSchedule lr{o.lr, o.warmup, 0.001, o.steps, 0.1};
-  lr.validate();
-  train::DynamicSchedule schedule(cfg.dynamic);
-  fmt::print("model: {} ({} trainable tensors), {} threads, batch {}, {} iterations, lr {} (warm-up {}), schedule {}\n",
-             cfg.name, params.size(), o.threads, o.batch, o.iters, o.lr, o.warmup,
+  engine::TrainerOptions to;
+  to.run_dir = o.out;
+  to.iters = o.iters;
+  to.batch = o.batch;
+  to.lr = o.lr;
+  to.warmup = o.warmup;
+  to.steps = o.steps;
+  to.momentum = o.momentum;
+  to.weight_decay = o.weight_decay;
+  to.grad_clip = o.grad_clip;
+  to.flip = o.flip;
+  to.scale_long = o.scale_long;
+  to.scale_short = o.scale_short;
+  to.workers = o.workers;
+  to.seed = o.seed;
+  to.log_every = o.log_every;
+  to.checkpoint_every = o.checkpoint_every;
+  to.keep = o.keep;
+  to.resume = o.resume;
+  to.resume_from = o.resume_from;
+  to.device = device;
+  engine::Trainer trainer(cfg, train_set, to);
+  fmt::print("model: {}, {} threads, batch {}, {} iterations from {}, lr {} (warm-up {}), schedule {}\n", cfg.name,
+             o.threads, o.batch, o.iters, trainer.iteration(), o.lr, o.warmup,
              cfg.dynamic.static_mode ? "static (Faster R-CNN)" : "dynamic (Dynamic R-CNN)");
-
-  data::ResizeOptions resize;
-  resize.scales = {{o.scale_long, o.scale_short}};
-  data::GroupSamplerOptions so;
-  so.batch_size = o.batch;
-  so.seed = o.seed;
-  const data::GroupSampler sampler(train_set, so);
-  data::LoaderOptions lo;
-  lo.batch_size = o.batch;
-  lo.num_workers = o.workers;
-  lo.seed = o.seed;
-  data::DataLoader loader(train_set, sampler, data::train_pipeline(resize, o.flip), lo);
-  uint64_t epoch = 0;
-  loader.start_epoch(epoch);
-  Generator sample_gen(o.seed + 1);
-
+  std::fflush(stdout);
   const auto t_start = std::chrono::steady_clock::now();
-  double window_loss = 0, window_data = 0, window_time = 0;
-  std::map<std::string, double> window_parts;
-  data::Batch batch;
-  model.train();
-  for (int64_t it = 0; it < o.iters; ++it) {
-    const auto t_iter = std::chrono::steady_clock::now();
-    if (!loader.next(batch)) {
-      loader.start_epoch(++epoch);
-      if (!loader.next(batch)) throw Error("drcnn_train: the training loader produced no batch");
-    }
-    sgd.set_lr(lr.at(it));
-    models::DetectorLosses out = model.forward_train(batch.images, batch.targets, schedule.current(), sample_gen);
-    const double total = out.total.data().item<double>();
-    if (!std::isfinite(total)) {
-      std::string parts;
-      for (const auto& [k, v] : out.losses) parts += fmt::format(" {} {}", k, v.data().item<double>());
-      throw Error(fmt::format("the loss diverged at iteration {} (lr {}):{}; lower --lr or raise --warmup", it + 1,
-                              sgd.lr(), parts));
-    }
-    sgd.zero_grad();
-    out.total.backward();
-    if (o.grad_clip > 0) train::clip_grad_norm(params, o.grad_clip);
-    sgd.step();
-    schedule.record(out.stats);
-    const bool updated = schedule.step();
-    window_loss += total;
-    for (const auto& [k, v] : out.losses) window_parts[k] += v.data().item<double>();
-    window_data += batch.data_time_seconds;
-    window_time += seconds_since(t_iter);
-    if ((it + 1) % o.log_every == 0 || it + 1 == o.iters) {
-      const double n = double((it % o.log_every) + 1);
-      fmt::print("iter {:>5}/{}  lr {:.5f}  loss {:.4f} (rpn_cls {:.4f} rpn_bbox {:.4f} cls {:.4f} bbox {:.4f})  "
-                 "iou_thr {:.3f} beta {:.3f}  {:.2f} s/it (data {:.3f})\n",
-                 it + 1, o.iters, sgd.lr(), window_loss / n, window_parts["loss_rpn_cls"] / n,
-                 window_parts["loss_rpn_bbox"] / n, window_parts["loss_cls"] / n, window_parts["loss_bbox"] / n,
-                 schedule.current().iou_threshold, schedule.current().beta, window_time / n, window_data / n);
-      std::fflush(stdout);
-      window_loss = window_data = window_time = 0;
-      window_parts.clear();
-    }
-    (void)updated;
-  }
-  fmt::print("training: {} iterations in {:.1f} s\n", o.iters, seconds_since(t_start));
-  std::map<std::string, Tensor> weights;
-  for (const auto& [name, t] : model.state_dict()) weights.emplace(name, t);
-  io::save_safetensors(fs::path(o.out) / "model.safetensors", weights);
+  const int64_t first = trainer.iteration();
+  trainer.train();
+  fmt::print("training: {} iterations in {:.1f} s\n", trainer.iteration() - first, seconds_since(t_start));
+  io::save_safetensors(fs::path(o.out) / "model.safetensors", trainer.weights());
+  models::TwoStageDetector<float>& model = trainer.model();
+  if (!device.is_cpu()) model.to(Device::cpu());  // evaluation runs on the CPU
 
   if (o.val_ann.empty()) return 0;
   model.eval();
+  data::ResizeOptions resize;
+  resize.scales = {{o.scale_long, o.scale_short}};
   const data::CocoFile val_file = data::load_coco(o.val_ann);
   const data::CocoDataset val_set(val_file, data::CocoDatasetOptions::evaluation(o.val_images));
   std::map<int64_t, Instances> drawn;
@@ -242,7 +209,7 @@ int main(int argc, char** argv) {
   app.add_option("--train-images", o.train_images, "folder the training file_names are relative to")->required();
   app.add_option("--val-ann", o.val_ann, "COCO annotation JSON of the validation set (optional)");
   app.add_option("--val-images", o.val_images, "folder of the validation images");
-  app.add_option("--preset", o.preset, "small_cpu | dynamic_rcnn_r50_fpn_1x | faster_rcnn_r50_fpn_1x | dynamic_rcnn_r101_fpn_1x")
+  app.add_option("--preset", o.preset, "small_cpu | tiny_cpu (tests) | dynamic_rcnn_r50_fpn_1x | faster_rcnn_r50_fpn_1x | dynamic_rcnn_r101_fpn_1x")
       ->capture_default_str();
   app.add_flag("--static", o.static_schedule, "Faster R-CNN baseline: fixed IoU 0.5 and beta 1.0");
   app.add_option("--iters", o.iters, "training iterations")->capture_default_str()->check(CLI::PositiveNumber);
@@ -263,8 +230,19 @@ int main(int argc, char** argv) {
   app.add_option("--seed", o.seed, "seed of the weights, the sampling and the data order")->capture_default_str();
   app.add_option("--log-every", o.log_every, "iterations per log line")->capture_default_str()->check(CLI::PositiveNumber);
   app.add_option("--draw", o.draw, "validation images to draw")->capture_default_str();
-  app.add_option("--out", o.out, "output folder")->capture_default_str();
+  app.add_option("--out", o.out, "the run folder: checkpoints/, last_checkpoint, metrics.jsonl, model.safetensors, "
+                 "evaluation outputs")->capture_default_str();
+  app.add_option("--device", o.device, "cpu | cuda | cuda:N (default: the first GPU when this build has CUDA and one "
+                 "is visible, else the CPU)");
+  app.add_option("--checkpoint-every", o.checkpoint_every, "iterations between checkpoints (0: only at the end)")
+      ->capture_default_str()->check(CLI::NonNegativeNumber);
+  app.add_option("--keep", o.keep, "checkpoints kept in RUN/checkpoints")->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  app.add_option("--resume", o.resume_from, "continue from RUN/last_checkpoint (no value) or from the checkpoint "
+                 "PATH (a model_N.safetensors with its state_N.safetensors beside it)")
+      ->expected(0, 1);
   CLI11_PARSE(app, argc, argv);
+  o.resume = app.count("--resume") > 0;
   if (!scale.empty()) {
     o.scale_long = scale[0];
     o.scale_short = scale[1];

@@ -70,7 +70,9 @@ void DataLoader::stop() {
   m_next_to_deliver = m_num_batches;  // the epoch is over
 }
 
-void DataLoader::start_epoch(uint64_t epoch) {
+void DataLoader::start_epoch(uint64_t epoch, int64_t first_batch) {
+  DRCNN_CHECK(first_batch >= 0 && first_batch <= num_batches(), "DataLoader::start_epoch: first_batch ", first_batch,
+              " is outside the epoch of ", num_batches(), " batches");
   stop();
   m_epoch = epoch;
   if (m_sampler) {
@@ -81,8 +83,8 @@ void DataLoader::start_epoch(uint64_t epoch) {
     m_first_position = m_fixed_first_position;
   }
   m_num_batches = num_batches();
-  m_next_to_deliver = 0;
-  m_next_to_claim = 0;
+  m_next_to_deliver = first_batch;
+  m_next_to_claim = first_batch;
   m_stats = LoaderStats{};
   m_started = true;
   for (int w = 0; w < m_options.num_workers; ++w) m_workers.emplace_back([this] { worker_loop(); });

@@ -71,6 +71,22 @@ DetectorConfig DetectorConfig::small_cpu(int64_t num_classes) {
   return c;
 }
 
+DetectorConfig DetectorConfig::tiny_cpu(int64_t num_classes) {
+  DetectorConfig c = small_cpu(num_classes);
+  c.name = "tiny_cpu";
+  c.backbone.base_width = 8;
+  c.backbone.norm.gn_groups = 4;
+  c.neck.in_channels = {8, 16, 32, 64};
+  c.neck.out_channels = 16;
+  c.rpn_head = RpnHeadOptions{16, 16, 3};
+  c.rpn_train.nms_pre = 200;
+  c.rpn_train.max_per_img = 64;
+  c.roi_head.bbox_head = BBoxHeadOptions{16, 7, 32, num_classes};
+  c.roi_head.sampler.num = 32;
+  c.dynamic.update_interval = 2;
+  return c;
+}
+
 // ------------------------------------------------------------------------ TwoStageDetector
 template <typename T>
 TwoStageDetector<T>::TwoStageDetector(const DetectorConfig& cfg, Generator& gen) : m_cfg(cfg) {

@@ -142,6 +142,43 @@ TEST_CASE("DataLoader gives the same batches for 0, 1 and 3 workers", "[data][lo
   CHECK(run_epoch(d, sampler, 3, 2) != inline_run);
 }
 
+TEST_CASE("DataLoader resumes an epoch at a batch with the same batches", "[data][loader]") {
+  // What exact resume needs: start_epoch(e, b) delivers batches b.. of epoch e exactly as the
+  // uninterrupted epoch does (same indices, pixels, boxes, flips and scales), for any workers.
+  const auto d = make_dataset(13, 1000);
+  GroupSamplerOptions so;
+  so.batch_size = 2;
+  so.seed = 11;
+  const GroupSampler sampler(d, so);
+  const auto full = run_epoch(d, sampler, 0, 2);
+  REQUIRE(full.size() >= 4);
+  for (const int workers : {0, 2}) {
+    LoaderOptions o;
+    o.batch_size = 2;
+    o.num_workers = workers;
+    o.seed = 11;
+    o.read = read_memory;
+    DataLoader loader(d, sampler, small_train_pipeline(), o);
+    loader.start_epoch(2, 3);
+    CHECK(loader.epoch() == 2);
+    CHECK(loader.next_batch() == 3);
+    Batch b;
+    for (std::size_t k = 3; k < full.size(); ++k) {
+      REQUIRE(loader.next(b));
+      CHECK(b.batch_index == int64_t(k));
+      CHECK(b.indices == full[k].indices);
+      CHECK(b.images.tensor().to_vector<float>() == full[k].pixels);
+      CHECK(loader.next_batch() == int64_t(k) + 1);
+    }
+    CHECK_FALSE(loader.next(b));
+    // Starting at the end gives an empty epoch; past the end is an error naming the bounds.
+    loader.start_epoch(2, loader.num_batches());
+    CHECK_FALSE(loader.next(b));
+    CHECK_THROWS_WITH(loader.start_epoch(2, loader.num_batches() + 1), Contains("first_batch") && Contains("batches"));
+    CHECK_THROWS_WITH(loader.start_epoch(2, -1), Contains("first_batch -1 is outside"));
+  }
+}
+
 TEST_CASE("DataLoader batches hold padded images, targets and metas", "[data][loader]") {
   const auto d = make_dataset(4);
   LoaderOptions o;

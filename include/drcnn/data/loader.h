@@ -89,7 +89,11 @@ class DataLoader {
 
   /// Starts (or restarts) an epoch: stops any running workers, takes the sampler's order for
   /// `epoch`, resets the stats, and starts the workers. next() calls start_epoch(0) if needed.
-  void start_epoch(uint64_t epoch);
+  /// `first_batch` > 0 resumes the epoch there: the batches before it are never built, and
+  /// batch b is the same as in an epoch started at 0 (its random streams depend only on
+  /// (seed, epoch, position)), which is what an exact resume from a checkpoint needs.
+  /// Requires: 0 <= first_batch <= num_batches().
+  void start_epoch(uint64_t epoch, int64_t first_batch = 0);
   /// The next batch in order; false at the end of the epoch. Rethrows a worker's error (the
   /// message names the image path), after which the epoch is over.
   bool next(Batch& batch);
@@ -99,6 +103,10 @@ class DataLoader {
   int64_t num_batches() const;
   const LoaderStats& stats() const { return m_stats; }
   uint64_t epoch() const { return m_epoch; }
+  /// Position in the epoch: the index of the batch the next call to next() delivers (equal to
+  /// num_batches() at the end of the epoch). (epoch(), next_batch()) is the loader state a
+  /// checkpoint saves; start_epoch(epoch, next_batch) restores it.
+  int64_t next_batch() const { return m_next_to_deliver; }
 
  private:
   struct Slot {

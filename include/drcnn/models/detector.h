@@ -56,6 +56,10 @@ struct DetectorConfig {
   /// proposals (train 1000 -> 500, test 500 -> 300), RoI head 128 RoIs per image and 512-wide
   /// FCs, dynamic schedule with update interval 20.
   static DetectorConfig small_cpu(int64_t num_classes);
+  /// small_cpu narrowed to a few channels (ResNet-18 base width 8, GroupNorm 4 groups, FPN 16,
+  /// RoI head 32 RoIs and 32-wide FCs, Dynamic R-CNN update interval 2): milliseconds per
+  /// iteration on 64x64 images, for tests and smoke runs of the training loop, not for accuracy.
+  static DetectorConfig tiny_cpu(int64_t num_classes);
 
   /// Field by field (every member, nested structs included).
   friend bool operator==(const DetectorConfig&, const DetectorConfig&) = default;

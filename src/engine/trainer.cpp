@@ -1,0 +1,511 @@
+// The training loop (include/drcnn/engine/trainer.h).
+#include "drcnn/engine/trainer.h"
+
+#include <fmt/chrono.h>
+#include <fmt/core.h>
+#include <sys/resource.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <ctime>
+#include <fstream>
+#include <limits>
+#include <nlohmann/json.hpp>
+
+#include "drcnn/config.h"
+#include "drcnn/core/allocator.h"
+#include "drcnn/data/loader.h"
+#include "drcnn/data/sampler.h"
+#include "drcnn/ops/elementwise.h"
+#include "drcnn/ops/reduce.h"
+#include "drcnn/ops/shape_ops.h"
+#include "drcnn/train/dynamic_schedule.h"
+#include "drcnn/train/lr_schedule.h"
+#include "drcnn/train/sgd.h"
+
+namespace drcnn::engine {
+
+namespace fs = std::filesystem;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+constexpr const char* kMetrics = "metrics.jsonl";
+
+double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  const size_t n = v.size();
+  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+double mean(const std::vector<double>& v) {
+  double s = 0;
+  for (double x : v) s += x;
+  return v.empty() ? 0.0 : s / double(v.size());
+}
+
+/// Peak resident set size of this process, MiB (Linux reports ru_maxrss in KiB).
+double peak_host_rss_mb() {
+  rusage u{};
+  ::getrusage(RUSAGE_SELF, &u);
+  return double(u.ru_maxrss) / 1024.0;
+}
+
+std::string hms(double seconds) {
+  const int64_t s = int64_t(std::max(0.0, seconds) + 0.5);
+  return fmt::format("{}:{:02d}:{:02d}", s / 3600, (s / 60) % 60, s % 60);
+}
+
+Instances to_device(const Instances& t, Device d) {
+  return Instances(t.image_size, Boxes(t.boxes.tensor().to(d)), t.labels.to(d),
+                   t.scores.defined() ? t.scores.to(d) : Tensor(), t.ignore.defined() ? t.ignore.to(d) : Tensor());
+}
+
+}  // namespace
+
+Device parse_device(const std::string& text, const std::string& flag) {
+  if (text.empty()) return cuda::device_count() > 0 ? Device::cuda(0) : Device::cpu();
+  if (text == "cpu") return Device::cpu();
+  int index = 0;
+  if (text != "cuda") {
+    const std::string prefix = "cuda:";
+    const std::string digits = text.rfind(prefix, 0) == 0 ? text.substr(prefix.size()) : "";
+    DRCNN_CHECK(!digits.empty() && digits.size() <= 4 &&
+                    std::all_of(digits.begin(), digits.end(), [](char c) { return c >= '0' && c <= '9'; }),
+                flag, " '", text, "': expected cpu, cuda or cuda:N (N a device index)");
+    index = std::stoi(digits);
+  }
+#if !DRCNN_WITH_CUDA
+  DRCNN_FAIL(flag, " '", text, "': this build of drcnn has no CUDA (configured with DRCNN_WITH_CUDA off); use ", flag,
+             " cpu");
+#endif
+  const int n = cuda::device_count();
+  DRCNN_CHECK(n > 0, flag, " '", text, "': no CUDA device is usable here (", cuda::unavailable_reason(), "); use ", flag,
+              " cpu");
+  DRCNN_CHECK(index < n, flag, " '", text, "': device ", index, " does not exist (", n, " visible: cuda:0..cuda:",
+              n - 1, ")");
+  return Device::cuda(index);
+}
+
+Tensor clip_grad_norm_on_device(const std::vector<Variable>& params, double max_norm) {
+  DRCNN_CHECK(std::isfinite(max_norm) && max_norm >= 0, "clip_grad_norm_on_device: max_norm must be finite and >= 0, got ",
+              max_norm);
+  Tensor sq;
+  Device device = Device::cpu();
+  for (const Variable& p : params) {
+    if (!p.has_grad()) continue;
+    const Tensor g = p.grad().to(DType::Float64);
+    const Tensor s = ops::sum(ops::mul(g, g));
+    // clip_grad_norm: sq = 0; sq += s_i in order. 0 + s_0 == s_0 (s_0 >= 0), so start from it.
+    sq = sq.defined() ? ops::add(sq, s) : s;
+    device = g.device();
+  }
+  if (!sq.defined()) return Tensor::zeros({}, DType::Float64, device);
+  const Tensor total = ops::sqrt(sq);
+  if (max_norm == 0) return total;
+  const Tensor one = Tensor::ones({}, DType::Float64, device);
+  const Tensor coef = ops::div(Tensor::full({}, max_norm, DType::Float64, device), ops::add(total, 1e-6));
+  // Scale only when total > max_norm and finite, as clip_grad_norm (NaN compares false).
+  const Tensor factor =
+      ops::where(ops::lt(total, std::numeric_limits<double>::infinity()), ops::where(ops::gt(total, max_norm), coef, one), one);
+  for (const Variable& p : params) {
+    if (!p.has_grad()) continue;
+    Variable handle = p;
+    // mul(grad, coef) converts coef to the gradient's dtype first; so does this.
+    const Tensor scaled = ops::mul(p.grad(), factor.to(p.grad().dtype()));
+    handle.zero_grad();
+    handle.add_grad(scaled);
+  }
+  return total;
+}
+
+struct Trainer::Impl {
+  TrainerOptions opt;
+  models::DetectorConfig cfg;
+  const data::DetectionDataset& dataset;
+  Generator init_gen, sample_gen;
+  std::unique_ptr<models::TwoStageDetector<float>> model;
+  std::vector<std::string> names;  // trainable parameters, in optimizer order
+  std::vector<Variable> params;
+  std::unique_ptr<train::Sgd> sgd;
+  train::LrSchedule lr;
+  train::DynamicSchedule schedule;
+  std::unique_ptr<data::GroupSampler> sampler;
+  std::unique_ptr<data::DataLoader> loader;
+  int64_t iteration = 0;
+  std::vector<LogRecord> records;
+
+  // Iterations run but not yet read on the host: per iteration a float64 [L + 2] row on the
+  // device (the losses in loss_names order, the total, the gradient norm) and the host values
+  // it ran with.
+  struct Pending {
+    int64_t iteration;  // 1-based
+    double lr, iou_threshold, beta;
+  };
+  std::vector<std::string> loss_names;
+  std::vector<Tensor> pending_rows;
+  std::vector<Pending> pending;
+
+  // The log window (reset after each line) and this process's timing.
+  std::map<std::string, std::vector<double>> window_losses;
+  std::vector<double> window_time, window_data;
+  double process_seconds = 0;
+  int64_t process_iters = 0;
+
+  Impl(const models::DetectorConfig& c, const data::DetectionDataset& d, TrainerOptions o)
+      : opt(std::move(o)),
+        cfg(c),
+        dataset(d),
+        init_gen(opt.seed),
+        sample_gen(opt.seed + 1),
+        lr{opt.lr, opt.warmup, 0.001, opt.steps, 0.1},
+        schedule(c.dynamic) {}
+
+  void log(const std::string& line) const {
+    if (opt.log) {
+      opt.log(line);
+    } else {
+      std::fputs((line + "\n").c_str(), stdout);
+      std::fflush(stdout);
+    }
+  }
+
+  /// The settings that must not change across a resume, as text.
+  std::map<std::string, std::string> settings() const {
+    std::string steps;
+    for (int64_t s : opt.steps) {
+      if (!steps.empty()) steps += ',';
+      steps += std::to_string(s);
+    }
+    return {{"preset", cfg.name},
+            {"num_classes", std::to_string(cfg.num_classes)},
+            {"schedule", cfg.dynamic.static_mode ? "static" : "dynamic"},
+            {"images", std::to_string(dataset.size())},
+            {"batch", std::to_string(opt.batch)},
+            {"seed", std::to_string(opt.seed)},
+            {"lr", fmt::format("{}", opt.lr)},
+            {"warmup", std::to_string(opt.warmup)},
+            {"steps", steps},
+            {"momentum", fmt::format("{}", opt.momentum)},
+            {"weight_decay", fmt::format("{}", opt.weight_decay)},
+            {"grad_clip", fmt::format("{}", opt.grad_clip)},
+            {"flip", fmt::format("{}", opt.flip)},
+            {"scale", fmt::format("{},{}", opt.scale_long, opt.scale_short)}};
+  }
+
+  TrainingState state() const {
+    TrainingState s;
+    s.iteration = iteration;
+    s.lr = sgd->lr();
+    s.schedule = schedule.state();
+    const std::vector<Tensor>& bufs = sgd->momentum_buffers();
+    for (size_t i = 0; i < bufs.size(); ++i)
+      if (bufs[i].defined()) s.momentum[names[i]] = bufs[i];
+    s.generators = {{"init", init_gen}, {"sample", sample_gen}};
+    s.loader_epoch = loader->epoch();
+    s.loader_next_batch = loader->next_batch();
+    s.run_settings = settings();
+    return s;
+  }
+
+  std::map<std::string, Tensor> weights() const {
+    std::map<std::string, Tensor> w;
+    for (const auto& [name, t] : model->state_dict()) w.emplace(name, t);
+    return w;
+  }
+
+  void restore(const fs::path& path) {
+    const Checkpoint c = load_checkpoint(path, opt.device);
+    const auto mine = settings();
+    for (const auto& [key, value] : mine) {
+      const auto it = c.state.run_settings.find(key);
+      DRCNN_CHECK(it != c.state.run_settings.end() && it->second == value, "--resume ", path.string(),
+                  ": the checkpoint was trained with ", key, " ",
+                  it == c.state.run_settings.end() ? std::string("<not recorded>") : it->second, ", this run has ", key,
+                  " ", value, "; an exact resume needs the same settings");
+    }
+    for (const char* g : {"init", "sample"})
+      DRCNN_CHECK(c.state.generators.count(g), "--resume ", path.string(), ": the training state has no '", g,
+                  "' generator");
+    std::vector<Tensor> bufs(params.size());
+    size_t found = 0;
+    for (size_t i = 0; i < params.size(); ++i)
+      if (const auto it = c.state.momentum.find(names[i]); it != c.state.momentum.end()) {
+        bufs[i] = it->second;
+        ++found;
+      }
+    DRCNN_CHECK(found == c.state.momentum.size(), "--resume ", path.string(), ": the training state has ",
+                c.state.momentum.size(), " momentum buffers but only ", found, " name a trainable parameter");
+    model->load_state_dict(c.weights, true);
+    sgd->set_momentum_buffers(std::move(bufs));
+    sgd->set_lr(c.state.lr);
+    schedule.load_state(c.state.schedule);
+    init_gen = c.state.generators.at("init");
+    sample_gen = c.state.generators.at("sample");
+    loader->start_epoch(c.state.loader_epoch, c.state.loader_next_batch);
+    iteration = c.state.iteration;
+  }
+
+  /// Keeps the metrics.jsonl records of iterations <= `upto` (a killed run may have logged
+  /// past its last checkpoint, and its last line may be torn), rewritten atomically.
+  void truncate_metrics(int64_t upto) const {
+    const fs::path path = opt.run_dir / kMetrics;
+    if (!fs::exists(path)) return;
+    std::ifstream in(path);
+    std::string line, kept;
+    while (std::getline(in, line)) {
+      const nlohmann::json j = nlohmann::json::parse(line, nullptr, false);
+      if (j.is_discarded() || !j.is_object() || !j.contains("iteration") || !j["iteration"].is_number_integer())
+        continue;
+      if (j["iteration"].get<int64_t>() <= upto) kept += line + "\n";
+    }
+    write_file_atomic(path, kept);
+  }
+
+  static std::string describe(const Pending& p, const std::map<std::string, double>& losses, double total) {
+    std::string s;
+    for (const auto& [k, v] : losses) s += fmt::format("{} {}, ", k, v);
+    return fmt::format("iteration {}: {}total_loss {}; lr {}, IoU threshold {}, beta {}", p.iteration, s, total, p.lr,
+                       p.iou_threshold, p.beta);
+  }
+
+  /// Reads the pending rows on the host (one copy), stops at the first non-finite one, and
+  /// moves the values into the log window.
+  void flush() {
+    if (pending.empty()) return;
+    const Tensor rows = ops::stack(pending_rows, 0).to(Device::cpu());  // [k, L + 2]
+    const std::vector<double> v = rows.to_vector<double>();
+    const size_t width = loss_names.size() + 2;
+    for (size_t r = 0; r < pending.size(); ++r) {
+      const double* row = v.data() + r * width;
+      std::map<std::string, double> losses;
+      bool finite = true;
+      for (size_t k = 0; k < loss_names.size(); ++k) {
+        losses[loss_names[k]] = row[k];
+        finite = finite && std::isfinite(row[k]);
+      }
+      const double total = row[width - 2], norm = row[width - 1];
+      if (!finite || !std::isfinite(total))
+        throw NonFiniteError(fmt::format("drcnn: non-finite loss at {}; nothing was saved for it (the last checkpoint is "
+                                         "untouched); lower --lr or raise --warmup",
+                                         describe(pending[r], losses, total)));
+      if (!std::isfinite(norm))
+        throw NonFiniteError(fmt::format("drcnn: non-finite gradient norm ({}) at {}; nothing was saved for it (the "
+                                         "last checkpoint is untouched); lower --lr or raise --warmup",
+                                         norm, describe(pending[r], losses, total)));
+      for (const auto& [k, x] : losses) window_losses[k].push_back(x);
+      window_losses["total_loss"].push_back(total);
+    }
+    pending.clear();
+    pending_rows.clear();
+  }
+
+  void write_log(const LogRecord& r) {
+    const auto now = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
+    std::tm tm{};
+    ::localtime_r(&now, &tm);
+    std::string line = fmt::format("[{:%m/%d %H:%M:%S} drcnn.train]: eta: {}  iter: {}/{}  total_loss: {:.4g}", tm,
+                                   hms(r.eta_seconds), r.iteration, opt.iters, r.losses.at("total_loss"));
+    for (const auto& [k, v] : r.losses)
+      if (k != "total_loss") line += fmt::format("  {}: {:.4g}", k, v);
+    line += fmt::format("  iou_thr: {:.4g}  beta: {:.4g}  time: {:.4f}  data_time: {:.4f}  lr: {:.5g}  max_mem: {:.0f}M",
+                        r.iou_threshold, r.beta, r.time, r.data_time, r.lr, r.max_mem_mb);
+    log(line);
+    nlohmann::ordered_json j;
+    j["iteration"] = r.iteration;
+    j["eta_seconds"] = r.eta_seconds;
+    j["total_loss"] = r.losses.at("total_loss");
+    for (const auto& [k, v] : r.losses)
+      if (k != "total_loss") j[k] = v;
+    j["lr"] = r.lr;
+    j["iou_threshold"] = r.iou_threshold;
+    j["beta"] = r.beta;
+    j["time"] = r.time;
+    j["data_time"] = r.data_time;
+    j["max_mem_mb"] = r.max_mem_mb;
+    std::ofstream out(opt.run_dir / kMetrics, std::ios::app);
+    out << j.dump() << "\n";
+    out.flush();
+    DRCNN_CHECK(out.good(), "cannot append to ", (opt.run_dir / kMetrics).string());
+    records.push_back(r);
+  }
+
+  double peak_memory_mb() const {
+    if (opt.device.is_cpu()) return peak_host_rss_mb();
+    return double(cuda_allocator(opt.device.index).stats().peak_bytes_in_use) / (1024.0 * 1024.0);
+  }
+};
+
+Trainer::Trainer(const models::DetectorConfig& config, const data::DetectionDataset& dataset, TrainerOptions options)
+    : m(std::make_unique<Impl>(config, dataset, std::move(options))) {
+  TrainerOptions& o = m->opt;
+  DRCNN_CHECK(o.iters >= 1, "--iters must be >= 1, got ", o.iters);
+  DRCNN_CHECK(o.batch >= 1, "--batch must be >= 1, got ", o.batch);
+  DRCNN_CHECK(o.log_every >= 1, "--log-every must be >= 1, got ", o.log_every);
+  DRCNN_CHECK(o.checkpoint_every >= 0, "--checkpoint-every must be >= 0 (0: only at the end), got ",
+              o.checkpoint_every);
+  DRCNN_CHECK(o.keep >= 1, "--keep must be >= 1, got ", o.keep);
+  DRCNN_CHECK(o.check_every >= 0, "check_every must be >= 0 (0: automatic), got ", o.check_every);
+  DRCNN_CHECK(o.grad_clip >= 0 && std::isfinite(o.grad_clip), "--grad-clip must be finite and >= 0, got ",
+              o.grad_clip);
+  m->lr.validate();
+  fs::create_directories(o.run_dir);
+
+  // Weights are drawn on the CPU from the seed, so every device starts from the same ones.
+  m->model = std::make_unique<models::TwoStageDetector<float>>(m->cfg, m->init_gen);
+  if (!o.device.is_cpu()) m->model->to(o.device);
+  for (const auto& [name, p] : m->model->named_parameters())
+    if (p.requires_grad()) {
+      m->names.push_back(name);
+      m->params.push_back(p);
+    }
+  train::SgdOptions so;
+  so.lr = o.lr;
+  so.momentum = o.momentum;
+  so.weight_decay = o.weight_decay;
+  m->sgd = std::make_unique<train::Sgd>(m->params, so);
+
+  data::GroupSamplerOptions gso;
+  gso.batch_size = o.batch;
+  gso.seed = o.seed;
+  m->sampler = std::make_unique<data::GroupSampler>(dataset, gso);
+  data::LoaderOptions lo;
+  lo.batch_size = o.batch;
+  lo.num_workers = o.workers;
+  lo.seed = o.seed;
+  data::ResizeOptions resize;
+  resize.scales = {{o.scale_long, o.scale_short}};
+  m->loader = std::make_unique<data::DataLoader>(dataset, *m->sampler, data::train_pipeline(resize, o.flip), lo);
+
+  std::optional<fs::path> from;
+  if (o.resume) {
+    if (!o.resume_from.empty()) {
+      DRCNN_CHECK(fs::exists(o.resume_from), "--resume ", o.resume_from.string(), ": no such file");
+      from = o.resume_from;
+    } else {
+      from = last_checkpoint(o.run_dir);
+      if (!from)
+        m->log(fmt::format("resume: {} does not exist yet: starting at iteration 0",
+                           (o.run_dir / "last_checkpoint").string()));
+    }
+  } else {
+    // A fresh run owns the folder: an earlier run's checkpoints and metrics would mix with its own.
+    const auto removed = remove_checkpoints_after(o.run_dir, -1);
+    const bool had_pointer = fs::remove(o.run_dir / "last_checkpoint");
+    if (!removed.empty() || had_pointer)
+      m->log(fmt::format("new run (no --resume): removed {} files of an earlier run from {}", removed.size(),
+                         (o.run_dir / "checkpoints").string()));
+  }
+  if (from) {
+    m->restore(*from);
+    DRCNN_CHECK(m->iteration <= o.iters, "--resume ", from->string(), ": the checkpoint is at iteration ", m->iteration,
+                " but --iters is ", o.iters, "; raise --iters to train on (or use the checkpoint as it is)");
+    m->log(fmt::format("resumed from {} at iteration {} (epoch {}, batch {})", from->string(), m->iteration,
+                       m->loader->epoch(), m->loader->next_batch()));
+  } else {
+    m->loader->start_epoch(0);
+  }
+  // Whatever lies beyond the starting point belongs to an abandoned future of this run.
+  for (const fs::path& p : remove_checkpoints_after(o.run_dir, m->iteration))
+    m->log("removed " + p.string() + " (after the resumed iteration, or an interrupted write)");
+  m->truncate_metrics(m->iteration);
+}
+
+Trainer::~Trainer() = default;
+
+int64_t Trainer::iteration() const { return m->iteration; }
+models::TwoStageDetector<float>& Trainer::model() { return *m->model; }
+std::map<std::string, Tensor> Trainer::weights() const {
+  std::map<std::string, Tensor> w;
+  for (const auto& [name, t] : m->weights()) w.emplace(name, t.to(Device::cpu()));
+  return w;
+}
+const std::vector<LogRecord>& Trainer::log_records() const { return m->records; }
+
+void Trainer::train() {
+  Impl& s = *m;
+  const TrainerOptions& o = s.opt;
+  s.model->train();
+  const int64_t check_every = o.check_every > 0 ? o.check_every : o.device.is_cpu() ? 1 : o.log_every;
+  data::Batch batch;
+  while (s.iteration < o.iters) {
+    const int64_t it = s.iteration;  // 0-based index of this iteration
+    const auto t_iter = Clock::now();
+    if (!s.loader->next(batch)) {
+      s.loader->start_epoch(s.loader->epoch() + 1);
+      DRCNN_CHECK(s.loader->next(batch), "the training loader produced no batch (epoch ", s.loader->epoch(), ")");
+    }
+    ImageList images = batch.images;
+    std::vector<Instances> targets = batch.targets;
+    if (!o.device.is_cpu()) {
+      images = ImageList(batch.images.tensor().to(o.device), batch.images.image_sizes());
+      for (Instances& t : targets) t = to_device(t, o.device);
+    }
+    s.sgd->set_lr(s.lr.at(it));
+    const train::DynamicParams params = s.schedule.current();
+    try {
+      models::DetectorLosses out = s.model->forward_train(images, targets, params, s.sample_gen);
+      s.sgd->zero_grad();
+      out.total.backward();
+      // The norm stays on the device; it is read with the losses (flush). Clipping or not, the
+      // gradients are those of train::clip_grad_norm.
+      const Tensor norm = clip_grad_norm_on_device(s.params, o.grad_clip);
+      if (s.loss_names.empty())
+        for (const auto& [k, v] : out.losses) s.loss_names.push_back(k);
+      std::vector<Tensor> row;
+      for (const std::string& k : s.loss_names) row.push_back(out.losses.at(k).data().to(DType::Float64));
+      row.push_back(out.total.data().to(DType::Float64));
+      row.push_back(norm.to(out.total.data().device()));
+      s.pending_rows.push_back(ops::stack(row, 0));
+      s.pending.push_back({it + 1, s.sgd->lr(), params.iou_threshold, params.beta});
+      // Checking every iteration (the CPU default), a non-finite iteration stops before its step.
+      // Deferred (a GPU), it steps, but nothing after it is saved: flush() runs before every
+      // checkpoint and throws for the first non-finite iteration.
+      if (check_every == 1) s.flush();
+      s.sgd->step();
+      s.schedule.record(out.stats);
+      s.schedule.step();
+    } catch (const NonFiniteError&) {
+      throw;
+    } catch (const Error&) {
+      s.flush();  // e.g. NaN statistics after an earlier non-finite iteration: name that one
+      throw;
+    }
+    s.iteration = it + 1;
+
+    const double dt = seconds_since(t_iter);
+    s.process_seconds += dt;
+    ++s.process_iters;
+    s.window_time.push_back(dt);
+    s.window_data.push_back(batch.data_time_seconds);
+    const bool log_now = s.iteration % o.log_every == 0 || s.iteration == o.iters;
+    const bool save_now = (o.checkpoint_every > 0 && s.iteration % o.checkpoint_every == 0) || s.iteration == o.iters;
+    if (log_now || save_now || s.iteration % check_every == 0) s.flush();
+    if (log_now) {
+      LogRecord r;
+      r.iteration = s.iteration;
+      r.eta_seconds = s.process_seconds / double(s.process_iters) * double(o.iters - s.iteration);
+      for (const auto& [k, v] : s.window_losses) r.losses[k] = median(v);
+      r.lr = s.sgd->lr();
+      // The threshold and beta in effect from the next iteration on (an update made by this
+      // iteration's step() shows here, as the schedule's state in the checkpoint).
+      const train::DynamicParams p = s.schedule.current();
+      r.iou_threshold = p.iou_threshold;
+      r.beta = p.beta;
+      r.time = mean(s.window_time);
+      r.data_time = mean(s.window_data);
+      r.max_mem_mb = s.peak_memory_mb();
+      s.write_log(r);
+      s.window_losses.clear();
+      s.window_time.clear();
+      s.window_data.clear();
+    }
+    if (save_now) save_checkpoint(o.run_dir, s.weights(), s.state(), o.keep);
+  }
+}
+
+}  // namespace drcnn::engine

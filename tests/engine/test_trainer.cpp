@@ -1,0 +1,398 @@
+// engine/trainer: exact resume in process (stopped twice, mid-epoch, bit-identical weights and
+// checkpoint files), the log line and metrics.jsonl, the non-finite stop, refused resumes,
+// and --device parsing. The SIGKILL test with the real drcnn_train is tests/engine/kill_resume.sh.
+#include <catch2/catch.hpp>
+
+#include <unistd.h>
+
+#include <cmath>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <limits>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include <fmt/core.h>
+
+#include "drcnn/core/error.h"
+#include "drcnn/data/coco.h"
+#include "drcnn/data/shapes.h"
+#include "drcnn/engine/trainer.h"
+#include "drcnn/io/safetensors.h"
+#include "drcnn/train/sgd.h"
+
+using namespace drcnn;
+using namespace drcnn::engine;
+using Catch::Matchers::Contains;
+namespace fs = std::filesystem;
+
+namespace {
+
+fs::path fresh_dir(const std::string& name) {
+  const fs::path p = fs::temp_directory_path() / ("drcnn_test_trainer_" + name + "_" + std::to_string(::getpid()));
+  fs::remove_all(p);
+  fs::create_directories(p);
+  return p;
+}
+
+std::string slurp(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+/// Six 64x64 shapes images (COCO files on disk, read through the real loader).
+struct ShapesSet {
+  fs::path root;
+  data::CocoFile file;
+  std::unique_ptr<data::CocoDataset> dataset;
+  explicit ShapesSet(const std::string& name) : root(fresh_dir(name + "_data")) {
+    data::ShapesOptions o;
+    o.width = o.height = 64;
+    o.train_images = 6;
+    o.val_images = 1;
+    o.max_objects = 3;
+    o.seed = 3;
+    o.threads = 1;
+    data::generate_shapes_dataset(o, root);
+    file = data::load_coco(root / "annotations" / "instances_train.json");
+    data::CocoDatasetOptions co;
+    co.image_root = root / "train";
+    co.min_size = 0;
+    dataset = std::make_unique<data::CocoDataset>(file, co);
+  }
+  ~ShapesSet() { fs::remove_all(root); }
+};
+
+models::DetectorConfig tiny_config(int64_t num_classes) { return models::DetectorConfig::tiny_cpu(num_classes); }
+
+TrainerOptions tiny_options(const fs::path& run, int64_t iters) {
+  TrainerOptions o;
+  o.run_dir = run;
+  o.iters = iters;
+  o.batch = 2;
+  o.lr = 0.01;
+  o.warmup = 2;
+  o.scale_long = o.scale_short = 64;
+  o.workers = 1;
+  o.seed = 5;
+  o.log_every = 2;
+  o.checkpoint_every = 3;
+  o.keep = 2;
+  o.log = [](const std::string&) {};
+  return o;
+}
+
+bool same_bytes(const Tensor& a, const Tensor& b) {
+  const Tensor x = a.contiguous(), y = b.contiguous();
+  return x.dtype() == y.dtype() && x.shape() == y.shape() &&
+         std::memcmp(x.data_ptr(), y.data_ptr(), size_t(x.numel()) * dtype_size(x.dtype())) == 0;
+}
+
+}  // namespace
+
+TEST_CASE("engine/trainer: a run stopped and resumed twice ends bit-identical to one left alone", "[engine][trainer]") {
+  const ShapesSet set("resume");
+  const int64_t nc = int64_t(set.dataset->class_names().size());
+  const fs::path a = fresh_dir("resume_a"), b = fresh_dir("resume_b");
+  // 7 iterations over 3 batches per epoch: the resumes at 3 and 5 land mid-epoch, mid-window
+  // of the Dynamic R-CNN schedule (interval 2) and inside the lr warm-up.
+  Trainer straight(tiny_config(nc), *set.dataset, tiny_options(a, 7));
+  straight.train();
+  {
+    Trainer first(tiny_config(nc), *set.dataset, tiny_options(b, 3));
+    first.train();
+  }
+  {
+    TrainerOptions o = tiny_options(b, 5);
+    o.resume = true;
+    o.workers = 0;  // the worker count does not change the batches
+    Trainer second(tiny_config(nc), *set.dataset, o);
+    CHECK(second.iteration() == 3);
+    second.train();
+  }
+  TrainerOptions o = tiny_options(b, 7);
+  o.resume = true;
+  o.resume_from = b / "checkpoints" / "model_0000005.safetensors";  // --resume PATH
+  Trainer third(tiny_config(nc), *set.dataset, o);
+  CHECK(third.iteration() == 5);
+  third.train();
+
+  const auto wa = straight.weights(), wb = third.weights();
+  REQUIRE(wa.size() == wb.size());
+  for (const auto& [name, t] : wa) {
+    INFO(name);
+    CHECK(same_bytes(t, wb.at(name)));
+  }
+  // The final checkpoints are the same bytes: weights, momentum, schedule windows, generators
+  // and loader position all continued exactly.
+  for (const char* f : {"checkpoints/model_0000007.safetensors", "checkpoints/state_0000007.safetensors"}) {
+    INFO(f);
+    CHECK(slurp(a / f) == slurp(b / f));
+  }
+  // And the run trained: the weights moved from their initial values.
+  Generator init(5);
+  models::TwoStageDetector<float> fresh(tiny_config(nc), init);
+  CHECK_FALSE(same_bytes(fresh.state_dict().back().second, wa.at(fresh.state_dict().back().first)));
+  const Checkpoint c = load_checkpoint(b / "checkpoints" / "model_0000007.safetensors");
+  CHECK(c.state.schedule.iteration == 7);
+  CHECK(c.state.generators.at("sample").offset > 0);
+  CHECK(c.state.loader_epoch == 2);  // 7 batches of 3 per epoch: epochs 0, 1 and one batch of 2
+  CHECK(c.state.loader_next_batch == 1);
+  fs::remove_all(a);
+  fs::remove_all(b);
+}
+
+TEST_CASE("engine/trainer: log lines, metrics.jsonl, checkpoints kept, and a fresh run in an old folder",
+          "[engine][trainer]") {
+  const ShapesSet set("log");
+  const int64_t nc = int64_t(set.dataset->class_names().size());
+  const fs::path run = fresh_dir("log");
+  TrainerOptions o = tiny_options(run, 6);
+  o.checkpoint_every = 2;
+  std::vector<std::string> lines;
+  o.log = [&](const std::string& l) { lines.push_back(l); };
+  Trainer t(tiny_config(nc), *set.dataset, o);
+  t.train();
+  REQUIRE(lines.size() == 3);  // iterations 2, 4, 6
+  for (const char* field : {"eta: ", "iter: 4/6", "total_loss: ", "loss_rpn_cls: ", "loss_rpn_bbox: ", "loss_cls: ",
+                            "loss_bbox: ", "iou_thr: ", "beta: ", "time: ", "data_time: ", "lr: ", "max_mem: "})
+    CHECK_THAT(lines[1], Contains(field));
+  CHECK_THAT(lines[1], Contains("drcnn.train]: "));
+
+  // metrics.jsonl: one object per log line with the same values.
+  std::ifstream in(run / "metrics.jsonl");
+  std::string line;
+  size_t k = 0;
+  const auto& records = t.log_records();
+  REQUIRE(records.size() == 3);
+  while (std::getline(in, line)) {
+    REQUIRE(k < records.size());
+    const nlohmann::json j = nlohmann::json::parse(line);
+    const LogRecord& r = records[k++];
+    CHECK(j.at("iteration").get<int64_t>() == r.iteration);
+    CHECK(j.at("total_loss").get<double>() == r.losses.at("total_loss"));
+    for (const char* loss : {"loss_rpn_cls", "loss_rpn_bbox", "loss_cls", "loss_bbox"})
+      CHECK(j.at(loss).get<double>() == r.losses.at(loss));
+    CHECK(j.at("lr").get<double>() == r.lr);
+    CHECK(j.at("iou_threshold").get<double>() == r.iou_threshold);
+    CHECK(j.at("beta").get<double>() == r.beta);
+    CHECK(j.at("time").get<double>() == r.time);
+    CHECK(j.at("data_time").get<double>() == r.data_time);
+    CHECK(j.at("eta_seconds").get<double>() == r.eta_seconds);
+    CHECK(j.at("max_mem_mb").get<double>() > 0);
+  }
+  CHECK(k == 3);
+  CHECK(records[2].iteration == 6);
+  CHECK(records[2].eta_seconds == 0);
+  CHECK(std::isfinite(records[2].losses.at("total_loss")));
+  // The lr after warm-up (2 iterations) is the base lr.
+  CHECK(records[2].lr == 0.01);
+  // --keep 2 of the checkpoints at 2, 4, 6.
+  CHECK_FALSE(fs::exists(run / "checkpoints" / "model_0000002.safetensors"));
+  CHECK(fs::exists(run / "checkpoints" / "model_0000004.safetensors"));
+  CHECK(fs::exists(run / "checkpoints" / "state_0000006.safetensors"));
+  CHECK(slurp(run / "last_checkpoint") == "checkpoints/model_0000006.safetensors\n");
+
+  // A new run (no resume) in the same folder replaces the old run's files and says so.
+  TrainerOptions o2 = tiny_options(run, 1);
+  std::vector<std::string> lines2;
+  o2.log = [&](const std::string& l) { lines2.push_back(l); };
+  Trainer t2(tiny_config(nc), *set.dataset, o2);
+  CHECK(t2.iteration() == 0);
+  REQUIRE_FALSE(lines2.empty());
+  CHECK_THAT(lines2[0], Contains("new run (no --resume): removed 4 files"));
+  CHECK_FALSE(fs::exists(run / "last_checkpoint"));
+  t2.train();
+  std::ifstream in2(run / "metrics.jsonl");
+  std::vector<std::string> all;
+  while (std::getline(in2, line)) all.push_back(line);
+  REQUIRE(all.size() == 1);
+  CHECK(nlohmann::json::parse(all[0]).at("iteration") == 1);
+  fs::remove_all(run);
+}
+
+TEST_CASE("engine/trainer: a non-finite loss stops the run, naming the losses, lr, IoU threshold and beta",
+          "[engine][trainer]") {
+  const ShapesSet set("nan");
+  const int64_t nc = int64_t(set.dataset->class_names().size());
+  const fs::path run = fresh_dir("nan");
+  TrainerOptions o = tiny_options(run, 20);
+  o.lr = 1e30;  // the first step throws the weights to ~1e30: the next forward overflows
+  o.warmup = 0;
+  o.grad_clip = 0;
+  o.checkpoint_every = 1;
+  Trainer t(tiny_config(nc), *set.dataset, o);
+  std::string message;
+  try {
+    t.train();
+  } catch (const NonFiniteError& e) {
+    message = e.what();
+  }
+  REQUIRE_FALSE(message.empty());
+  INFO(message);
+  CHECK_THAT(message, Contains("non-finite") && Contains("loss_rpn_cls ") && Contains("loss_cls ") &&
+                          Contains("loss_bbox ") && Contains("total_loss ") && Contains("lr 1e+30") &&
+                          Contains("IoU threshold 0.5") && Contains("beta 1") && Contains("the last checkpoint is untouched"));
+  // It stopped at iteration t.iteration() + 1: the last checkpoint is the one before, complete
+  // and finite, and nothing was written for the failing iteration.
+  const int64_t done = t.iteration();
+  CHECK(done < 20);
+  CHECK_THAT(message, Contains(fmt::format("at iteration {}:", done + 1)));
+  REQUIRE(done >= 1);
+  const auto last = last_checkpoint(run);
+  REQUIRE(last.has_value());
+  CHECK(*last == run / "checkpoints" / checkpoint_file_name(done));
+  CHECK_FALSE(fs::exists(run / "checkpoints" / checkpoint_file_name(done + 1)));
+  const Checkpoint c = load_checkpoint(*last);
+  CHECK(c.state.iteration == done);
+  fs::remove_all(run);
+}
+
+TEST_CASE("engine/trainer: a resume with other settings is refused, naming the setting", "[engine][trainer]") {
+  const ShapesSet set("refuse");
+  const int64_t nc = int64_t(set.dataset->class_names().size());
+  const fs::path run = fresh_dir("refuse");
+  {
+    Trainer t(tiny_config(nc), *set.dataset, tiny_options(run, 1));
+    t.train();
+  }
+  TrainerOptions o = tiny_options(run, 2);
+  o.resume = true;
+  o.seed = 6;
+  CHECK_THROWS_WITH(Trainer(tiny_config(nc), *set.dataset, o),
+                    Contains("model_0000001.safetensors") && Contains("trained with seed 5, this run has seed 6"));
+  o = tiny_options(run, 2);
+  o.resume = true;
+  o.resume_from = run / "checkpoints" / "model_0000009.safetensors";
+  CHECK_THROWS_WITH(Trainer(tiny_config(nc), *set.dataset, o), Contains("model_0000009.safetensors: no such file"));
+  // A run that ended at 1 cannot be "resumed" to fewer iterations; to as many it has nothing to do.
+  Trainer done(tiny_config(nc), *set.dataset, [&] {
+    TrainerOptions x = tiny_options(run, 1);
+    x.resume = true;
+    return x;
+  }());
+  CHECK(done.iteration() == 1);
+  done.train();
+  CHECK(done.iteration() == 1);
+  CHECK(done.log_records().empty());
+  {
+    TrainerOptions x = tiny_options(run, 3);
+    x.resume = true;
+    Trainer more(tiny_config(nc), *set.dataset, x);
+    more.train();
+    CHECK(more.iteration() == 3);
+  }
+  TrainerOptions fewer = tiny_options(run, 2);
+  fewer.resume = true;
+  CHECK_THROWS_WITH(Trainer(tiny_config(nc), *set.dataset, fewer),
+                    Contains("model_0000003.safetensors: the checkpoint is at iteration 3 but --iters is 2"));
+  // --resume in a folder without last_checkpoint starts at 0 and says so.
+  const fs::path empty = fresh_dir("refuse_empty");
+  o = tiny_options(empty, 1);
+  o.resume = true;
+  std::vector<std::string> lines;
+  o.log = [&](const std::string& l) { lines.push_back(l); };
+  Trainer t(tiny_config(nc), *set.dataset, o);
+  CHECK(t.iteration() == 0);
+  REQUIRE_FALSE(lines.empty());
+  CHECK_THAT(lines[0], Contains("last_checkpoint does not exist yet: starting at iteration 0"));
+  fs::remove_all(run);
+  fs::remove_all(empty);
+}
+
+TEST_CASE("engine/trainer: --device values", "[engine][trainer]") {
+  CHECK(parse_device("cpu") == Device::cpu());
+  CHECK_THROWS_WITH(parse_device("gpu"), Contains("--device 'gpu': expected cpu, cuda or cuda:N"));
+  CHECK_THROWS_WITH(parse_device("cuda:x"), Contains("expected cpu, cuda or cuda:N"));
+  CHECK_THROWS_WITH(parse_device("cuda:"), Contains("expected cpu, cuda or cuda:N"));
+  if (cuda::device_count() == 0) {
+    // This machine: --device cuda fails clearly, and the default is the CPU.
+    CHECK_THROWS_WITH(parse_device("cuda"), Contains("--device 'cuda'") && (Contains("no CUDA device is usable here") ||
+                                                                           Contains("has no CUDA")));
+    CHECK_THROWS_WITH(parse_device("cuda:1"), Contains("--device 'cuda:1'"));
+    CHECK(parse_device("") == Device::cpu());
+  } else {
+    CHECK(parse_device("cuda") == Device::cuda(0));
+    CHECK(parse_device("") == Device::cuda(0));
+    CHECK_THROWS_WITH(parse_device(fmt::format("cuda:{}", cuda::device_count())), Contains("does not exist"));
+  }
+}
+
+TEST_CASE("engine/trainer: clip_grad_norm_on_device gives clip_grad_norm's gradients bit for bit", "[engine][trainer]") {
+  Generator gen(17);
+  for (const double max_norm : {0.05, 1e6, 0.0}) {
+    INFO("max_norm " << max_norm);
+    std::vector<Variable> a, b;
+    for (const Shape& shape : {Shape{3, 5}, Shape{7}, Shape{2, 2, 3}}) {
+      const Tensor g = Tensor::randn(shape, gen);
+      Variable x = Variable(Tensor::zeros(shape), true), y = Variable(Tensor::zeros(shape), true);
+      x.add_grad(g.clone());
+      y.add_grad(g.clone());
+      a.push_back(x);
+      b.push_back(y);
+    }
+    a.push_back(Variable(Tensor::zeros({4}), true));  // no gradient: skipped by both
+    b.push_back(Variable(Tensor::zeros({4}), true));
+    const Tensor norm = clip_grad_norm_on_device(b, max_norm);
+    const double expected = max_norm > 0 ? train::clip_grad_norm(a, max_norm)
+                                          : train::clip_grad_norm(a, std::numeric_limits<double>::max());
+    CHECK(norm.dtype() == DType::Float64);
+    CHECK(norm.item<double>() == expected);
+    for (size_t i = 0; i + 1 < a.size(); ++i) CHECK(same_bytes(a[i].grad(), b[i].grad()));
+    CHECK_FALSE(b.back().has_grad());
+  }
+  CHECK(clip_grad_norm_on_device({}, 1.0).item<double>() == 0.0);
+  CHECK_THROWS_WITH(clip_grad_norm_on_device({}, -1.0), Contains("max_norm must be finite and >= 0, got -1"));
+}
+
+TEST_CASE("engine/trainer: deferred non-finite checks (the GPU default) change no value and name the first bad iteration",
+          "[engine][trainer]") {
+  const ShapesSet set("deferred");
+  const int64_t nc = int64_t(set.dataset->class_names().size());
+  const fs::path a = fresh_dir("deferred_a"), b = fresh_dir("deferred_b");
+  // Host reads every iteration vs every 4 (and at the log lines and checkpoints), with
+  // clipping active (0.05): the same weights, bytes for bytes, and the same logged losses.
+  TrainerOptions oa = tiny_options(a, 6), ob = tiny_options(b, 6);
+  oa.grad_clip = ob.grad_clip = 0.05;
+  oa.log_every = ob.log_every = 3;
+  ob.check_every = 4;
+  Trainer every(tiny_config(nc), *set.dataset, oa), deferred(tiny_config(nc), *set.dataset, ob);
+  every.train();
+  deferred.train();
+  for (const auto& [name, t] : every.weights()) {
+    INFO(name);
+    CHECK(same_bytes(t, deferred.weights().at(name)));
+  }
+  REQUIRE(every.log_records().size() == 2);
+  REQUIRE(deferred.log_records().size() == 2);
+  for (size_t i = 0; i < 2; ++i) CHECK(every.log_records()[i].losses == deferred.log_records()[i].losses);
+
+  // lr 1e30: iteration 2 is non-finite; read only every 5 iterations, the run goes on past it
+  // but stops at the read, naming iteration 2 and its values, before any checkpoint.
+  const fs::path c = fresh_dir("deferred_c");
+  TrainerOptions oc = tiny_options(c, 20);
+  oc.lr = 1e30;
+  oc.warmup = 0;
+  oc.grad_clip = 0;
+  oc.check_every = 5;
+  oc.log_every = 5;
+  oc.checkpoint_every = 5;
+  Trainer t(tiny_config(nc), *set.dataset, oc);
+  std::string message;
+  try {
+    t.train();
+  } catch (const NonFiniteError& e) {
+    message = e.what();
+  }
+  INFO(message);
+  CHECK_THAT(message, Contains("non-finite loss at iteration 2: ") && Contains("lr 1e+30") &&
+                          Contains("IoU threshold 0.5") && Contains("beta 1"));
+  CHECK_FALSE(last_checkpoint(c).has_value());
+  CHECK_FALSE(fs::exists(c / "checkpoints" / checkpoint_file_name(5)));
+  fs::remove_all(a);
+  fs::remove_all(b);
+  fs::remove_all(c);
+}
