@@ -1,4 +1,4 @@
-// drcnn_train: trains a detector preset on a COCO-format dataset (engine::Trainer: checkpoints,
+// drcnn_train: trains a detector on a COCO or Pascal VOC dataset (engine::Trainer: checkpoints,
 // exact resume, the log line and RUN/metrics.jsonl), then evaluates it on a validation set with
 // the pycocotools-equal evaluator, writes the detections as COCO results JSON, the metrics as
 // JSON, the weights as safetensors, and draws the detections of a few validation images. The loop is the one MMDetection runs for
@@ -7,6 +7,9 @@
 //
 //   drcnn_train --train-ann A.json --train-images DIR --val-ann B.json --val-images DIR
 //               [--preset small_cpu] [--iters 500] [--batch 2] [--lr 0.005] [--out DIR] ...
+//   drcnn_train --config configs/X.yaml [--set solver.lr=0.01 ...] [flags]
+// Settings resolve in this order: the --config file (or the --preset's defaults), then each flag
+// given on the command line, then each --set; the result is saved as RUN/config.yaml.
 // scripts/demo.sh runs it on the synthetic shapes dataset (examples/make_shapes.cpp).
 #include <CLI/CLI.hpp>
 #include <fmt/core.h>
@@ -16,7 +19,10 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
+#include <limits>
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -25,8 +31,10 @@
 #include "drcnn/data/draw.h"
 #include "drcnn/data/image.h"
 #include "drcnn/data/loader.h"
+#include "drcnn/data/voc.h"
 #include "drcnn/engine/trainer.h"
 #include "drcnn/eval/coco_eval.h"
+#include "drcnn/io/config.h"
 #include "drcnn/io/safetensors.h"
 #include "drcnn/models/detector.h"
 #include "drcnn/train/dynamic_schedule.h"
@@ -36,46 +44,78 @@ namespace fs = std::filesystem;
 
 namespace {
 
+// What run() needs beyond the RunConfig: the resume request and the --overwrite flag.
 struct Options {
-  std::string train_ann, train_images, val_ann, val_images, out = "drcnn_run";
-  std::string preset = "small_cpu";
-  int64_t iters = 500, batch = 2, warmup = 100, log_every = 20, draw = 4;
-  std::vector<int64_t> steps;
-  double lr = 0.005, weight_decay = 1e-4, momentum = 0.9, flip = 0.5, grad_clip = 10.0;
-  int32_t scale_long = 1333, scale_short = 800;
-  int workers = 1, threads = 1;
-  uint64_t seed = 0;
-  bool static_schedule = false;
+  io::RunConfig cfg;
   std::string device;  // empty: the default (engine::parse_device)
-  int64_t checkpoint_every = 0;
-  int keep = 3;
-  bool resume = false;
+  bool resume = false, overwrite = false;
   std::string resume_from;
 };
 
-models::DetectorConfig make_config(const std::string& preset, int64_t num_classes) {
-  if (preset == "small_cpu") return models::DetectorConfig::small_cpu(num_classes);
-  if (preset == "tiny_cpu") return models::DetectorConfig::tiny_cpu(num_classes);
-  if (preset == "dynamic_rcnn_r50_fpn_1x") return models::DetectorConfig::dynamic_rcnn_r50_fpn_1x(num_classes);
-  if (preset == "faster_rcnn_r50_fpn_1x") return models::DetectorConfig::faster_rcnn_r50_fpn_1x(num_classes);
-  if (preset == "dynamic_rcnn_r101_fpn_1x") return models::DetectorConfig::dynamic_rcnn_r101_fpn_1x(num_classes);
-  throw Error("drcnn_train: unknown preset '" + preset +
-              "' (small_cpu, tiny_cpu, dynamic_rcnn_r50_fpn_1x, faster_rcnn_r50_fpn_1x, dynamic_rcnn_r101_fpn_1x)");
+// One split as a dataset (COCO JSON + image folder, or a VOC annotation folder + image folder)
+// and its ground truth as an in-memory COCO file for the evaluator.
+struct Split {
+  std::unique_ptr<data::DetectionDataset> dataset;
+  data::CocoFile gt;  // COCO: the file itself; VOC: built from the dataset (evaluation only)
+  std::string describe;
+};
+
+std::vector<std::string> read_id_list(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) throw Error("drcnn_train: cannot open the image-id list " + path);
+  std::vector<std::string> ids;
+  for (std::string line; std::getline(in, line);) {
+    const size_t b = line.find_first_not_of(" \t\r"), e = line.find_last_not_of(" \t\r");
+    if (b != std::string::npos) ids.push_back(line.substr(b, e - b + 1));
+  }
+  return ids;
+}
+
+Split load_split(const io::DatasetConfig& d, bool training, const std::vector<std::string>& class_names) {
+  Split s;
+  if (d.format == io::DatasetFormat::Coco) {
+    s.gt = data::load_coco(d.ann);
+    data::CocoDatasetOptions opts;
+    if (training) {
+      opts.image_root = d.images;
+      opts.min_size = 0;
+    } else {
+      opts = data::CocoDatasetOptions::evaluation(d.images);
+    }
+    auto ds = std::make_unique<data::CocoDataset>(s.gt, opts);
+    s.describe = fmt::format("{} (COCO: {} images kept of {}, {} targets, {} crowd)", d.ann, ds->size(),
+                             ds->stats().images_in_file, ds->stats().targets, ds->stats().ignored);
+    s.dataset = std::move(ds);
+    return s;
+  }
+  data::VocDatasetOptions opts;
+  opts.annotation_dir = d.ann;
+  opts.image_dir = d.images;
+  if (!d.image_list.empty()) opts.image_ids = read_id_list(d.image_list);
+  opts.class_names = class_names;  // validation: the training set's classes, in its order
+  if (!training) opts.filter_empty = data::EmptyImageFilter::kKeepAll;
+  auto ds = std::make_unique<data::VocDataset>(opts);
+  s.gt = eval::coco_ground_truth(*ds, d.ann);
+  s.describe = fmt::format("{} (VOC: {} images kept of {}, {} targets, {} difficult)", d.ann, ds->size(),
+                           ds->stats().images_in_list, ds->stats().targets, ds->stats().ignored);
+  s.dataset = std::move(ds);
+  return s;
 }
 
 double seconds_since(std::chrono::steady_clock::time_point t) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
 }
 
-// Detections of the whole validation set as COCO results (original category ids, xywh).
-eval::CocoResults predict_dataset(const models::TwoStageDetector<float>& model, const data::CocoDataset& val,
-                                  const data::Pipeline& pipeline, const Options& o,
+// Detections of the whole validation set as COCO results (the ground truth's category ids, xywh).
+eval::CocoResults predict_dataset(const models::TwoStageDetector<float>& model, const Split& val,
+                                  const data::Pipeline& pipeline, const io::RunConfig& c,
                                   std::map<int64_t, Instances>* keep_for_drawing) {
   data::LoaderOptions lo;
   lo.batch_size = 1;
-  lo.num_workers = o.workers;
+  lo.num_workers = c.data.workers;
   lo.skip_corrupt_images = false;
-  data::DataLoader loader(val, data::sequential_indices(int64_t(val.size())), pipeline, lo);
+  const auto* coco = dynamic_cast<const data::CocoDataset*>(val.dataset.get());
+  data::DataLoader loader(*val.dataset, data::sequential_indices(int64_t(val.dataset->size())), pipeline, lo);
   loader.start_epoch(0);
   eval::CocoResults results;
   results.source = "drcnn_train detections";
@@ -93,95 +133,102 @@ eval::CocoResults predict_dataset(const models::TwoStageDetector<float>& model, 
       const std::vector<float> s = dets[i].scores.to_vector<float>();
       const std::vector<int64_t> l = dets[i].labels.to_vector<int64_t>();
       for (size_t k = 0; k < s.size(); ++k)
-        results.push_back(batch.metas[i].image_id, val.label_to_category_id(l[k]),
+        results.push_back(batch.metas[i].image_id, coco ? coco->label_to_category_id(l[k]) : l[k] + 1,
                           {b[4 * k], b[4 * k + 1], double(b[4 * k + 2]) - b[4 * k], double(b[4 * k + 3]) - b[4 * k + 1]},
                           s[k]);
-      if (keep_for_drawing && int64_t(keep_for_drawing->size()) < o.draw)
+      if (keep_for_drawing && int64_t(keep_for_drawing->size()) < c.eval.draw)
         keep_for_drawing->emplace(batch.indices[i], dets[i]);
     }
   }
   return results;
 }
 
-int run(const Options& o) {
+int run(Options& o) {
+  io::RunConfig& c = o.cfg;
   // The first line says where the run trains (and why, when the default picked the CPU).
   const Device device = engine::parse_device(o.device);
   fmt::print("device: {}{}\n", device,
              o.device.empty() ? (device.is_cpu() ? fmt::format(" (default; no GPU: {})", cuda::unavailable_reason())
                                                  : std::string(" (default: the first visible GPU)"))
                               : std::string());
-  set_cpu_threads(o.threads);
-  fs::create_directories(o.out);
-  const data::CocoFile train_file = data::load_coco(o.train_ann);
-  data::CocoDatasetOptions train_opts;
-  train_opts.image_root = o.train_images;
-  train_opts.min_size = 0;
-  const data::CocoDataset train_set(train_file, train_opts);
-  const int64_t num_classes = int64_t(train_set.class_names().size());
-  fmt::print("train: {} ({} images kept of {}, {} targets, {} crowd, {} boxes dropped), {} classes\n", o.train_ann,
-             train_set.size(), train_set.stats().images_in_file, train_set.stats().targets, train_set.stats().ignored,
-             train_set.stats().dropped_outside + train_set.stats().dropped_area + train_set.stats().dropped_small,
-             num_classes);
+  if (c.data.train.ann.empty() || c.data.train.images.empty())
+    throw Error("no training set: give --train-ann and --train-images, or data.train.ann and data.train.images in "
+                "--config (or --set data.train.ann=...)");
+  set_cpu_threads(c.threads);
+  const fs::path out = c.logging.out;
+  fs::create_directories(out);
+  const Split train = load_split(c.data.train, true, {});
+  const std::vector<std::string>& classes = train.dataset->class_names();
+  const int64_t num_classes = int64_t(classes.size());
+  fmt::print("train: {}, {} classes\n", train.describe, num_classes);
+  if (c.model.num_classes != num_classes)
+    fmt::print("model: num_classes {} -> {} (the training set's)\n", c.model.num_classes, num_classes);
+  c.model.num_classes = num_classes;
+  c.model.roi_head.bbox_head.num_classes = num_classes;
+  c.device = fmt::format("{}", device);
+  io::validate(c);
+  io::save_config(c, out / "config.yaml");
 
-  models::DetectorConfig cfg = make_config(o.preset, num_classes);
-  if (o.static_schedule) cfg.dynamic = train::DynamicRcnnConfig::static_baseline();
+  const models::DetectorConfig& cfg = c.model;
   engine::TrainerOptions to;
-  to.run_dir = o.out;
-  to.iters = o.iters;
-  to.batch = o.batch;
-  to.lr = o.lr;
-  to.warmup = o.warmup;
-  to.steps = o.steps;
-  to.momentum = o.momentum;
-  to.weight_decay = o.weight_decay;
-  to.grad_clip = o.grad_clip;
-  to.flip = o.flip;
-  to.scale_long = o.scale_long;
-  to.scale_short = o.scale_short;
-  to.workers = o.workers;
-  to.seed = o.seed;
-  to.log_every = o.log_every;
-  to.checkpoint_every = o.checkpoint_every;
-  to.keep = o.keep;
+  to.run_dir = out;
+  to.iters = c.solver.max_iters;
+  to.batch = c.solver.images_per_batch;
+  to.lr = c.solver.lr;
+  to.warmup = c.solver.warmup_iters;
+  to.steps = c.solver.steps;
+  to.momentum = c.solver.momentum;
+  to.weight_decay = c.solver.weight_decay;
+  to.grad_clip = c.solver.grad_clip;
+  to.flip = c.data.flip;
+  to.scale_long = c.data.scale_long;
+  to.scale_short = c.data.scale_short;
+  to.workers = c.data.workers;
+  to.seed = c.seed;
+  to.log_every = c.logging.log_every;
+  to.checkpoint_every = c.logging.checkpoint_every;
+  to.keep = c.logging.keep > 0 ? int(c.logging.keep) : std::numeric_limits<int>::max();
   to.resume = o.resume;
   to.resume_from = o.resume_from;
+  to.overwrite = o.overwrite;
   to.device = device;
-  engine::Trainer trainer(cfg, train_set, to);
-  fmt::print("model: {}, {} threads, batch {}, {} iterations from {}, lr {} (warm-up {}), schedule {}\n", cfg.name,
-             o.threads, o.batch, o.iters, trainer.iteration(), o.lr, o.warmup,
-             cfg.dynamic.static_mode ? "static (Faster R-CNN)" : "dynamic (Dynamic R-CNN)");
+  engine::Trainer trainer(cfg, *train.dataset, to);
+  fmt::print("model: {}, {} threads, batch {}, {} iterations from {}, lr {} (warm-up {}), schedule {}; config {}\n",
+             cfg.name, c.threads, to.batch, to.iters, trainer.iteration(), to.lr, to.warmup,
+             cfg.dynamic.static_mode ? "static (Faster R-CNN)" : "dynamic (Dynamic R-CNN)",
+             (out / "config.yaml").string());
   std::fflush(stdout);
   const auto t_start = std::chrono::steady_clock::now();
   const int64_t first = trainer.iteration();
   trainer.train();
   fmt::print("training: {} iterations in {:.1f} s\n", trainer.iteration() - first, seconds_since(t_start));
-  io::save_safetensors(fs::path(o.out) / "model.safetensors", trainer.weights());
+  io::save_safetensors(out / "model.safetensors", trainer.weights());
   models::TwoStageDetector<float>& model = trainer.model();
   if (!device.is_cpu()) model.to(Device::cpu());  // evaluation runs on the CPU
 
-  if (o.val_ann.empty()) return 0;
+  if (c.data.val.ann.empty()) return 0;
   model.eval();
-  data::ResizeOptions resize;
-  resize.scales = {{o.scale_long, o.scale_short}};
-  const data::CocoFile val_file = data::load_coco(o.val_ann);
-  const data::CocoDataset val_set(val_file, data::CocoDatasetOptions::evaluation(o.val_images));
+  const Split val = load_split(c.data.val, false, classes);
+  fmt::print("val: {}\n", val.describe);
   std::map<int64_t, Instances> drawn;
   const auto t_eval = std::chrono::steady_clock::now();
-  const eval::CocoResults results = predict_dataset(model, val_set, data::test_pipeline(resize), o, &drawn);
-  fmt::print("inference: {} images, {} detections in {:.1f} s\n", val_set.size(), results.size(), seconds_since(t_eval));
-  eval::save_results(results, fs::path(o.out) / "detections.json");
-  const eval::CocoEvalResult metrics = eval::evaluate_bbox(val_file, results);
+  const eval::CocoResults results = predict_dataset(model, val, data::test_pipeline(io::test_resize(c.data)), c, &drawn);
+  fmt::print("inference: {} images, {} detections in {:.1f} s\n", val.dataset->size(), results.size(),
+             seconds_since(t_eval));
+  eval::save_results(results, out / "detections.json");
+  const eval::CocoEvalResult metrics = eval::evaluate_bbox(val.gt, results);
   fmt::print("{}{}", eval::summary_text(metrics), eval::extras_text(metrics));
   {
-    std::FILE* f = std::fopen((fs::path(o.out) / "metrics.json").c_str(), "w");
-    if (!f) throw Error("drcnn_train: cannot write " + (fs::path(o.out) / "metrics.json").string());
+    std::FILE* f = std::fopen((out / "metrics.json").c_str(), "w");
+    if (!f) throw Error("drcnn_train: cannot write " + (out / "metrics.json").string());
     const std::string json = eval::result_to_json(metrics);
     std::fwrite(json.data(), 1, json.size(), f);
     std::fclose(f);
   }
-  fs::create_directories(fs::path(o.out) / "vis");
+  fs::create_directories(out / "vis");
+  const float thr = float(c.eval.draw_score_thr);
   for (const auto& [index, det] : drawn) {
-    const data::DetectionRecord rec = val_set.record(size_t(index));
+    const data::DetectionRecord rec = val.dataset->record(size_t(index));
     data::Image image = data::read_image(rec.image_path);
     const std::vector<float> b = det.boxes.tensor().to_vector<float>();
     std::vector<std::array<float, 4>> boxes;
@@ -189,65 +236,132 @@ int run(const Options& o) {
     const std::vector<int64_t> labels = det.labels.to_vector<int64_t>();
     const std::vector<float> scores = det.scores.to_vector<float>();
     data::DrawOptions d;
-    d.score_threshold = 0.3f;
-    data::draw_detections(image, boxes, labels, scores, val_set.class_names(), d);
-    const fs::path png = fs::path(o.out) / "vis" / fmt::format("val_{:06d}.png", rec.image_id);
+    d.score_threshold = thr;
+    data::draw_detections(image, boxes, labels, scores, classes, d);
+    const fs::path png = out / "vis" / fmt::format("val_{:06d}.png", rec.image_id);
     data::write_png(png, image);
-    fmt::print("drew {} ({} detections with score >= 0.3)\n", png.string(),
-               std::count_if(scores.begin(), scores.end(), [](float s) { return s >= 0.3f; }));
+    fmt::print("drew {} ({} detections with score >= {})\n", png.string(),
+               std::count_if(scores.begin(), scores.end(), [thr](float s) { return s >= thr; }), thr);
   }
-  fmt::print("wrote {}/model.safetensors, detections.json, metrics.json, vis/\n", o.out);
+  fmt::print("wrote {}/model.safetensors, config.yaml, detections.json, metrics.json, vis/\n", out.string());
   return 0;
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  Options o;
-  CLI::App app{"drcnn_train: train a Dynamic R-CNN / Faster R-CNN preset on a COCO-format dataset, then evaluate"};
-  app.add_option("--train-ann", o.train_ann, "COCO annotation JSON of the training set")->required();
-  app.add_option("--train-images", o.train_images, "folder the training file_names are relative to")->required();
-  app.add_option("--val-ann", o.val_ann, "COCO annotation JSON of the validation set (optional)");
-  app.add_option("--val-images", o.val_images, "folder of the validation images");
-  app.add_option("--preset", o.preset, "small_cpu | tiny_cpu (tests) | dynamic_rcnn_r50_fpn_1x | faster_rcnn_r50_fpn_1x | dynamic_rcnn_r101_fpn_1x")
-      ->capture_default_str();
-  app.add_flag("--static", o.static_schedule, "Faster R-CNN baseline: fixed IoU 0.5 and beta 1.0");
-  app.add_option("--iters", o.iters, "training iterations")->capture_default_str()->check(CLI::PositiveNumber);
-  app.add_option("--batch", o.batch, "images per iteration")->capture_default_str()->check(CLI::PositiveNumber);
-  app.add_option("--lr", o.lr, "base learning rate (MMDetection's 0.02 is for 16 images; scale it linearly)")->capture_default_str()->check(CLI::NonNegativeNumber);
-  app.add_option("--warmup", o.warmup, "linear warm-up iterations (ratio 0.001)")->capture_default_str();
-  app.add_option("--steps", o.steps, "iterations where the lr is multiplied by 0.1")->delimiter(',');
-  app.add_option("--grad-clip", o.grad_clip, "clip the gradients' total L2 norm (0: off; mmdet v1.1 Dynamic R-CNN: 35)")
-      ->capture_default_str();
-  app.add_option("--weight-decay", o.weight_decay, "SGD weight decay")->capture_default_str();
-  app.add_option("--momentum", o.momentum, "SGD momentum")->capture_default_str();
+  // Flag targets; a flag given on the command line replaces the config's field (see below).
+  std::string config_path, preset = "small_cpu", train_format = "coco", val_format = "coco";
+  std::vector<std::string> sets;
+  io::RunConfig d;  // defaults shown in --help
+  std::string train_ann, train_images, train_list, val_ann, val_images, val_list, out = d.logging.out;
+  int64_t iters = d.solver.max_iters, batch = d.solver.images_per_batch, warmup = d.solver.warmup_iters;
+  int64_t log_every = d.logging.log_every, draw = d.eval.draw, checkpoint_every = d.logging.checkpoint_every, keep = 3;
+  std::vector<int64_t> steps;
+  double lr = d.solver.lr, weight_decay = d.solver.weight_decay, momentum = d.solver.momentum, flip = d.data.flip,
+         grad_clip = d.solver.grad_clip;
+  int workers = d.data.workers, threads = d.threads;
+  uint64_t seed = d.seed;
+  bool static_schedule = false;
   std::vector<int32_t> scale;
+  Options o;
+
+  CLI::App app{"drcnn_train: train a Dynamic R-CNN / Faster R-CNN on a COCO or Pascal VOC dataset, then evaluate"};
+  app.add_option("--config", config_path, "YAML run config (configs/*.yaml, docs/config.md); flags and --set override it")
+      ->check(CLI::ExistingFile);
+  app.add_option("--set", sets, "override any config field: key.sub=value (repeatable; applied last, in order)");
+  app.add_option("--train-ann", train_ann, "training annotations: a COCO JSON file, or a VOC folder of <id>.xml");
+  app.add_option("--train-images", train_images, "folder of the training images");
+  app.add_option("--train-format", train_format, "coco | voc")->check(CLI::IsMember({"coco", "voc"}));
+  app.add_option("--train-list", train_list, "VOC: image-id list (ImageSets/Main/<split>.txt); default: every XML");
+  app.add_option("--val-ann", val_ann, "validation annotations (COCO JSON or VOC folder; optional)");
+  app.add_option("--val-images", val_images, "folder of the validation images");
+  app.add_option("--val-format", val_format, "coco | voc")->check(CLI::IsMember({"coco", "voc"}));
+  app.add_option("--val-list", val_list, "VOC: validation image-id list");
+  app.add_option("--preset", preset, "small_cpu | tiny_cpu (tests) | dynamic_rcnn_r50_fpn_1x | faster_rcnn_r50_fpn_1x | dynamic_rcnn_r101_fpn_1x")
+      ->capture_default_str();
+  app.add_flag("--static", static_schedule, "Faster R-CNN baseline: fixed IoU 0.5 and beta 1.0");
+  app.add_option("--iters", iters, "training iterations")->capture_default_str()->check(CLI::PositiveNumber);
+  app.add_option("--batch", batch, "images per iteration")->capture_default_str()->check(CLI::PositiveNumber);
+  app.add_option("--lr", lr, "base learning rate (MMDetection's 0.02 is for 16 images; scale it linearly)")->capture_default_str()->check(CLI::NonNegativeNumber);
+  app.add_option("--warmup", warmup, "linear warm-up iterations (ratio 0.001)")->capture_default_str();
+  app.add_option("--steps", steps, "iterations where the lr is multiplied by 0.1")->delimiter(',');
+  app.add_option("--grad-clip", grad_clip, "clip the gradients' total L2 norm (0: off; mmdet v1.1 Dynamic R-CNN: 35)")
+      ->capture_default_str();
+  app.add_option("--weight-decay", weight_decay, "SGD weight decay")->capture_default_str();
+  app.add_option("--momentum", momentum, "SGD momentum")->capture_default_str();
   app.add_option("--scale", scale, "resize target: long,short (keep ratio); default 1333,800")
       ->delimiter(',')->expected(2);
-  app.add_option("--flip", o.flip, "horizontal flip probability")->capture_default_str();
-  app.add_option("--workers", o.workers, "loader worker threads (0: load in the training thread)")->capture_default_str();
-  app.add_option("--threads", o.threads, "compute threads")->capture_default_str()->check(CLI::PositiveNumber);
-  app.add_option("--seed", o.seed, "seed of the weights, the sampling and the data order")->capture_default_str();
-  app.add_option("--log-every", o.log_every, "iterations per log line")->capture_default_str()->check(CLI::PositiveNumber);
-  app.add_option("--draw", o.draw, "validation images to draw")->capture_default_str();
-  app.add_option("--out", o.out, "the run folder: checkpoints/, last_checkpoint, metrics.jsonl, model.safetensors, "
-                 "evaluation outputs")->capture_default_str();
+  app.add_option("--flip", flip, "horizontal flip probability")->capture_default_str();
+  app.add_option("--workers", workers, "loader worker threads (0: load in the training thread)")->capture_default_str();
+  app.add_option("--threads", threads, "compute threads")->capture_default_str()->check(CLI::PositiveNumber);
+  app.add_option("--seed", seed, "seed of the weights, the sampling and the data order")->capture_default_str();
+  app.add_option("--log-every", log_every, "iterations per log line")->capture_default_str()->check(CLI::PositiveNumber);
+  app.add_option("--draw", draw, "validation images to draw")->capture_default_str();
+  app.add_option("--out", out, "the run folder: config.yaml, checkpoints/, last_checkpoint, metrics.jsonl, "
+                 "model.safetensors, evaluation outputs")->capture_default_str();
   app.add_option("--device", o.device, "cpu | cuda | cuda:N (default: the first GPU when this build has CUDA and one "
                  "is visible, else the CPU)");
-  app.add_option("--checkpoint-every", o.checkpoint_every, "iterations between checkpoints (0: only at the end)")
+  app.add_option("--checkpoint-every", checkpoint_every, "iterations between checkpoints (0: only at the end)")
       ->capture_default_str()->check(CLI::NonNegativeNumber);
-  app.add_option("--keep", o.keep, "checkpoints kept in RUN/checkpoints")->capture_default_str()
+  app.add_option("--keep", keep, "checkpoints kept in RUN/checkpoints (without --config: 3)")->capture_default_str()
       ->check(CLI::PositiveNumber);
   app.add_option("--resume", o.resume_from, "continue from RUN/last_checkpoint (no value) or from the checkpoint "
                  "PATH (a model_N.safetensors with its state_N.safetensors beside it)")
       ->expected(0, 1);
+  app.add_flag("--overwrite", o.overwrite, "start a new run in a RUN folder that holds an earlier run, removing that "
+               "run's checkpoints, last_checkpoint and metrics.jsonl (without it such a folder is refused)");
   CLI11_PARSE(app, argc, argv);
   o.resume = app.count("--resume") > 0;
-  if (!scale.empty()) {
-    o.scale_long = scale[0];
-    o.scale_short = scale[1];
-  }
+  const auto given = [&](const char* flag) { return app.count(flag) > 0; };
+
   try {
+    // 1. The file (or, without one, the --preset's model with drcnn_train's defaults).
+    io::RunConfig& c = o.cfg;
+    if (!config_path.empty()) {
+      c = io::load_config(config_path);
+      if (given("--preset")) c.model = io::preset_config(preset).model;
+    } else {
+      c = io::preset_config(preset);
+      c.logging.keep = 3;
+    }
+    // 2. Each flag given on the command line.
+    if (given("--train-ann")) c.data.train.ann = train_ann;
+    if (given("--train-images")) c.data.train.images = train_images;
+    if (given("--train-format")) c.data.train.format = train_format == "voc" ? io::DatasetFormat::Voc : io::DatasetFormat::Coco;
+    if (given("--train-list")) c.data.train.image_list = train_list;
+    if (given("--val-ann")) c.data.val.ann = val_ann;
+    if (given("--val-images")) c.data.val.images = val_images;
+    if (given("--val-format")) c.data.val.format = val_format == "voc" ? io::DatasetFormat::Voc : io::DatasetFormat::Coco;
+    if (given("--val-list")) c.data.val.image_list = val_list;
+    if (static_schedule) c.model.dynamic = train::DynamicRcnnConfig::static_baseline();
+    if (given("--iters")) c.solver.max_iters = iters;
+    if (given("--batch")) c.solver.images_per_batch = batch;
+    if (given("--lr")) c.solver.lr = lr;
+    if (given("--warmup")) c.solver.warmup_iters = warmup;
+    if (given("--steps")) c.solver.steps = steps;
+    if (given("--grad-clip")) c.solver.grad_clip = grad_clip;
+    if (given("--weight-decay")) c.solver.weight_decay = weight_decay;
+    if (given("--momentum")) c.solver.momentum = momentum;
+    if (given("--scale")) {
+      c.data.scale_long = scale[0];
+      c.data.scale_short = scale[1];
+    }
+    if (given("--flip")) c.data.flip = flip;
+    if (given("--workers")) c.data.workers = workers;
+    if (given("--threads")) c.threads = threads;
+    if (given("--seed")) c.seed = seed;
+    if (given("--log-every")) c.logging.log_every = log_every;
+    if (given("--draw")) c.eval.draw = draw;
+    if (given("--out")) c.logging.out = out;
+    if (given("--checkpoint-every")) c.logging.checkpoint_every = checkpoint_every;
+    if (given("--keep")) c.logging.keep = keep;
+    // 3. Each --set, in order (checked against the schema: errors name the key).
+    for (const std::string& s : sets) io::apply_override(c, s);
+    // The device: --device, else the file's `device:`, else the default (first GPU or the CPU);
+    // run() checks it (naming the flag) and records the one it trains on in c.device.
+    if (!given("--device") && !config_path.empty()) o.device = c.device;
+    io::validate(c);
     return run(o);
   } catch (const std::exception& e) {
     fmt::print(stderr, "drcnn_train: {}\n", e.what());

@@ -52,5 +52,5 @@ start=$(drcnn_now)
   --train-ann "$data_dir/annotations/instances_train.json" --train-images "$data_dir/train" \
   --val-ann "$data_dir/annotations/instances_val.json" --val-images "$data_dir/val" \
   --preset small_cpu --scale 256,256 --batch 2 --iters "$iters" --warmup 100 \
-  --threads "$threads" --workers 1 --out "$demo_dir/run" "$@"
+  --threads "$threads" --workers 1 --out "$demo_dir/run" --overwrite "$@"
 echo "drcnn: demo finished in $(( $(drcnn_now) - start )) s; outputs in $demo_dir/run (vis/*.png are the drawn detections)"

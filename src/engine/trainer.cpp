@@ -394,6 +394,18 @@ Trainer::Trainer(const models::DetectorConfig& config, const data::DetectionData
     }
   } else {
     // A fresh run owns the folder: an earlier run's checkpoints and metrics would mix with its own.
+    // It never removes them unasked: without overwrite, an earlier run's files stop it here.
+    if (!o.overwrite) {
+      const fs::path pointer = o.run_dir / "last_checkpoint";
+      bool earlier = fs::exists(pointer);
+      std::error_code ec;
+      for (fs::directory_iterator it(o.run_dir / "checkpoints", ec), end; !ec && it != end && !earlier; ++it)
+        earlier = it->path().extension() == ".safetensors";
+      DRCNN_CHECK(!earlier, "run folder ", o.run_dir.string(), " holds an earlier run's checkpoints",
+                  fs::exists(pointer) ? " (last_checkpoint: " + last_checkpoint(o.run_dir).value_or("?").string() + ")"
+                                      : std::string(),
+                  "; continue it with --resume, replace it with --overwrite, or choose another --out");
+    }
     const auto removed = remove_checkpoints_after(o.run_dir, -1);
     const bool had_pointer = fs::remove(o.run_dir / "last_checkpoint");
     if (!removed.empty() || had_pointer)

@@ -825,12 +825,13 @@ RunConfig load_layers(const std::string& text, const std::string& name, std::vec
 
 // ---------------------------------------------------------------------------------- public API
 std::vector<std::string> preset_names() {
-  return {"small_cpu", "dynamic_rcnn_r50_fpn_1x", "faster_rcnn_r50_fpn_1x", "dynamic_rcnn_r101_fpn_1x"};
+  return {"small_cpu", "tiny_cpu", "dynamic_rcnn_r50_fpn_1x", "faster_rcnn_r50_fpn_1x", "dynamic_rcnn_r101_fpn_1x"};
 }
 
 RunConfig preset_config(const std::string& name) {
   RunConfig c;
   if (name == "small_cpu") c.model = models::DetectorConfig::small_cpu(80);
+  else if (name == "tiny_cpu") c.model = models::DetectorConfig::tiny_cpu(80);
   else if (name == "dynamic_rcnn_r50_fpn_1x") c.model = models::DetectorConfig::dynamic_rcnn_r50_fpn_1x(80);
   else if (name == "faster_rcnn_r50_fpn_1x") c.model = models::DetectorConfig::faster_rcnn_r50_fpn_1x(80);
   else if (name == "dynamic_rcnn_r101_fpn_1x") c.model = models::DetectorConfig::dynamic_rcnn_r101_fpn_1x(80);

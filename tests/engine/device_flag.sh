@@ -11,7 +11,7 @@ rm -rf "$work"
 mkdir -p "$work"
 "$make_shapes" --out "$work/data" --train 2 --val 1 --size 64 --max-objects 2 --seed 3 --threads 1 >/dev/null
 common=(--train-ann "$work/data/annotations/instances_train.json" --train-images "$work/data/train"
-        --preset tiny_cpu --scale 64,64 --batch 2 --iters 1 --warmup 1 --threads 1 --out "$work/run")
+        --preset tiny_cpu --scale 64,64 --batch 2 --iters 1 --warmup 1 --threads 1 --out "$work/run" --overwrite)
 fail() { echo "device_flag: $*" >&2; exit 1; }
 
 out=$("$train" "${common[@]}" --device cpu 2>&1) || { echo "$out"; fail "--device cpu failed"; }

@@ -196,8 +196,19 @@ TEST_CASE("engine/trainer: log lines, metrics.jsonl, checkpoints kept, and a fre
   CHECK(fs::exists(run / "checkpoints" / "state_0000006.safetensors"));
   CHECK(slurp(run / "last_checkpoint") == "checkpoints/model_0000006.safetensors\n");
 
-  // A new run (no resume) in the same folder replaces the old run's files and says so.
+  // A new run (no resume) in the same folder is refused unless told to overwrite, and the
+  // earlier run's files stay as they were.
+  {
+    TrainerOptions refused = tiny_options(run, 1);
+    REQUIRE_THROWS_WITH(Trainer(tiny_config(nc), *set.dataset, refused),
+                        Contains("holds an earlier run's checkpoints (last_checkpoint: ") &&
+                            Contains("continue it with --resume, replace it with --overwrite"));
+    CHECK(slurp(run / "last_checkpoint") == "checkpoints/model_0000006.safetensors\n");
+    CHECK(fs::exists(run / "checkpoints" / "state_0000006.safetensors"));
+  }
+  // With overwrite it replaces the old run's files and says so.
   TrainerOptions o2 = tiny_options(run, 1);
+  o2.overwrite = true;
   std::vector<std::string> lines2;
   o2.log = [&](const std::string& l) { lines2.push_back(l); };
   Trainer t2(tiny_config(nc), *set.dataset, o2);

@@ -69,6 +69,7 @@ std::string read_file(const fs::path& p) {
 TEST_CASE("io/config: each preset equals its C++ factory field by field", "[io][config]") {
   const std::vector<std::pair<std::string, models::DetectorConfig>> factories = {
       {"small_cpu", models::DetectorConfig::small_cpu(80)},
+      {"tiny_cpu", models::DetectorConfig::tiny_cpu(80)},
       {"dynamic_rcnn_r50_fpn_1x", models::DetectorConfig::dynamic_rcnn_r50_fpn_1x(80)},
       {"faster_rcnn_r50_fpn_1x", models::DetectorConfig::faster_rcnn_r50_fpn_1x(80)},
       {"dynamic_rcnn_r101_fpn_1x", models::DetectorConfig::dynamic_rcnn_r101_fpn_1x(80)},
@@ -381,7 +382,7 @@ TEST_CASE("io/config: error messages name the source, the key, what was expected
              Catch::StartsWith("run.yaml:3:1: invalid YAML: nested deeper than yaml-cpp's limit ("));
   CHECK(err("- 1\n- 2\n") == "run.yaml:1:1: expected a map of keys at the top level, got [1, 2]");
   CHECK(err("preset: resnet50\n") ==
-        "run.yaml:1:9: preset: expected one of small_cpu | dynamic_rcnn_r50_fpn_1x | faster_rcnn_r50_fpn_1x | "
+        "run.yaml:1:9: preset: expected one of small_cpu | tiny_cpu | dynamic_rcnn_r50_fpn_1x | faster_rcnn_r50_fpn_1x | "
         "dynamic_rcnn_r101_fpn_1x, got 'resnet50'");
   CHECK(error_of([] { io::load_config("/nonexistent/run.yaml"); }) ==
         "/nonexistent/run.yaml: cannot open the config file: No such file or directory");
@@ -391,7 +392,7 @@ TEST_CASE("io/config: error messages name the source, the key, what was expected
           dir.root.string() + ": cannot open the config file: it is a directory");
   }
   CHECK(error_of([] { io::preset_config("x"); }) ==
-        "preset: expected one of small_cpu | dynamic_rcnn_r50_fpn_1x | faster_rcnn_r50_fpn_1x | "
+        "preset: expected one of small_cpu | tiny_cpu | dynamic_rcnn_r50_fpn_1x | faster_rcnn_r50_fpn_1x | "
         "dynamic_rcnn_r101_fpn_1x, got 'x'");
 
   // --set: the override is the source.

@@ -42,10 +42,13 @@ struct TrainerOptions {
   int64_t log_every = 20;
   int64_t checkpoint_every = 0;  ///< 0: only at the end
   int keep = 3;                  ///< checkpoints kept
-  /// Resume: false starts at iteration 0 (removing an earlier run's checkpoints and metrics in
-  /// run_dir); true continues from resume_from, or when that is empty from RUN/last_checkpoint
-  /// (starting at 0 when there is none yet).
+  /// Resume: false starts at iteration 0; true continues from resume_from, or when that is
+  /// empty from RUN/last_checkpoint (starting at 0 when there is none yet).
   bool resume = false;
+  /// A fresh run (resume false) in a run_dir that holds an earlier run's checkpoints or
+  /// last_checkpoint: false refuses to start (nothing of the earlier run is touched); true
+  /// removes that run's checkpoints, last_checkpoint and metrics.jsonl first (--overwrite).
+  bool overwrite = false;
   std::filesystem::path resume_from;
   Device device = Device::cpu();
   /// Iterations between the host reads of the losses and the gradient norm (the non-finite

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "drcnn/data/coco.h"
+#include "drcnn/data/dataset.h"
 
 namespace drcnn::eval {
 
@@ -106,6 +107,15 @@ struct CocoEvalResult {
 /// silently drops the latter; we refuse both, naming the detection).
 CocoEvalResult evaluate_bbox(const data::CocoFile& gt, const CocoResults& dt,
                              const CocoEvalParams& params = CocoEvalParams::bbox());
+
+/// The ground truth of any detection dataset (a Pascal VOC split, say) as a COCO file the
+/// evaluator reads, built in memory from the dataset's records: image id = record.image_id
+/// (VOC: the index), width/height as annotated, file_name = the image path's file name; one
+/// category per class, id = label + 1, in label order; each box (x1, y1, x2, y2) as bbox
+/// (x1, y1, x2 - x1, y2 - y1) with area w * h; ignored boxes (VOC difficult, COCO crowd) as
+/// iscrowd 1, which COCOeval ignores as VOC's metric ignores difficult objects. Detections must
+/// then use category_id = label + 1. (A COCO split is evaluated against its own file instead.)
+data::CocoFile coco_ground_truth(const data::DetectionDataset& dataset, std::string source);
 
 /// The mean over entries > -1 exactly as pycocotools' _summarize (numpy's pairwise summation,
 /// so the value is bit-identical): ap = true averages precision, false recall; iou_index -1

@@ -107,7 +107,7 @@ class ConfigError : public Error {
   using Error::Error;
 };
 
-/// The names `preset:` accepts (the DetectorConfig factories): small_cpu,
+/// The names `preset:` accepts (the DetectorConfig factories): small_cpu, tiny_cpu,
 /// dynamic_rcnn_r50_fpn_1x, faster_rcnn_r50_fpn_1x, dynamic_rcnn_r101_fpn_1x.
 std::vector<std::string> preset_names();
 
