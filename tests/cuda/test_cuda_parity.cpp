@@ -217,6 +217,31 @@ TEST_CASE("cuda/sort: CUB keeps the CPU's stable order, NaN greatest", "[cuda]")
   require_device_equal(ops::argsort(r.to(kGpu), 1, true), ops::argsort(r, 1, true));
   auto [tv, ti] = ops::topk(r.to(kGpu), 10, 1);
   require_device_equal(ti, ops::topk(r, 10, 1).second);
+  // kernels/cuda/sort.cu: one row -> device-wide radix sort; <= 64 rows of >= 8192 -> two
+  // device-wide passes; otherwise the segmented sort. Rounded values: many ties; NaN, -0.
+  std::vector<float> big = Tensor::randn({270000}, g).to_vector<float>();
+  for (size_t i = 0; i < big.size(); ++i) {
+    big[i] = std::round(big[i] * 16) / 16;
+    if (i % 997 == 0) big[i] = NAN;
+    if (i % 991 == 0) big[i] = -0.0f;
+  }
+  const Tensor bigf = Tensor::from_vector<float>(big, {270000});
+  std::vector<int64_t> big_int(big.size());
+  for (size_t i = 0; i < big.size(); ++i) big_int[i] = std::isnan(big[i]) ? 0 : int64_t(big[i] * 16);
+  const Tensor bigi = Tensor::from_vector<int64_t>(big_int, {270000});
+  for (const drcnn::Shape& shape : {drcnn::Shape{270000}, drcnn::Shape{3, 90000}, drcnn::Shape{30, 9000},
+                                    drcnn::Shape{90, 3000}}) {
+    for (DType dt : {DType::Float32, DType::Float64, DType::Int64}) {
+      const Tensor x2 = (dt == DType::Int64 ? bigi : bigf.to(dt)).reshape(shape);
+      for (bool desc : {false, true}) {
+        INFO(fmt::format("shape {}, ", shape) << drcnn::dtype_name(dt) << ", descending " << desc);
+        auto [vg, ig] = ops::sort(x2.to(kGpu), -1, desc);
+        auto [vc, ic] = ops::sort(x2, -1, desc);
+        require_device_equal(ig, ic);
+        require_device_equal(vg, vc);
+      }
+    }
+  }
 }
 
 TEST_CASE("cuda/allocator: steady state makes no new cudaMalloc", "[cuda]") {
