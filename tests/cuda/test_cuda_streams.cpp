@@ -113,7 +113,10 @@ double worst_violation(const std::vector<Tensor>& gpu, const std::vector<Tensor>
 struct OwnedStream {
   cudaStream_t s = nullptr;
   OwnedStream() { REQUIRE(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking) == cudaSuccess); }
-  ~OwnedStream() { cudaStreamDestroy(s); }
+  ~OwnedStream() {
+    cudaStreamSynchronize(s);
+    cudaStreamDestroy(s);
+  }
   OwnedStream(const OwnedStream&) = delete;
   OwnedStream& operator=(const OwnedStream&) = delete;
 };
