@@ -154,10 +154,12 @@ TEMPLATE_TEST_CASE("cuda/reduce: few long outputs (block per output) give the ho
     const double R = double(shape[1]);
     require_device_close(ops::sum(xg, 1), ops::sum(x, 1), 2 * eps, 2 * R * eps * eps * sum_abs);
   }
-  // NaNs in two lanes: the first (by index) wins, as on the CPU.
+  // NaNs in two lanes, and two in one lane: the first (by index) wins, as on the CPU.
   Tensor y = Tensor::zeros({2, 5000}, dt);
   y.narrow(1, 3000, 1).fill_(NAN);
   y.narrow(1, 4097, 1).fill_(NAN);
+  y.narrow(1, 300, 1).select(0, 1).fill_(NAN);  // row 1: two NaNs in lane 44 (300, 556)
+  y.narrow(1, 556, 1).select(0, 1).fill_(NAN);
   require_device_equal(ops::argmax(y.to(kGpu), 1), ops::argmax(y, 1));
   require_device_equal(ops::max(y.to(kGpu), 1), ops::max(y, 1));
   // Integers: exact.

@@ -261,6 +261,12 @@ TEMPLATE_TEST_CASE("ops/reduce: the CUDA block reduction's arithmetic (host emul
   CHECK(drcnn::test::block_reduce(K::ArgMin, y).item<int64_t>() == 3000);
   CHECK(std::isnan(drcnn::test::block_reduce(K::Max, y).item<double>()));
   CHECK(std::isnan(drcnn::test::block_reduce(K::Sum, y).item<double>()));
+  // Two NaNs in one lane (300 and 556 are both lane 44): the lane keeps its first.
+  Tensor y1 = Tensor::zeros({1, 5000, 1}, dt);
+  y1.narrow(1, 556, 1).fill_(NAN);
+  y1.narrow(1, 300, 1).fill_(NAN);
+  CHECK(drcnn::test::block_reduce(K::ArgMax, y1).item<int64_t>() == 300);
+  CHECK(drcnn::test::block_reduce(K::ArgMin, y1).item<int64_t>() == 300);
   Tensor z = Tensor::ones({1, 5000, 1}, dt);
   z.narrow(1, 77, 1).fill_(INFINITY);
   CHECK(drcnn::test::block_reduce(K::Sum, z).item<double>() == INFINITY);
