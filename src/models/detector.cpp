@@ -4,6 +4,7 @@
 #include <chrono>
 
 #include "drcnn/autograd/functions.h"
+#include "drcnn/core/profile.h"
 #include "drcnn/ops/shape_ops.h"
 
 namespace drcnn::models {
@@ -133,16 +134,30 @@ DetectorLosses TwoStageDetector<T>::forward_train(const ImageList& images, const
                                                   const train::DynamicParams& params, Generator& gen) const {
   DRCNN_CHECK(int64_t(targets.size()) == images.size(), "TwoStageDetector::forward_train: ", images.size(),
               " images but ", targets.size(), " targets");
+  // Host seconds per stage, and the same stages as NVTX ranges for Nsight Systems (GPU time:
+  // docs/cuda.md): lap(stage, next) closes `stage` and opens `next`.
+  const profile::Range whole("forward_train");
+  struct StageRange {  // the open stage's range, closed on every exit (exceptions too)
+    bool open = false;
+    void next(const char* name) {
+      if (open) profile::range_pop();
+      open = name != nullptr;
+      if (open) profile::range_push(name);
+    }
+    ~StageRange() { next(nullptr); }
+  } stage_range;
+  stage_range.next("backbone");
   using Clock = std::chrono::steady_clock;
   std::map<std::string, double> seconds;
   auto t0 = Clock::now();
-  const auto lap = [&](const char* stage) {
+  const auto lap = [&](const char* stage, const char* next) {
     const auto t1 = Clock::now();
     seconds[stage] = std::chrono::duration<double>(t1 - t0).count();
     t0 = t1;
+    stage_range.next(next);
   };
   const std::vector<Variable> feats = features(images.tensor());
-  lap("backbone");
+  lap("backbone", "rpn");
   const std::vector<ops::FeatureSize> sizes = feature_sizes(feats);
   const DType dtype = feats[0].data().dtype();
   const Device device = feats[0].data().device();
@@ -159,15 +174,15 @@ DetectorLosses TwoStageDetector<T>::forward_train(const ImageList& images, const
     valid.push_back(ops::concat(ops::anchor_valid_flags(m_cfg.anchors, sizes, pad_h, pad_w, Device::cpu()), 0));
   }
   const RpnLossOutput rpn = rpn_loss(rpn_out, anchors, valid, targets, m_cfg.rpn_loss, gen);
-  lap("rpn");
+  lap("rpn", "proposals");
   std::vector<Tensor> proposal_boxes;
   for (RpnProposals& p : generate_proposals(rpn_out, anchors, images.image_sizes(), m_cfg.rpn_train))
     proposal_boxes.push_back(p.boxes);
-  lap("proposals");
+  lap("proposals", "roi_head");
 
   // R-CNN with the schedule's threshold and beta.
   RoiLossOutput rcnn = m_roi->loss(feats, proposal_boxes, targets, params, gen);
-  lap("roi_head");
+  lap("roi_head", nullptr);
 
   DetectorLosses out;
   out.losses["loss_rpn_cls"] = rpn.loss_cls;

@@ -8,6 +8,7 @@
 // plain dot product), 1e-11 relative / 1e-13 x terms in float64.
 #include <catch2/catch.hpp>
 
+#include <cstdint>
 #include <vector>
 
 #include "common/device_compare.h"
@@ -16,6 +17,7 @@
 #include "drcnn/autograd/functions.h"
 #include "drcnn/core/allocator.h"
 #include "drcnn/ops/conv.h"
+#include "drcnn/ops/shape_ops.h"
 
 using drcnn::Device;
 using drcnn::DType;
@@ -34,6 +36,16 @@ ops::Conv2dParams params(int64_t s, int64_t p, int64_t d, int64_t g) {
   c.dilation = {d, d};
   c.groups = g;
   return c;
+}
+
+/// t on the GPU as a contiguous view one element into its buffer: its data pointer is 4 (f32)
+/// or 8 (f64) bytes past a 16-byte boundary, which cuDNN's vectorised paths must not assume.
+Tensor misaligned_on_gpu(const Tensor& t) {
+  const Tensor padded = ops::concat({Tensor::zeros({1}, t.dtype()), t.reshape({t.numel()})}, 0).to(kGpu);
+  Tensor v = padded.narrow(0, 1, t.numel()).reshape(t.shape());
+  REQUIRE(v.is_contiguous());
+  REQUIRE(reinterpret_cast<std::uintptr_t>(v.data_ptr()) % 16 != 0);
+  return v;
 }
 }  // namespace
 
@@ -206,4 +218,35 @@ TEST_CASE("cuda/conv2d: runs on a nearly full device by falling back to small-wo
   run(2, true, 730);
   hog.clear();
   alloc.empty_cache();
+}
+
+TEST_CASE("cuda/conv2d: misaligned operands (data pointer off a 16-byte boundary) match the CPU", "[cuda][conv]") {
+  struct Case {
+    Shape x, w;
+    ops::Conv2dParams p;
+  };
+  const std::vector<Case> cases = {
+      {{2, 3, 33, 29}, {8, 3, 7, 7}, params(2, 3, 1, 1)},
+      {{2, 16, 20, 20}, {16, 16, 3, 3}, params(1, 1, 1, 1)},
+      {{1, 16, 20, 21}, {32, 16, 1, 1}, params(1, 0, 1, 1)},
+  };
+  uint64_t seed = 300;
+  for (const Case& c : cases)
+    for (DType dt : {DType::Float32, DType::Float64}) {
+      const Tensor x = drcnn::test::random_tensor(c.x, seed++, dt), w = drcnn::test::random_tensor(c.w, seed++, dt);
+      const Tensor b = drcnn::test::random_tensor({c.w[0]}, seed++, dt);
+      const Tensor out = ops::conv2d(x, w, b, c.p);
+      // The tolerances of the aligned test above (same sums, same algorithms' rounding).
+      const bool f32 = dt == DType::Float32;
+      const double rtol = f32 ? 1e-4 : 1e-11, unit = f32 ? 1e-6 : 1e-13;
+      const int64_t k = c.w[1] * c.w[2] * c.w[3], pixels = out.size(0) * out.size(2) * out.size(3);
+      const Tensor xg = misaligned_on_gpu(x), wg = misaligned_on_gpu(w), bg = misaligned_on_gpu(b);
+      require_device_close(ops::conv2d(xg, wg, bg, c.p), out, rtol, unit * double(k));
+      const Tensor go = drcnn::test::random_tensor(out.shape(), seed++, dt);
+      const auto g = ops::conv2d_backward(go, x, w, c.p);
+      const auto gg = ops::conv2d_backward(misaligned_on_gpu(go), xg, wg, c.p);
+      require_device_close(gg.input, g.input, rtol, unit * double(c.w[0] * c.w[2] * c.w[3]));
+      require_device_close(gg.weight, g.weight, rtol, unit * double(pixels));
+      require_device_close(gg.bias, g.bias, rtol, unit * double(pixels));
+    }
 }

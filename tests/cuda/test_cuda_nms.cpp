@@ -131,3 +131,36 @@ TEST_CASE("cuda/nms: torchvision goldens on the device", "[cuda]") {
     require_device_equal(ops::batched_nms(b, s, ids, 0.5, -1, 0), bg["keep_" + tag]);
   }
 }
+
+TEST_CASE("cuda/nms: above the sweep's shared-memory limit (393,280 boxes, removed bits in global memory)",
+          "[cuda][large]") {
+  // 6145 column blocks of 64 > kMaxSharedWords (6144): the sweep keeps its removed bits in
+  // global scratch. The CPU would need ~7.7e10 IoUs, so the reference is built by hand: boxes
+  // come in pairs (a 10 x 10 box and its copy shifted 1 px right, IoU 90/110 = 0.82) on a
+  // 20 px grid (no IoU across pairs), scores are a random permutation of distinct values. The
+  // keep list is then the better box of every pair, by descending score. Random scores put
+  // the two boxes of a pair in far-apart 64-blocks of the sorted order. The mask needs
+  // N * 6145 * 8 bytes = 19.3 GB of device memory.
+  constexpr int64_t n = 6145 * 64, pairs = n / 2, cols = 444;
+  std::vector<int64_t> perm(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i) perm[size_t(i)] = i;
+  std::shuffle(perm.begin(), perm.end(), std::mt19937_64(5));
+  std::vector<float> b, s;
+  b.reserve(size_t(4 * n));
+  for (int64_t i = 0; i < n; ++i) {
+    const int64_t pair = i / 2;
+    const float x = float(20 * (pair % cols)) + float(i % 2), y = float(20 * (pair / cols));
+    b.insert(b.end(), {x, y, x + 10, y + 10});
+    s.push_back(float(perm[size_t(i)]) / float(n));  // distinct: 1/n is far above f32 spacing below 1
+  }
+  std::vector<int64_t> winners;
+  for (int64_t p = 0; p < pairs; ++p) winners.push_back(s[size_t(2 * p)] > s[size_t(2 * p + 1)] ? 2 * p : 2 * p + 1);
+  std::sort(winners.begin(), winners.end(), [&](int64_t i, int64_t j) { return s[size_t(i)] > s[size_t(j)]; });
+  const Tensor boxes = Tensor::from_vector<float>(b, Shape{n, 4}).to(kGpu);
+  const Tensor scores = Tensor::from_vector<float>(s, Shape{n}).to(kGpu);
+  require_device_equal(ops::nms(boxes, scores, 0.5), Tensor::from_vector<int64_t>(winners, Shape{pairs}));
+  // A threshold above the pairs' IoU keeps every box, by descending score.
+  std::vector<int64_t> all(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i) all[size_t(n - 1 - perm[size_t(i)])] = i;
+  require_device_equal(ops::nms(boxes, scores, 0.9, 5000), Tensor::from_vector<int64_t>(all, Shape{n}).narrow(0, 0, 5000));
+}

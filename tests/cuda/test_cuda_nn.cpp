@@ -9,7 +9,9 @@
 #include <catch2/catch.hpp>
 
 #include "common/device_compare.h"
+#include "common/gpu_order_emulation.h"
 #include "common/random.h"
+#include "drcnn/config.h"
 #include "drcnn/ops/nn.h"
 
 using drcnn::Device;
@@ -105,4 +107,50 @@ TEST_CASE("cuda/norms: frozen BN, batch norm (train and eval) and group norm mat
       require_device_close(db.grad_bias, cb.grad_bias, rtol(dt), atol(dt) * 100);
     }
   }
+}
+
+TEST_CASE("cuda/nn: the norms' warp partial sums give the host emulation's bits", "[cuda]") {
+#if DRCNN_WITH_CUDA
+  // ops::cuda::nn_op(NormPartial) directly: BN-like (strided segments, inner 7 < 32 and 1500)
+  // and GN-like (contiguous) geometries, with and without a shift and a gradient.
+  for (DType dt : {DType::Float32, DType::Float64}) {
+    struct Case {
+      int64_t N, C, HW;
+      bool bn;
+    };
+    for (const Case& c : {Case{3, 4, 1500, true}, Case{300, 2, 7, true}, Case{2, 6, 777, false}}) {
+      const Tensor x = drcnn::test::random_tensor({c.N, c.C, c.HW}, 51, dt, -3, 5);
+      const Tensor g = drcnn::test::random_tensor({c.N, c.C, c.HW}, 52, dt);
+      const drcnn::test::NormSegments seg =
+          c.bn ? drcnn::test::NormSegments{c.C, c.N * c.HW, c.HW, c.HW, c.C * c.HW, 1}
+               : drcnn::test::NormSegments{c.N * 2, c.C / 2 * c.HW, c.C / 2 * c.HW, c.C / 2 * c.HW, 0, 1};
+      const Tensor shift = drcnn::test::random_tensor({seg.Q}, 53, dt);
+      const int64_t K = (seg.L + ops::kNormChunk - 1) / ops::kNormChunk;
+      for (int variant = 0; variant < 3; ++variant) {
+        const Tensor M = variant >= 1 ? shift : Tensor(), G = variant == 2 ? g : Tensor();
+        const Tensor xg = x.to(kGpu), Mg = M.defined() ? M.to(kGpu) : Tensor(), Gg = G.defined() ? G.to(kGpu) : Tensor();
+        Tensor p = Tensor::zeros({2, seg.Q * K}, DType::Float64, kGpu);
+        ops::NnLaunch l;
+        l.n = seg.Q * K;
+        l.x = xg.data_ptr();
+        l.g = Gg.defined() ? Gg.data_ptr() : nullptr;
+        l.M = Mg.defined() ? Mg.data_ptr() : nullptr;
+        l.p0 = static_cast<double*>(p.data_ptr());
+        l.p1 = l.p0 + seg.Q * K;
+        l.Q = seg.Q;
+        l.L = seg.L;
+        l.K = K;
+        l.seg_stride = seg.seg_stride;
+        l.seg_inner = seg.seg_inner;
+        l.outer_stride = seg.outer_stride;
+        l.m_div = seg.m_div;
+        ops::cuda::nn_op(drcnn::cuda::current_stream(kGpu), ops::NnKind::NormPartial, dt, l);
+        INFO(drcnn::dtype_name(dt) << " N " << c.N << " C " << c.C << " HW " << c.HW << " variant " << variant);
+        require_device_equal(p, drcnn::test::norm_partials_host(x, G, M, seg, true));
+      }
+    }
+  }
+#else
+  FAIL("drcnn was built without CUDA");
+#endif
 }

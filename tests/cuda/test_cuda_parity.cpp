@@ -4,11 +4,16 @@
 // default (the host compiler does not), so float results may differ in the last bits:
 // 4 ulp-ish relative (1e-6 f32, 1e-14 f64) unless stated exact.
 #include <catch2/catch.hpp>
+#include <fmt/format.h>
 
 #include <cmath>
+#include <limits>
+#include <vector>
 
 #include "drcnn/core/allocator.h"
+#include "common/gpu_order_emulation.h"
 #include "common/device_compare.h"
+#include "common/random.h"
 #include "drcnn/core/tensor.h"
 #include "drcnn/ops/device_checks.h"
 #include "drcnn/ops/elementwise.h"
@@ -108,9 +113,60 @@ TEMPLATE_TEST_CASE("cuda/reduce: sums, means, extrema match the CPU", "[cuda]", 
     require_device_equal(ops::argmin(xg, d), ops::argmin(x, d));
     require_device_equal(ops::mean(xg, d), ops::mean(x, d));
   }
-  require_device_equal(ops::sum(xg), ops::sum(x));
-  require_device_equal(ops::mean(xg), ops::mean(x));
+  // Full reductions: stage 1 is 6 chunks of 4096, which the GPU reduces by blocks
+  // (ops/detail/reduce_body.h, ReduceBlockBody): extrema exact; the sum is compensated in
+  // another order than the CPU's, both within eps |S| + n eps^2 sum|x| of the exact sum
+  // (tests/ops/test_reduce.cpp), so they differ by at most twice that.
   require_device_equal(ops::max(xg), ops::max(x));
+  require_device_equal(ops::min(xg), ops::min(x));
+  const double eps = std::numeric_limits<TestType>::epsilon(), n = double(x.numel());
+  const double sum_abs = ops::sum(ops::abs(x.to(DType::Float64))).item<double>();
+  require_device_close(ops::sum(xg), ops::sum(x), 2 * eps, 2 * n * eps * eps * sum_abs);
+  require_device_close(ops::mean(xg), ops::mean(x), 2 * eps + eps, (2 * n * eps * eps * sum_abs) / n);
+}
+
+TEMPLATE_TEST_CASE("cuda/reduce: few long outputs (block per output) give the host emulation's bits", "[cuda]",
+                   float, double) {
+  // kernels/cuda/reduce.cu reduces outputs with R >= 1024, at most 16384 of them, one block
+  // each; detail::reduce_block_host runs the same lanes and tree on the host, and
+  // tests/ops/test_reduce.cpp proves that against float64. So: bits equal to the emulation,
+  // extrema equal to the CPU body, sums within twice the compensated bound of the CPU's.
+  const DType dt = drcnn::dtype_of_v<TestType>;
+  using K = ops::ReduceKind;
+  const double eps = std::numeric_limits<TestType>::epsilon();
+  uint64_t seed = 70;
+  for (const drcnn::Shape& shape :
+       {drcnn::Shape{3, 270000, 1}, drcnn::Shape{2, 5000, 3}, drcnn::Shape{40, 1024, 1}, drcnn::Shape{1, 1000000, 1}}) {
+    std::vector<double> v = drcnn::test::random_values(shape.numel(), seed++, -2, 2);
+    for (size_t i = 0; i < v.size(); i += 7) v[i] = std::round(v[i] * 4) / 4;  // ties
+    const Tensor x = Tensor::from_vector<double>(v, shape).to(dt);
+    const Tensor xg = x.to(kGpu);
+    INFO(fmt::format("shape {}", shape));
+    require_device_equal(ops::sum(xg, 1), drcnn::test::block_reduce(K::Sum, x));
+    require_device_equal(ops::mean(xg, 1), drcnn::test::block_reduce(K::Mean, x));
+    require_device_equal(ops::max(xg, 1), drcnn::test::block_reduce(K::Max, x));
+    require_device_equal(ops::argmin(xg, 1), drcnn::test::block_reduce(K::ArgMin, x));
+    require_device_equal(ops::max(xg, 1), ops::max(x, 1));
+    require_device_equal(ops::min(xg, 1), ops::min(x, 1));
+    require_device_equal(ops::argmax(xg, 1), ops::argmax(x, 1));
+    require_device_equal(ops::argmin(xg, 1), ops::argmin(x, 1));
+    double sum_abs = 0;
+    for (double e : v) sum_abs += std::abs(double(TestType(e)));
+    const double R = double(shape[1]);
+    require_device_close(ops::sum(xg, 1), ops::sum(x, 1), 2 * eps, 2 * R * eps * eps * sum_abs);
+  }
+  // NaNs in two lanes, and two in one lane: the first (by index) wins, as on the CPU.
+  Tensor y = Tensor::zeros({2, 5000}, dt);
+  y.narrow(1, 3000, 1).fill_(NAN);
+  y.narrow(1, 4097, 1).fill_(NAN);
+  y.narrow(1, 300, 1).select(0, 1).fill_(NAN);  // row 1: two NaNs in lane 44 (300, 556)
+  y.narrow(1, 556, 1).select(0, 1).fill_(NAN);
+  require_device_equal(ops::argmax(y.to(kGpu), 1), ops::argmax(y, 1));
+  require_device_equal(ops::max(y.to(kGpu), 1), ops::max(y, 1));
+  // Integers: exact.
+  const Tensor xi = drcnn::test::random_tensor({3, 4000, 2}, 9, DType::Int64, -3, 3);
+  require_device_equal(ops::sum(xi.to(kGpu), 1), ops::sum(xi, 1));
+  require_device_equal(ops::argmax(xi.to(kGpu), 1), ops::argmax(xi, 1));
 }
 
 TEMPLATE_TEST_CASE("cuda/matmul: cuBLAS matches Eigen in every layout", "[cuda]", float, double) {
@@ -170,6 +226,31 @@ TEST_CASE("cuda/sort: CUB keeps the CPU's stable order, NaN greatest", "[cuda]")
   require_device_equal(ops::argsort(r.to(kGpu), 1, true), ops::argsort(r, 1, true));
   auto [tv, ti] = ops::topk(r.to(kGpu), 10, 1);
   require_device_equal(ti, ops::topk(r, 10, 1).second);
+  // kernels/cuda/sort.cu: one row -> device-wide radix sort; <= 64 rows of >= 8192 -> two
+  // device-wide passes; otherwise the segmented sort. Rounded values: many ties; NaN, -0.
+  std::vector<float> big = Tensor::randn({270000}, g).to_vector<float>();
+  for (size_t i = 0; i < big.size(); ++i) {
+    big[i] = std::round(big[i] * 16) / 16;
+    if (i % 997 == 0) big[i] = NAN;
+    if (i % 991 == 0) big[i] = -0.0f;
+  }
+  const Tensor bigf = Tensor::from_vector<float>(big, {270000});
+  std::vector<int64_t> big_int(big.size());
+  for (size_t i = 0; i < big.size(); ++i) big_int[i] = std::isnan(big[i]) ? 0 : int64_t(big[i] * 16);
+  const Tensor bigi = Tensor::from_vector<int64_t>(big_int, {270000});
+  for (const drcnn::Shape& shape : {drcnn::Shape{270000}, drcnn::Shape{3, 90000}, drcnn::Shape{30, 9000},
+                                    drcnn::Shape{90, 3000}}) {
+    for (DType dt : {DType::Float32, DType::Float64, DType::Int64}) {
+      const Tensor x2 = (dt == DType::Int64 ? bigi : bigf.to(dt)).reshape(shape);
+      for (bool desc : {false, true}) {
+        INFO(fmt::format("shape {}, ", shape) << drcnn::dtype_name(dt) << ", descending " << desc);
+        auto [vg, ig] = ops::sort(x2.to(kGpu), -1, desc);
+        auto [vc, ic] = ops::sort(x2, -1, desc);
+        require_device_equal(ig, ic);
+        require_device_equal(vg, vc);
+      }
+    }
+  }
 }
 
 TEST_CASE("cuda/allocator: steady state makes no new cudaMalloc", "[cuda]") {

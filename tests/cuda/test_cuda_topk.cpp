@@ -68,3 +68,32 @@ TEST_CASE("cuda/segment_topk: equals the CPU exactly", "[cuda]") {
     require_same(ops::segment_topk_dense(dense.to(kGpu), 50), ops::segment_topk_dense(dense, 50));
   }
 }
+
+TEST_CASE("cuda/segment_topk: every sort strategy (one segment, few large, many) equals the CPU", "[cuda]") {
+  // kernels/cuda/topk.cu picks a device-wide sort for one segment, two device-wide passes for
+  // at most 64 segments of 8192+ scores on average, and the segmented sort otherwise.
+  const auto v = scores(65 * 8192, 23);
+  struct Case {
+    const char* what;
+    std::vector<int64_t> lens;
+  };
+  const std::vector<Case> cases = {
+      {"one segment (device-wide)", {270000}},
+      {"few large, empty ones between (two passes)", {0, 120000, 0, 90000, 60000, 0}},
+      {"64 segments of 8192 (two passes)", std::vector<int64_t>(64, 8192)},
+      {"65 segments of 8192 (segmented)", std::vector<int64_t>(65, 8192)},
+      {"10 segments of 5000 (segmented)", std::vector<int64_t>(10, 5000)},
+  };
+  for (const Case& c : cases) {
+    std::vector<int64_t> off = {0};
+    for (int64_t L : c.lens) off.push_back(off.back() + L);
+    const Tensor off_cpu = Tensor::from_vector<int64_t>(off);
+    for (DType dt : {DType::Float32, DType::Float64}) {
+      const Tensor s = Tensor::from_vector<double>(std::vector<double>(v.begin(), v.begin() + off.back())).to(dt);
+      for (int64_t k : {int64_t(1), int64_t(2000), int64_t(300000)}) {
+        INFO(c.what << ", " << drcnn::dtype_name(dt) << ", k " << k);
+        require_same(ops::segment_topk(s.to(kGpu), off_cpu.to(kGpu), k), ops::segment_topk(s, off_cpu, k));
+      }
+    }
+  }
+}

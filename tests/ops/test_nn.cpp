@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "common/allclose.h"
+#include "common/gpu_order_emulation.h"
 #include "common/random.h"
 #include "drcnn/core/parallel_cpu.h"
 #include "drcnn/ops/detail/nn_body.h"
@@ -566,4 +567,68 @@ TEST_CASE("ops/nn bodies: pooling and upsampling rows equal their per-element fo
   for (int64_t r = 0; r < planes * u.H; ++r) ubr.row(r);
   for (int64_t i = 0; i < nin; ++i) ube(i);
   CHECK(d_r == d_e);
+}
+
+TEMPLATE_TEST_CASE("ops/nn: the norms' CUDA warp partial sums (host emulation) match float64", "[ops][cpu]", float,
+                   double) {
+  // NormPartialBody::lane_sums + norm_lane_tree (kernels/cuda/nn.cu's order) against a long
+  // double sum per chunk, and against the CPU's serial chunk sums. Both are double sums of at
+  // most kNormChunk = 1024 terms, each term within 3u of exact (d = x - m rounds once, a * d
+  // once more): |error| <= (1023 + 3) u sum|terms| to first order (u = 2^-53, recursive
+  // summation's (n - 1) u bound), checked with 1030 u; they differ from each other by at most
+  // twice that. Geometries: BN (segment = channel, strided
+  // by C * HW), GN (contiguous segments), inner extents below, at and above the warp's 32.
+  const DType dt = drcnn::dtype_of_v<TestType>;
+  const double u = std::ldexp(1.0, -53);
+  struct Case {
+    const char* what;
+    int64_t N, C, HW;
+    bool bn;
+  };
+  for (const Case& c : {Case{"bn", 3, 4, 1500, true}, Case{"bn hw 5", 5, 3, 5, true}, Case{"bn hw 32", 70, 2, 32, true},
+                        Case{"bn hw 7", 300, 2, 7, true}, Case{"gn", 2, 6, 777, false}}) {
+    const Tensor x = drcnn::test::random_tensor({c.N, c.C, c.HW}, 41, dt, -3, 5);
+    const Tensor g = drcnn::test::random_tensor({c.N, c.C, c.HW}, 42, dt);
+    // BN: Q = C channels of N * HW; GN (2 groups of C / 2 channels): Q = N * 2 of C / 2 * HW.
+    const drcnn::test::NormSegments seg =
+        c.bn ? drcnn::test::NormSegments{c.C, c.N * c.HW, c.HW, c.HW, c.C * c.HW, 1}
+             : drcnn::test::NormSegments{c.N * 2, c.C / 2 * c.HW, c.C / 2 * c.HW, c.C / 2 * c.HW, 0, 1};
+    const Tensor shift = drcnn::test::random_tensor({seg.Q}, 43, dt);
+    const auto xv = strided_values(x), gv = strided_values(g), mv = strided_values(shift);
+    const int64_t K = (seg.L + ops::kNormChunk - 1) / ops::kNormChunk;
+    for (int variant = 0; variant < 3; ++variant) {  // plain; shifted; with a gradient
+      const Tensor M = variant >= 1 ? shift : Tensor(), G = variant == 2 ? g : Tensor();
+      INFO(c.what << ", variant " << variant);
+      const auto warp = strided_values(drcnn::test::norm_partials_host(x, G, M, seg, true));
+      const auto serial = strided_values(drcnn::test::norm_partials_host(x, G, M, seg, false));
+      std::vector<double> want0, want1, bound0, bound1;
+      for (int64_t q = 0; q < seg.Q; ++q)
+        for (int64_t k = 0; k < K; ++k) {
+          long double s0 = 0, s1 = 0, a0 = 0, a1 = 0;
+          for (int64_t j = k * ops::kNormChunk; j < std::min(seg.L, (k + 1) * ops::kNormChunk); ++j) {
+            const int64_t o = q * seg.seg_stride + (j / seg.seg_inner) * seg.outer_stride + j % seg.seg_inner;
+            const long double d = (long double)xv[size_t(o)] - (variant >= 1 ? (long double)mv[size_t(q)] : 0.0L);
+            const long double a = variant == 2 ? (long double)gv[size_t(o)] : d;
+            s0 += a;
+            s1 += a * d;
+            a0 += std::fabs(a);
+            a1 += std::fabs(a * d);
+          }
+          want0.push_back(double(s0));
+          want1.push_back(double(s1));
+          bound0.push_back(1030 * u * double(a0));
+          bound1.push_back(1030 * u * double(a1));
+        }
+      const size_t n = want0.size();
+      REQUIRE(warp.size() == 2 * n);
+      size_t bad = 0;
+      for (size_t i = 0; i < n; ++i) {
+        bad += std::fabs(warp[i] - want0[i]) > bound0[i];
+        bad += std::fabs(warp[n + i] - want1[i]) > bound1[i];
+        bad += std::fabs(warp[i] - serial[i]) > 2 * bound0[i];
+        bad += std::fabs(warp[n + i] - serial[n + i]) > 2 * bound1[i];
+      }
+      CHECK(bad == 0);
+    }
+  }
 }

@@ -7,6 +7,7 @@
 #include <limits>
 
 #include "common/allclose.h"
+#include "common/gpu_order_emulation.h"
 #include "drcnn/core/parallel_cpu.h"
 #include "drcnn/ops/reduce.h"
 #include "reference/reference.h"
@@ -220,6 +221,82 @@ TEST_CASE("ops/reduce: NaN and infinity rules", "[ops][cpu]") {
   Tensor col = Tensor::ones({3, 2}, DType::Float64);
   col.select(0, 1).select(0, 1).fill_(-INFINITY);
   expect_equal(ops::sum(col, 0), {3, -INFINITY});
+}
+
+TEMPLATE_TEST_CASE("ops/reduce: the CUDA block reduction's arithmetic (host emulation) matches the reference",
+                   "[ops][cpu]", float, double) {
+  // Sums: the lanes' Neumaier sums merged by compensated additions, the same bound as the
+  // serial body (tolerance derivation at neumaier_tol). Extrema: selections, so exactly the
+  // reference and exactly ops::max & co. (the CPU body). R below, at and far above the 256
+  // lanes; inner > 1 strides the lanes' reads.
+  const DType dt = drcnn::dtype_of_v<TestType>;
+  uint64_t seed = 500;
+  using K = ops::ReduceKind;
+  for (const Shape& s : {Shape{2, 100, 1}, Shape{3, 256, 2}, Shape{4, 5000, 1}, Shape{2, 1500, 3}, Shape{1, 300000, 1}}) {
+    for (bool ties : {false, true}) {
+      // ties: values on a grid of 1/4 in [-2, 2] (many equal extrema: the first index must win).
+      std::vector<double> v = drcnn::test::random_values(s.numel(), seed++, -2, 2);
+      if (ties)
+        for (double& e : v) e = std::round(e * 4) / 4;
+      const Tensor x = Tensor::from_vector<double>(v, s).to(dt);
+      const auto rx = ref::from_tensor(x);
+      INFO(fmt::format("{} ", s) << (ties ? "ties" : "continuous"));
+      const auto [rtol, atol] = neumaier_tol<TestType>(s[1], sum_abs(rx));
+      expect_allclose(drcnn::test::block_reduce(K::Sum, x), ref::sum(rx, 1, false), rtol, atol);
+      expect_allclose(drcnn::test::block_reduce(K::Mean, x), ref::mean(rx, 1, false), rtol + kEps<TestType> / 2, atol / double(s[1]));
+      expect_allclose(drcnn::test::block_reduce(K::Max, x), ref::max(rx, 1, false), 0, 0);
+      expect_allclose(drcnn::test::block_reduce(K::Min, x), ref::min(rx, 1, false), 0, 0);
+      expect_allclose(drcnn::test::block_reduce(K::ArgMax, x), ref::argmax(rx, 1, false), 0, 0);
+      expect_allclose(drcnn::test::block_reduce(K::ArgMin, x), ref::argmin(rx, 1, false), 0, 0);
+      CHECK(drcnn::test::bitwise_equal(drcnn::test::block_reduce(K::Max, x), ops::max(x, 1)));
+      CHECK(drcnn::test::bitwise_equal(drcnn::test::block_reduce(K::ArgMin, x), ops::argmin(x, 1)));
+    }
+  }
+  // NaN and infinity rules of the serial body: the first NaN wins (two NaNs in different
+  // lanes, the later one in a lower lane), sums with infinities as IEEE addition.
+  Tensor y = Tensor::zeros({1, 5000, 1}, dt);
+  y.narrow(1, 3000, 1).fill_(NAN);  // lane 3000 % 256 = 184
+  y.narrow(1, 4097, 1).fill_(NAN);  // lane 1, later element
+  CHECK(drcnn::test::block_reduce(K::ArgMax, y).item<int64_t>() == 3000);
+  CHECK(drcnn::test::block_reduce(K::ArgMin, y).item<int64_t>() == 3000);
+  CHECK(std::isnan(drcnn::test::block_reduce(K::Max, y).item<double>()));
+  CHECK(std::isnan(drcnn::test::block_reduce(K::Sum, y).item<double>()));
+  // Two NaNs in one lane (300 and 556 are both lane 44): the lane keeps its first.
+  Tensor y1 = Tensor::zeros({1, 5000, 1}, dt);
+  y1.narrow(1, 556, 1).fill_(NAN);
+  y1.narrow(1, 300, 1).fill_(NAN);
+  CHECK(drcnn::test::block_reduce(K::ArgMax, y1).item<int64_t>() == 300);
+  CHECK(drcnn::test::block_reduce(K::ArgMin, y1).item<int64_t>() == 300);
+  Tensor z = Tensor::ones({1, 5000, 1}, dt);
+  z.narrow(1, 77, 1).fill_(INFINITY);
+  CHECK(drcnn::test::block_reduce(K::Sum, z).item<double>() == INFINITY);
+  CHECK(drcnn::test::block_reduce(K::Mean, z).item<double>() == INFINITY);
+  z.narrow(1, 78, 1).fill_(-INFINITY);
+  CHECK(std::isnan(drcnn::test::block_reduce(K::Sum, z).item<double>()));
+  // Signed zeros tie: max keeps the first one's sign, as the CPU body.
+  Tensor zeros = Tensor::zeros({1, 2000, 1}, dt);
+  zeros.narrow(1, 5, 1).fill_(-0.0);
+  CHECK(drcnn::test::bitwise_equal(drcnn::test::block_reduce(K::Max, zeros), ops::max(zeros, 1)));
+  CHECK(drcnn::test::block_reduce(K::ArgMax, zeros).item<int64_t>() == 0);
+  // The f32 case of the Neumaier test above: 1e6 x float(0.1), exact sum known.
+  if constexpr (std::is_same_v<TestType, float>) {
+    const Tensor tenth = Tensor::full({1, 1000000, 1}, 0.1, DType::Float32);
+    const double exact = 1e6 * double(0.1f), got = drcnn::test::block_reduce(K::Sum, tenth).item<double>();
+    CHECK(std::abs(got - exact) <= 2 * kEps<float> * exact);
+  }
+}
+
+TEST_CASE("ops/reduce: the CUDA block reduction's integer sums and extrema are exact (host emulation)", "[ops][cpu]") {
+  using K = ops::ReduceKind;
+  for (DType dt : {DType::Int32, DType::Int64}) {
+    const Tensor x = random_tensor({3, 4000, 2}, 77, dt, -3, 3);  // many ties
+    const auto rx = ref::from_tensor(x);
+    INFO(drcnn::dtype_name(dt));
+    expect_allclose(drcnn::test::block_reduce(K::Sum, x), ref::sum(rx, 1, false), 0, 0);
+    expect_allclose(drcnn::test::block_reduce(K::Max, x), ref::max(rx, 1, false), 0, 0);
+    expect_allclose(drcnn::test::block_reduce(K::ArgMax, x), ref::argmax(rx, 1, false), 0, 0);
+    expect_allclose(drcnn::test::block_reduce(K::ArgMin, x), ref::argmin(rx, 1, false), 0, 0);
+  }
 }
 
 TEST_CASE("ops/reduce: hand-computed values", "[ops][cpu]") {

@@ -1,6 +1,8 @@
 // Reductions over one dimension or over all elements.
 // Float sums are compensated (Neumaier) and deterministic: the same result on every run and
-// thread count, and CPU == CUDA bit for bit (the partition into chunks is fixed).
+// thread count (the partition into chunks is fixed). max/min/argmax/argmin are identical on
+// CPU and CUDA; sums too, except where CUDA reduces few long outputs by blocks (R >= 1024, at
+// most 16384 outputs; ops/detail/reduce_body.h): another fixed order, last-bit differences.
 #pragma once
 #include "drcnn/core/tensor.h"
 

@@ -29,7 +29,8 @@ namespace drcnn::ops {
 /// atomics; the summation order, hence the last bits, can change from run to run) or
 /// Deterministic (one thread per (batch, channel) plane walking the RoIs in index order; bitwise
 /// reproducible, slower: its parallelism is N * C). The CPU ignores it (always deterministic,
-/// and equal to the CUDA deterministic order).
+/// and equal to the CUDA deterministic order). Deterministic is for debugging, not training:
+/// each of its N * C threads does ~10^5-10^6 serial updates (docs/kernels/roi-align.md).
 enum class RoiAlignBackwardMode { Atomic, Deterministic };
 
 /// (pooled_height, pooled_width)

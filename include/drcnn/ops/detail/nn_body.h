@@ -7,7 +7,10 @@
 // forms (one invocation per input element sums the output gradients that map to it, in a fixed
 // order), and every reduction of the norms sums fixed chunks of kNormChunk elements into
 // double partials and then the partials in order, so results do not depend on the thread
-// count, and CPU and CUDA sum in the same order (nvcc may still contract a*b+c into an FMA).
+// count. The CPU sums each chunk serially; CUDA gives each chunk a warp whose lanes stride
+// through it (coalesced) and adds the lanes in a fixed shuffle order (NormPartialBody::
+// lane_sums, norm_lane_tree): deterministic too, but the chunk's double sum is rounded in
+// another order than the CPU's (and nvcc may contract a*b+c into an FMA elsewhere).
 // Tests: tests/ops/test_nn.cpp (CPU), tests/cuda/test_cuda_nn.cpp (parity).
 #pragma once
 #include <cmath>
@@ -293,6 +296,9 @@ struct NormBackwardBody {
   }
 };
 
+/// Lanes of the CUDA warp that sums one chunk of a NormPartialBody.
+inline constexpr int kNormLanes = 32;
+
 /// Partial sums of one chunk k of segment q (i = q * K + k), accumulated in double:
 /// with g null, p0 = sum(d) and p1 = sum(d^2); with g, p0 = sum(g) and p1 = sum(g * d); where
 /// d = x - M[q / m_div] (M null: d = x).
@@ -322,7 +328,52 @@ struct NormPartialBody {
     p0[i] = s0;
     p1[i] = s1;
   }
+
+  /// The CUDA form (kernels/cuda/nn.cu: one warp per chunk): lane `lane` of kNormLanes sums
+  /// the elements j0 + lane, j0 + lane + kNormLanes, ... of chunk i, so consecutive lanes read
+  /// consecutive addresses; the lanes' sums are then added in norm_lane_tree's fixed order.
+  /// Products are rounded before the add (hd::add_mul_rn), so the device and the host
+  /// emulation (norm_partial_warp_host) give the same bits. The chunk's sum differs from the
+  /// serial operator()'s only by the order of its (double) additions.
+  DRCNN_HD void lane_sums(int64_t i, int lane, double& s0, double& s1) const {
+    const int64_t q = i / K, k = i % K;
+    const int64_t j0 = k * kNormChunk + lane, j1 = hd::min(k * kNormChunk + kNormChunk, L);
+    const double m = M ? double(M[q / m_div]) : 0.0;
+    s0 = 0;
+    s1 = 0;
+    if (j0 >= j1) return;
+    // Walk (outer, inner) by kNormLanes elements at a time: no division per element.
+    const int64_t step_outer = kNormLanes / seg_inner, step_in = kNormLanes % seg_inner;
+    int64_t outer = j0 / seg_inner, in = j0 % seg_inner;
+    for (int64_t j = j0; j < j1; j += kNormLanes) {
+      const int64_t o = q * seg_stride + outer * outer_stride + in;
+      const double d = double(x[o]) - m;
+      const double a = g ? double(g[o]) : d;
+      s0 += a;
+      s1 = hd::add_mul_rn(s1, a, d);
+      outer += step_outer;
+      in += step_in;
+      if (in >= seg_inner) in -= seg_inner, ++outer;
+    }
+  }
 };
+
+/// The CUDA warp's fixed reduction order (__shfl_down_sync by 16, 8, 4, 2, 1: lane l adds
+/// lane l + off), on the host: v[0] ends with the sum of the kNormLanes values.
+inline double norm_lane_tree(double* v) {
+  for (int off = kNormLanes / 2; off > 0; off /= 2)
+    for (int l = 0; l < off; ++l) v[l] = v[l] + v[l + off];
+  return v[0];
+}
+
+/// Chunk i of a NormPartialBody as the CUDA warp computes it, on the host (tests).
+template <typename T>
+void norm_partial_warp_host(const NormPartialBody<T>& body, int64_t i) {
+  double v0[kNormLanes], v1[kNormLanes];
+  for (int l = 0; l < kNormLanes; ++l) body.lane_sums(i, l, v0[l], v1[l]);
+  body.p0[i] = norm_lane_tree(v0);
+  body.p1[i] = norm_lane_tree(v1);
+}
 
 /// Sum of the K partials of segment q, in order.
 DRCNN_HD double sum_partials(const double* p, int64_t q, int64_t K) {
