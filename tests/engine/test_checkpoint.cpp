@@ -15,6 +15,7 @@
 #include <thread>
 
 #include "drcnn/core/error.h"
+#include "common/files.h"
 #include "drcnn/engine/checkpoint.h"
 #include "drcnn/io/safetensors.h"
 
@@ -25,19 +26,8 @@ namespace fs = std::filesystem;
 
 namespace {
 
-fs::path fresh_dir(const std::string& name) {
-  const fs::path p = fs::temp_directory_path() / ("drcnn_test_ckpt_" + name + "_" + std::to_string(::getpid()));
-  fs::remove_all(p);
-  fs::create_directories(p);
-  return p;
-}
-
-std::string slurp(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
+fs::path fresh_dir(const std::string& name) { return test::fresh_dir("ckpt", name); }
+using test::slurp;
 
 TrainingState sample_state(int64_t iteration) {
   TrainingState s;

@@ -18,6 +18,7 @@
 #include "drcnn/core/error.h"
 #include "drcnn/data/coco.h"
 #include "drcnn/data/shapes.h"
+#include "common/files.h"
 #include "drcnn/engine/trainer.h"
 #include "drcnn/io/safetensors.h"
 #include "drcnn/train/sgd.h"
@@ -29,19 +30,8 @@ namespace fs = std::filesystem;
 
 namespace {
 
-fs::path fresh_dir(const std::string& name) {
-  const fs::path p = fs::temp_directory_path() / ("drcnn_test_trainer_" + name + "_" + std::to_string(::getpid()));
-  fs::remove_all(p);
-  fs::create_directories(p);
-  return p;
-}
-
-std::string slurp(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
+fs::path fresh_dir(const std::string& name) { return test::fresh_dir("trainer", name); }
+using test::slurp;
 
 /// Six 64x64 shapes images (COCO files on disk, read through the real loader).
 struct ShapesSet {
