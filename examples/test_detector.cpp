@@ -114,8 +114,11 @@ int main(int argc, char** argv) {
                               "a set with the training set's classes",
                               classes.size(), c.model.num_classes));
     const fs::path out_dir = given("--out") ? fs::path(out) : run / fmt::format("test_{:07d}", at);
-    tools::evaluate_split(*model, val, classes, c, device, out_dir, "drcnn_test");
-    fmt::print("wrote {}/detections.json, metrics.json, vis/\n", out_dir.string());
+    std::vector<tools::ReportImage> shown;
+    tools::evaluate_split(*model, val, classes, c, device, out_dir, "drcnn_test", &shown);
+    tools::write_report(run, out_dir, fmt::format("drcnn_test: {} at iteration {} on {}", run.string(), at, c.data.val.ann),
+                        shown);
+    fmt::print("wrote {}/detections.json, metrics.json, report.html, vis/\n", out_dir.string());
     return 0;
   } catch (const std::exception& e) {
     fmt::print(stderr, "drcnn_test: {}\n", e.what());

@@ -176,7 +176,8 @@ void write_text(const fs::path& path, const std::string& text) {
 
 eval::CocoEvalResult evaluate_split(const models::TwoStageDetector<float>& model, const Split& split,
                                     const std::vector<std::string>& classes, const io::RunConfig& c,
-                                    Device device, const fs::path& out, const std::string& tool) {
+                                    Device device, const fs::path& out, const std::string& tool,
+                                    std::vector<ReportImage>* report_images) {
   fs::create_directories(out);
   std::map<int64_t, Instances> drawn;
   const auto t_eval = std::chrono::steady_clock::now();
@@ -193,6 +194,9 @@ eval::CocoEvalResult evaluate_split(const models::TwoStageDetector<float>& model
   for (const auto& [index, det] : drawn) {
     const data::DetectionRecord rec = split.dataset->record(size_t(index));
     data::Image image = data::read_image(rec.image_path);
+    if (report_images)
+      report_images->push_back({fmt::format("image {} ({})", rec.image_id, fs::path(rec.image_path).filename().string()),
+                                draw_gt_and_predictions(image, rec.boxes, det, classes, thr)});
     const int64_t n = draw_instances(image, det, classes, thr);
     const fs::path png = out / "vis" / fmt::format("val_{:06d}.png", rec.image_id);
     data::write_png(png, image);

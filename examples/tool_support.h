@@ -19,6 +19,7 @@
 #include "drcnn/io/config.h"
 #include "drcnn/models/detector.h"
 #include "drcnn/structures/instances.h"
+#include "report.h"
 
 namespace drcnn::tools {
 
@@ -73,9 +74,11 @@ void write_text(const std::filesystem::path& path, const std::string& text);
 /// What drcnn_train runs after training and drcnn_test runs on a checkpoint: inference on the
 /// split, out/detections.json, the COCO summary and extras printed, out/metrics.json, and the
 /// first cfg.eval.draw images with detections of score >= cfg.eval.draw_score_thr in out/vis/.
-/// `tool` names the detections' source. Returns the evaluation.
+/// `tool` names the detections' source. With `report_images`, each drawn image is also appended
+/// there with its ground truth and predictions in the report's two colours. Returns the evaluation.
 eval::CocoEvalResult evaluate_split(const models::TwoStageDetector<float>& model, const Split& split,
                                     const std::vector<std::string>& classes, const io::RunConfig& c,
-                                    Device device, const std::filesystem::path& out, const std::string& tool);
+                                    Device device, const std::filesystem::path& out, const std::string& tool,
+                                    std::vector<ReportImage>* report_images = nullptr);
 
 }  // namespace drcnn::tools

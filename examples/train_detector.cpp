@@ -122,12 +122,17 @@ int run(Options& o) {
   models::TwoStageDetector<float>& model = trainer.model();
   if (!device.is_cpu()) model.to(Device::cpu());  // evaluation runs on the CPU
 
-  if (c.data.val.ann.empty()) return 0;
-  model.eval();
-  const Split val = load_split(c.data.val, false, classes);
-  fmt::print("val: {}\n", val.describe);
-  tools::evaluate_split(model, val, classes, c, Device::cpu(), out, "drcnn_train");
-  fmt::print("wrote {}/model.safetensors, config.yaml, detections.json, metrics.json, vis/\n", out.string());
+  std::vector<tools::ReportImage> shown;  // for report.html: ground truth and predictions
+  if (!c.data.val.ann.empty()) {
+    model.eval();
+    const Split val = load_split(c.data.val, false, classes);
+    fmt::print("val: {}\n", val.describe);
+    tools::evaluate_split(model, val, classes, c, Device::cpu(), out, "drcnn_train", &shown);
+  }
+  tools::write_report(out, out, fmt::format("drcnn_train: {} ({}, {} iterations)", out.string(), cfg.name, trainer.iteration()),
+                      shown);
+  fmt::print("wrote {}/model.safetensors, config.yaml, report.html{}\n", out.string(),
+             c.data.val.ann.empty() ? "" : ", detections.json, metrics.json, vis/");
   return 0;
 }
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # drcnn_test and drcnn_detect (ctest engine_tools, docs/tools.md): a tiny run with checkpoints
 # at 2 and 4 is evaluated at its newest checkpoint (the same detections.json and metrics.json
-# bytes as drcnn_train's own evaluation of the same weights) and at --iter 2, on its val split
+# bytes as drcnn_train's own evaluation of the same weights; report.html checked) and at --iter 2, on its val split
 # and on another one given by flag; runs without checkpoints, a missing --iter, a missing run,
 # unknown keys and --device cuda where none is usable fail with a message saying what to do.
 # drcnn_detect reads PNGs (RGB, grey), a grey JPEG and a folder, writes COCO results JSON, an
@@ -55,6 +55,29 @@ done
 [[ $(head -c 1 "$t4/detections.json") == "[" ]] || fail "detections.json is not a COCO results array"
 grep -q '"AP50"' "$t4/metrics.json" || { cat "$t4/metrics.json"; fail "metrics.json has no AP50"; }
 ls "$t4"/vis/val_*.png >/dev/null 2>&1 || fail "no drawn validation image in $t4/vis"
+
+# 1b. report.html of drcnn_train (RUN) and drcnn_test (test_0000004): self-contained, four SVG
+# plots, the COCO tables, one base64 PNG per drawn image (decoding to a PNG).
+for report in "$run/report.html" "$t4/report.html"; do
+  [[ -s $report ]] || fail "no $report"
+  [[ $(grep -o "<svg " "$report" | wc -l) == 4 ]] || fail "$report: not 4 SVG plots (losses, lr, IoU, beta)"
+  ! grep -Eq "(src|href)=\"(https?:|//|file:)" "$report" || fail "$report refers to an external asset"
+  grep -q "<p>$(wc -l < "$run/metrics.jsonl") log records.</p>" "$report" || fail "$report: not every metrics.jsonl record"
+  grep -q "<th>AP50</th>" "$report" && grep -q "<th>AP95</th>" "$report" && grep -q ">circle</td>" "$report" ||
+    fail "$report: no COCO table with AP50..AP95 and per-class AP"
+  [[ $(grep -o "data:image/png;base64," "$report" | wc -l) == $(ls "$(dirname "$report")"/vis/*.png | wc -l) ]] ||
+    fail "$report: not one image per drawn validation image"
+  grep -o 'data:image/png;base64,[^"]*' "$report" | sed -n 1p | cut -d, -f2 | base64 -d > "$work/first.png"
+  magic=$(od -An -tx1 -N4 "$work/first.png" | tr -d ' ')
+  [[ $magic == 89504e47 ]] || fail "$report: the first image does not decode to a PNG ($magic)"
+done
+
+# A run without a validation set: the plots, and the page says there is no evaluation.
+out=$("$train" --train-ann "$work/data/annotations/instances_train.json" --train-images "$work/data/train" \
+      --preset tiny_cpu --scale 64,64 --iters 1 --warmup 1 --threads 1 --workers 0 --out "$work/noval" 2>&1) ||
+  { echo "$out"; fail "training without val failed"; }
+grep -q "<p>no metrics.json (no validation set)</p>" "$work/noval/report.html" &&
+  [[ $(grep -o "<svg " "$work/noval/report.html" | wc -l) == 4 ]] || fail "report.html of a run without val"
 
 # 2. --iter 2, its own output folder.
 out=$("$test_tool" --run "$run" --iter 2 --threads 1 2>&1) || { echo "$out"; fail "drcnn_test --iter 2 failed"; }
