@@ -167,6 +167,16 @@ expect_fail "not an image" "tiny.gif.*GIF" \
   "$detect" --checkpoint "$run/model.safetensors" --config "$run/config.yaml" "$images/tiny.gif" --out "$work/x"
 expect_fail "unknown preset key" "model.nope" \
   "$detect" --checkpoint "$run/model.safetensors" --config "$run/config.yaml" --set model.nope=1 "$images/rgb8.png" --out "$work/x"
+rc=0
+out=$("$detect" --checkpoint "$run/model.safetensors" --config "$run/config.yaml" --device cuda "$images/rgb8.png" \
+      --out "$work/det_cuda" 2>&1) || rc=$?
+if [[ $rc != 0 ]]; then
+  grep -Eq "\-\-device 'cuda': (no CUDA device is usable here|this build of drcnn has no CUDA)" <<<"$out" ||
+    { echo "$out"; fail "drcnn_detect --device cuda failed without the expected message"; }
+  echo "refused (drcnn_detect --device cuda): $(grep -o "\-\-device 'cuda'.*" <<<"$out" | head -n 1)"
+else
+  [[ -s $work/det_cuda/vis/rgb8.png ]] || { echo "$out"; fail "drcnn_detect --device cuda drew nothing"; }
+fi
 { echo "preset: nope"; grep -v "^preset:" "$run/config.yaml"; } > "$work/bad_preset.yaml"
 expect_fail "unknown preset" "preset: expected one of small_cpu.*got 'nope'" \
   "$detect" --checkpoint "$run/model.safetensors" --config "$work/bad_preset.yaml" "$images/rgb8.png" --out "$work/x"
