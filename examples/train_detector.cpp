@@ -38,9 +38,12 @@
 #include "drcnn/io/safetensors.h"
 #include "drcnn/models/detector.h"
 #include "drcnn/train/dynamic_schedule.h"
+#include "tool_support.h"
 
 using namespace drcnn;
 namespace fs = std::filesystem;
+using tools::load_split;
+using tools::Split;
 
 namespace {
 
@@ -52,95 +55,8 @@ struct Options {
   std::string resume_from;
 };
 
-// One split as a dataset (COCO JSON + image folder, or a VOC annotation folder + image folder)
-// and its ground truth as an in-memory COCO file for the evaluator.
-struct Split {
-  std::unique_ptr<data::DetectionDataset> dataset;
-  data::CocoFile gt;  // COCO: the file itself; VOC: built from the dataset (evaluation only)
-  std::string describe;
-};
-
-std::vector<std::string> read_id_list(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) throw Error("drcnn_train: cannot open the image-id list " + path);
-  std::vector<std::string> ids;
-  for (std::string line; std::getline(in, line);) {
-    const size_t b = line.find_first_not_of(" \t\r"), e = line.find_last_not_of(" \t\r");
-    if (b != std::string::npos) ids.push_back(line.substr(b, e - b + 1));
-  }
-  return ids;
-}
-
-Split load_split(const io::DatasetConfig& d, bool training, const std::vector<std::string>& class_names) {
-  Split s;
-  if (d.format == io::DatasetFormat::Coco) {
-    s.gt = data::load_coco(d.ann);
-    data::CocoDatasetOptions opts;
-    if (training) {
-      opts.image_root = d.images;
-      opts.min_size = 0;
-    } else {
-      opts = data::CocoDatasetOptions::evaluation(d.images);
-    }
-    auto ds = std::make_unique<data::CocoDataset>(s.gt, opts);
-    s.describe = fmt::format("{} (COCO: {} images kept of {}, {} targets, {} crowd)", d.ann, ds->size(),
-                             ds->stats().images_in_file, ds->stats().targets, ds->stats().ignored);
-    s.dataset = std::move(ds);
-    return s;
-  }
-  data::VocDatasetOptions opts;
-  opts.annotation_dir = d.ann;
-  opts.image_dir = d.images;
-  if (!d.image_list.empty()) opts.image_ids = read_id_list(d.image_list);
-  opts.class_names = class_names;  // validation: the training set's classes, in its order
-  if (!training) opts.filter_empty = data::EmptyImageFilter::kKeepAll;
-  auto ds = std::make_unique<data::VocDataset>(opts);
-  s.gt = eval::coco_ground_truth(*ds, d.ann);
-  s.describe = fmt::format("{} (VOC: {} images kept of {}, {} targets, {} difficult)", d.ann, ds->size(),
-                           ds->stats().images_in_list, ds->stats().targets, ds->stats().ignored);
-  s.dataset = std::move(ds);
-  return s;
-}
-
 double seconds_since(std::chrono::steady_clock::time_point t) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
-}
-
-// Detections of the whole validation set as COCO results (the ground truth's category ids, xywh).
-eval::CocoResults predict_dataset(const models::TwoStageDetector<float>& model, const Split& val,
-                                  const data::Pipeline& pipeline, const io::RunConfig& c,
-                                  std::map<int64_t, Instances>* keep_for_drawing) {
-  data::LoaderOptions lo;
-  lo.batch_size = 1;
-  lo.num_workers = c.data.workers;
-  lo.skip_corrupt_images = false;
-  const auto* coco = dynamic_cast<const data::CocoDataset*>(val.dataset.get());
-  data::DataLoader loader(*val.dataset, data::sequential_indices(int64_t(val.dataset->size())), pipeline, lo);
-  loader.start_epoch(0);
-  eval::CocoResults results;
-  results.source = "drcnn_train detections";
-  data::Batch batch;
-  while (loader.next(batch)) {
-    std::vector<std::array<double, 2>> factors;
-    std::vector<ImageSize> originals;
-    for (const data::ImageMeta& m : batch.metas) {
-      factors.push_back({double(m.scale_w), double(m.scale_h)});
-      originals.push_back({m.original_height, m.original_width});
-    }
-    const std::vector<Instances> dets = model.predict(batch.images, factors, originals);
-    for (size_t i = 0; i < dets.size(); ++i) {
-      const std::vector<float> b = dets[i].boxes.tensor().to_vector<float>();
-      const std::vector<float> s = dets[i].scores.to_vector<float>();
-      const std::vector<int64_t> l = dets[i].labels.to_vector<int64_t>();
-      for (size_t k = 0; k < s.size(); ++k)
-        results.push_back(batch.metas[i].image_id, coco ? coco->label_to_category_id(l[k]) : l[k] + 1,
-                          {b[4 * k], b[4 * k + 1], double(b[4 * k + 2]) - b[4 * k], double(b[4 * k + 3]) - b[4 * k + 1]},
-                          s[k]);
-      if (keep_for_drawing && int64_t(keep_for_drawing->size()) < c.eval.draw)
-        keep_for_drawing->emplace(batch.indices[i], dets[i]);
-    }
-  }
-  return results;
 }
 
 int run(Options& o) {
@@ -206,44 +122,17 @@ int run(Options& o) {
   models::TwoStageDetector<float>& model = trainer.model();
   if (!device.is_cpu()) model.to(Device::cpu());  // evaluation runs on the CPU
 
-  if (c.data.val.ann.empty()) return 0;
-  model.eval();
-  const Split val = load_split(c.data.val, false, classes);
-  fmt::print("val: {}\n", val.describe);
-  std::map<int64_t, Instances> drawn;
-  const auto t_eval = std::chrono::steady_clock::now();
-  const eval::CocoResults results = predict_dataset(model, val, data::test_pipeline(io::test_resize(c.data)), c, &drawn);
-  fmt::print("inference: {} images, {} detections in {:.1f} s\n", val.dataset->size(), results.size(),
-             seconds_since(t_eval));
-  eval::save_results(results, out / "detections.json");
-  const eval::CocoEvalResult metrics = eval::evaluate_bbox(val.gt, results);
-  fmt::print("{}{}", eval::summary_text(metrics), eval::extras_text(metrics));
-  {
-    std::FILE* f = std::fopen((out / "metrics.json").c_str(), "w");
-    if (!f) throw Error("drcnn_train: cannot write " + (out / "metrics.json").string());
-    const std::string json = eval::result_to_json(metrics);
-    std::fwrite(json.data(), 1, json.size(), f);
-    std::fclose(f);
+  std::vector<tools::ReportImage> shown;  // for report.html: ground truth and predictions
+  if (!c.data.val.ann.empty()) {
+    model.eval();
+    const Split val = load_split(c.data.val, false, classes);
+    fmt::print("val: {}\n", val.describe);
+    tools::evaluate_split(model, val, classes, c, Device::cpu(), out, "drcnn_train", &shown);
   }
-  fs::create_directories(out / "vis");
-  const float thr = float(c.eval.draw_score_thr);
-  for (const auto& [index, det] : drawn) {
-    const data::DetectionRecord rec = val.dataset->record(size_t(index));
-    data::Image image = data::read_image(rec.image_path);
-    const std::vector<float> b = det.boxes.tensor().to_vector<float>();
-    std::vector<std::array<float, 4>> boxes;
-    for (size_t k = 0; k + 3 < b.size(); k += 4) boxes.push_back({b[k], b[k + 1], b[k + 2], b[k + 3]});
-    const std::vector<int64_t> labels = det.labels.to_vector<int64_t>();
-    const std::vector<float> scores = det.scores.to_vector<float>();
-    data::DrawOptions d;
-    d.score_threshold = thr;
-    data::draw_detections(image, boxes, labels, scores, classes, d);
-    const fs::path png = out / "vis" / fmt::format("val_{:06d}.png", rec.image_id);
-    data::write_png(png, image);
-    fmt::print("drew {} ({} detections with score >= {})\n", png.string(),
-               std::count_if(scores.begin(), scores.end(), [thr](float s) { return s >= thr; }), thr);
-  }
-  fmt::print("wrote {}/model.safetensors, config.yaml, detections.json, metrics.json, vis/\n", out.string());
+  tools::write_report(out, out, fmt::format("drcnn_train: {} ({}, {} iterations)", out.string(), cfg.name, trainer.iteration()),
+                      shown);
+  fmt::print("wrote {}/model.safetensors, config.yaml, report.html{}\n", out.string(),
+             c.data.val.ann.empty() ? "" : ", detections.json, metrics.json, vis/");
   return 0;
 }
 

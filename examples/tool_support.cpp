@@ -1,0 +1,208 @@
+#include "tool_support.h"
+
+#include <fmt/core.h>
+
+#include <algorithm>
+#include <array>
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+
+#include "drcnn/core/error.h"
+#include "drcnn/core/generator.h"
+#include "drcnn/data/draw.h"
+#include "drcnn/data/loader.h"
+#include "drcnn/data/voc.h"
+#include "drcnn/io/safetensors.h"
+#include "drcnn/structures/image_list.h"
+
+namespace fs = std::filesystem;
+
+namespace drcnn::tools {
+
+std::vector<std::string> read_id_list(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) throw Error("cannot open the image-id list " + path);
+  std::vector<std::string> ids;
+  for (std::string line; std::getline(in, line);) {
+    const size_t b = line.find_first_not_of(" \t\r"), e = line.find_last_not_of(" \t\r");
+    if (b != std::string::npos) ids.push_back(line.substr(b, e - b + 1));
+  }
+  return ids;
+}
+
+Split load_split(const io::DatasetConfig& d, bool training, const std::vector<std::string>& class_names) {
+  Split s;
+  if (d.format == io::DatasetFormat::Coco) {
+    s.gt = data::load_coco(d.ann);
+    data::CocoDatasetOptions opts;
+    if (training) {
+      opts.image_root = d.images;
+      opts.min_size = 0;
+    } else {
+      opts = data::CocoDatasetOptions::evaluation(d.images);
+    }
+    auto ds = std::make_unique<data::CocoDataset>(s.gt, opts);
+    s.describe = fmt::format("{} (COCO: {} images kept of {}, {} targets, {} crowd)", d.ann, ds->size(),
+                             ds->stats().images_in_file, ds->stats().targets, ds->stats().ignored);
+    s.dataset = std::move(ds);
+    return s;
+  }
+  data::VocDatasetOptions opts;
+  opts.annotation_dir = d.ann;
+  opts.image_dir = d.images;
+  if (!d.image_list.empty()) opts.image_ids = read_id_list(d.image_list);
+  opts.class_names = class_names;  // validation: the training set's classes, in its order
+  if (!training) opts.filter_empty = data::EmptyImageFilter::kKeepAll;
+  auto ds = std::make_unique<data::VocDataset>(opts);
+  s.gt = eval::coco_ground_truth(*ds, d.ann);
+  s.describe = fmt::format("{} (VOC: {} images kept of {}, {} targets, {} difficult)", d.ann, ds->size(),
+                           ds->stats().images_in_list, ds->stats().targets, ds->stats().ignored);
+  s.dataset = std::move(ds);
+  return s;
+}
+
+int64_t category_id(const data::DetectionDataset& dataset, int64_t label) {
+  const auto* coco = dynamic_cast<const data::CocoDataset*>(&dataset);
+  return coco ? coco->label_to_category_id(label) : label + 1;
+}
+
+std::vector<std::string> config_class_names(const io::RunConfig& c) {
+  if (!c.data.train.ann.empty()) return load_split(c.data.train, true, {}).dataset->class_names();
+  if (!c.data.val.ann.empty() && c.data.val.format == io::DatasetFormat::Coco)
+    return load_split(c.data.val, false, {}).dataset->class_names();
+  return {};
+}
+
+std::unique_ptr<models::TwoStageDetector<float>> load_detector(const io::RunConfig& c, const fs::path& checkpoint,
+                                                                const std::string& config_source) {
+  if (!fs::is_regular_file(checkpoint))
+    throw Error(fmt::format("checkpoint {} does not exist (give a model_N.safetensors of RUN/checkpoints or a "
+                            "RUN/model.safetensors)",
+                            checkpoint.string()));
+  Generator gen(c.seed);
+  auto model = std::make_unique<models::TwoStageDetector<float>>(c.model, gen);
+  const io::SafetensorsFile file = io::load_safetensors(checkpoint);
+  try {
+    model->load_state_dict(file.tensors);
+  } catch (const Error& e) {
+    throw Error(fmt::format("checkpoint {} does not fit the model of {} ({}, {} classes): {}\n"
+                            "use the config.yaml of the run that wrote the checkpoint (or --set the model keys "
+                            "that differ, e.g. model.num_classes)",
+                            checkpoint.string(), config_source, c.model.name, c.model.num_classes, e.what()));
+  }
+  model->eval();
+  return model;
+}
+
+namespace {
+
+std::vector<Instances> predict_batch(const models::TwoStageDetector<float>& model, const ImageList& images,
+                                     const std::vector<data::ImageMeta>& metas, Device device) {
+  std::vector<std::array<double, 2>> factors;
+  std::vector<ImageSize> originals;
+  for (const data::ImageMeta& m : metas) {
+    factors.push_back({double(m.scale_w), double(m.scale_h)});
+    originals.push_back({m.original_height, m.original_width});
+  }
+  if (device.is_cpu()) return model.predict(images, factors, originals);
+  return model.predict(ImageList(images.tensor().to(device), images.image_sizes()), factors, originals);
+}
+
+double seconds_since(std::chrono::steady_clock::time_point t) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
+}
+
+}  // namespace
+
+Instances predict_image(const models::TwoStageDetector<float>& model, const data::Image& image,
+                        const data::Pipeline& pipeline, Device device) {
+  data::DetectionRecord rec;
+  data::Sample sample = data::make_sample(rec, image);
+  data::RandomStream rng(0, 0);  // the test pipeline draws nothing
+  pipeline.run(sample, rng);
+  const ImageList batch = ImageList::from_images({sample.tensor}, 32);
+  return predict_batch(model, batch, {sample.meta}, device).at(0);
+}
+
+eval::CocoResults predict_dataset(const models::TwoStageDetector<float>& model, const Split& split,
+                                  const data::Pipeline& pipeline, int workers, Device device,
+                                  std::map<int64_t, Instances>* keep_for_drawing, int64_t keep_count,
+                                  const std::string& source) {
+  data::LoaderOptions lo;
+  lo.batch_size = 1;
+  lo.num_workers = workers;
+  lo.skip_corrupt_images = false;
+  data::DataLoader loader(*split.dataset, data::sequential_indices(int64_t(split.dataset->size())), pipeline, lo);
+  loader.start_epoch(0);
+  eval::CocoResults results;
+  results.source = source;
+  data::Batch batch;
+  while (loader.next(batch)) {
+    const std::vector<Instances> dets = predict_batch(model, batch.images, batch.metas, device);
+    for (size_t i = 0; i < dets.size(); ++i) {
+      const std::vector<float> b = dets[i].boxes.tensor().to_vector<float>();
+      const std::vector<float> s = dets[i].scores.to_vector<float>();
+      const std::vector<int64_t> l = dets[i].labels.to_vector<int64_t>();
+      for (size_t k = 0; k < s.size(); ++k)
+        results.push_back(batch.metas[i].image_id, category_id(*split.dataset, l[k]),
+                          {b[4 * k], b[4 * k + 1], double(b[4 * k + 2]) - b[4 * k], double(b[4 * k + 3]) - b[4 * k + 1]},
+                          s[k]);
+      if (keep_for_drawing && int64_t(keep_for_drawing->size()) < keep_count)
+        keep_for_drawing->emplace(batch.indices[i], dets[i]);
+    }
+  }
+  return results;
+}
+
+int64_t draw_instances(data::Image& image, const Instances& det, const std::vector<std::string>& classes, float thr) {
+  const std::vector<float> b = det.boxes.tensor().to_vector<float>();
+  std::vector<std::array<float, 4>> boxes;
+  for (size_t k = 0; k + 3 < b.size(); k += 4) boxes.push_back({b[k], b[k + 1], b[k + 2], b[k + 3]});
+  const std::vector<int64_t> labels = det.labels.to_vector<int64_t>();
+  const std::vector<float> scores = det.scores.to_vector<float>();
+  data::DrawOptions d;
+  d.score_threshold = thr;
+  data::draw_detections(image, boxes, labels, scores, classes, d);
+  return std::count_if(scores.begin(), scores.end(), [thr](float s) { return s >= thr; });
+}
+
+void write_text(const fs::path& path, const std::string& text) {
+  std::FILE* f = std::fopen(path.c_str(), "w");
+  if (!f) throw Error("cannot write " + path.string());
+  const bool ok = std::fwrite(text.data(), 1, text.size(), f) == text.size();
+  if (std::fclose(f) != 0 || !ok) throw Error("cannot write " + path.string());
+}
+
+eval::CocoEvalResult evaluate_split(const models::TwoStageDetector<float>& model, const Split& split,
+                                    const std::vector<std::string>& classes, const io::RunConfig& c,
+                                    Device device, const fs::path& out, const std::string& tool,
+                                    std::vector<ReportImage>* report_images) {
+  fs::create_directories(out);
+  std::map<int64_t, Instances> drawn;
+  const auto t_eval = std::chrono::steady_clock::now();
+  const eval::CocoResults results = predict_dataset(model, split, data::test_pipeline(io::test_resize(c.data)),
+                                                    c.data.workers, device, &drawn, c.eval.draw, tool + " detections");
+  fmt::print("inference: {} images, {} detections in {:.1f} s\n", split.dataset->size(), results.size(),
+             seconds_since(t_eval));
+  eval::save_results(results, out / "detections.json");
+  const eval::CocoEvalResult metrics = eval::evaluate_bbox(split.gt, results);
+  fmt::print("{}{}", eval::summary_text(metrics), eval::extras_text(metrics));
+  write_text(out / "metrics.json", eval::result_to_json(metrics));
+  fs::create_directories(out / "vis");
+  const float thr = float(c.eval.draw_score_thr);
+  for (const auto& [index, det] : drawn) {
+    const data::DetectionRecord rec = split.dataset->record(size_t(index));
+    data::Image image = data::read_image(rec.image_path);
+    if (report_images)
+      report_images->push_back({fmt::format("image {} ({})", rec.image_id, fs::path(rec.image_path).filename().string()),
+                                draw_gt_and_predictions(image, rec.boxes, det, classes, thr)});
+    const int64_t n = draw_instances(image, det, classes, thr);
+    const fs::path png = out / "vis" / fmt::format("val_{:06d}.png", rec.image_id);
+    data::write_png(png, image);
+    fmt::print("drew {} ({} detections with score >= {})\n", png.string(), n, thr);
+  }
+  return metrics;
+}
+
+}  // namespace drcnn::tools

@@ -1,0 +1,84 @@
+// What drcnn_train, drcnn_test and drcnn_detect share: a dataset split from the run config, the
+// class names of a config, a detector built from a config and a checkpoint (with an error that
+// says what to do when they do not fit), inference over a split, the evaluation outputs
+// (detections.json, metrics.json, vis/) and drawing. Library: drcnn_tool_support (examples/).
+// docs/tools.md describes the tools.
+#pragma once
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "drcnn/core/device.h"
+#include "drcnn/data/coco.h"
+#include "drcnn/data/dataset.h"
+#include "drcnn/data/image.h"
+#include "drcnn/data/transforms.h"
+#include "drcnn/eval/coco_eval.h"
+#include "drcnn/io/config.h"
+#include "drcnn/models/detector.h"
+#include "drcnn/structures/instances.h"
+#include "report.h"
+
+namespace drcnn::tools {
+
+/// One split as a dataset (COCO JSON + image folder, or a VOC annotation folder + image folder)
+/// and its ground truth as an in-memory COCO file for the evaluator.
+struct Split {
+  std::unique_ptr<data::DetectionDataset> dataset;
+  data::CocoFile gt;  ///< COCO: the file itself; VOC: built from the dataset (evaluation only)
+  std::string describe;
+};
+
+/// The lines of an image-id list (blank lines skipped, surrounding spaces trimmed).
+std::vector<std::string> read_id_list(const std::string& path);
+
+/// Loads a split. `training`: the training options (no evaluation filters); `class_names`: a VOC
+/// validation split's classes (the training set's, in its order); ignored for COCO.
+Split load_split(const io::DatasetConfig& d, bool training, const std::vector<std::string>& class_names);
+
+/// The category id a detection of `label` gets in results JSON: the COCO file's id, else label + 1.
+int64_t category_id(const data::DetectionDataset& dataset, int64_t label);
+
+/// The class names of a run config, in label order: the training split's when data.train.ann is
+/// set, else the validation split's (only a COCO file can name its classes alone). nullopt-like
+/// empty vector when neither is set; throws drcnn::Error when a set split cannot be read.
+std::vector<std::string> config_class_names(const io::RunConfig& c);
+
+/// Builds cfg.model and loads the weights of `checkpoint` (a model_N.safetensors or a
+/// model.safetensors), on the CPU, in eval mode. Throws drcnn::Error naming the checkpoint and
+/// `config_source` when the file is missing or its tensors do not fit the config (with the
+/// first mismatches and what to do).
+std::unique_ptr<models::TwoStageDetector<float>> load_detector(const io::RunConfig& c,
+                                                                const std::filesystem::path& checkpoint,
+                                                                const std::string& config_source);
+
+/// Detections of one decoded image through the test pipeline, boxes in the image's pixels.
+Instances predict_image(const models::TwoStageDetector<float>& model, const data::Image& image,
+                        const data::Pipeline& pipeline, Device device);
+
+/// Detections of the whole split as COCO results (the split's category ids, xywh); the first
+/// `keep_count` images' detections go to *keep_for_drawing when it is given.
+eval::CocoResults predict_dataset(const models::TwoStageDetector<float>& model, const Split& split,
+                                  const data::Pipeline& pipeline, int workers, Device device,
+                                  std::map<int64_t, Instances>* keep_for_drawing, int64_t keep_count,
+                                  const std::string& source);
+
+/// Draws `det` (boxes, labels, scores) with score >= thr; returns how many were drawn.
+int64_t draw_instances(data::Image& image, const Instances& det, const std::vector<std::string>& classes, float thr);
+
+/// Writes `text` to `path` (overwritten); throws drcnn::Error naming the path on failure.
+void write_text(const std::filesystem::path& path, const std::string& text);
+
+/// What drcnn_train runs after training and drcnn_test runs on a checkpoint: inference on the
+/// split, out/detections.json, the COCO summary and extras printed, out/metrics.json, and the
+/// first cfg.eval.draw images with detections of score >= cfg.eval.draw_score_thr in out/vis/.
+/// `tool` names the detections' source. With `report_images`, each drawn image is also appended
+/// there with its ground truth and predictions in the report's two colours. Returns the evaluation.
+eval::CocoEvalResult evaluate_split(const models::TwoStageDetector<float>& model, const Split& split,
+                                    const std::vector<std::string>& classes, const io::RunConfig& c,
+                                    Device device, const std::filesystem::path& out, const std::string& tool,
+                                    std::vector<ReportImage>* report_images = nullptr);
+
+}  // namespace drcnn::tools
