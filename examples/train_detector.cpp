@@ -83,7 +83,6 @@ int run(Options& o) {
   c.model.roi_head.bbox_head.num_classes = num_classes;
   c.device = fmt::format("{}", device);
   io::validate(c);
-  io::save_config(c, out / "config.yaml");
 
   const models::DetectorConfig& cfg = c.model;
   engine::TrainerOptions to;
@@ -99,6 +98,7 @@ int run(Options& o) {
   to.flip = c.data.flip;
   to.scale_long = c.data.scale_long;
   to.scale_short = c.data.scale_short;
+  if (!c.data.multi_scale_short.empty()) to.train_scales = io::train_resize(c.data).scales;  // multi-scale training
   to.workers = c.data.workers;
   to.seed = c.seed;
   to.log_every = c.logging.log_every;
@@ -109,6 +109,8 @@ int run(Options& o) {
   to.overwrite = o.overwrite;
   to.device = device;
   engine::Trainer trainer(cfg, *train.dataset, to);
+  // Only now: a refused resume or a taken folder must leave the earlier run's config as it was.
+  io::save_config(c, out / "config.yaml");
   fmt::print("model: {}, {} threads, batch {}, {} iterations from {}, lr {} (warm-up {}), schedule {}; config {}\n",
              cfg.name, c.threads, to.batch, to.iters, trainer.iteration(), to.lr, to.warmup,
              cfg.dynamic.static_mode ? "static (Faster R-CNN)" : "dynamic (Dynamic R-CNN)",

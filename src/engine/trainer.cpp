@@ -32,6 +32,15 @@ using Clock = std::chrono::steady_clock;
 
 namespace {
 
+// The training scales as the checkpoint records them: "L,S" (single scale, as before) or
+// "L,S;L,S;..." (multi-scale), so a resume with other scales is refused by name.
+std::string scales_setting(const TrainerOptions& o) {
+  if (o.train_scales.empty()) return fmt::format("{},{}", o.scale_long, o.scale_short);
+  std::string s;
+  for (const auto& [l, sh] : o.train_scales) s += fmt::format("{}{},{}", s.empty() ? "" : ";", l, sh);
+  return s;
+}
+
 constexpr const char* kMetrics = "metrics.jsonl";
 
 double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
@@ -194,7 +203,7 @@ struct Trainer::Impl {
             {"weight_decay", fmt::format("{}", opt.weight_decay)},
             {"grad_clip", fmt::format("{}", opt.grad_clip)},
             {"flip", fmt::format("{}", opt.flip)},
-            {"scale", fmt::format("{},{}", opt.scale_long, opt.scale_short)}};
+            {"scale", scales_setting(opt)}};
   }
 
   TrainingState state() const {
@@ -378,7 +387,8 @@ Trainer::Trainer(const models::DetectorConfig& config, const data::DetectionData
   lo.num_workers = o.workers;
   lo.seed = o.seed;
   data::ResizeOptions resize;
-  resize.scales = {{o.scale_long, o.scale_short}};
+  resize.scales = o.train_scales.empty() ? std::vector<std::array<int32_t, 2>>{{o.scale_long, o.scale_short}}
+                                         : o.train_scales;
   m->loader = std::make_unique<data::DataLoader>(dataset, *m->sampler, data::train_pipeline(resize, o.flip), lo);
 
   std::optional<fs::path> from;

@@ -65,8 +65,19 @@ out=$("$train" --config "$work/tiny.yaml" --out "$work/run" 2>&1) || rc=$?
 [[ $rc != 0 ]] || fail "a fresh run in an earlier run's folder was accepted"
 grep -q "holds an earlier run's checkpoints" <<<"$out" || { echo "$out"; fail "no clear message for the taken folder"; }
 [[ $(cat "$work/run/last_checkpoint") == "$before" && -f "$work/run/$before" ]] || fail "the earlier run was touched"
+grep -Eq "^  max_iters: 3$" "$cfg" || fail "the refused run rewrote the earlier run's config.yaml"
 out=$("$train" --config "$work/tiny.yaml" --out "$work/run" --overwrite 2>&1) || { echo "$out"; fail "--overwrite failed"; }
 grep -q "iter: 2/2" <<<"$out" || { echo "$out"; fail "--overwrite did not train the new run"; }
+
+# 3b. Multi-scale training from the config (each image draws its short side from the list).
+out=$("$train" --config "$work/tiny.yaml" --set 'data.multi_scale_short=[32,48]' --set data.multi_scale_long=64 \
+      --out "$work/ms" 2>&1) || { echo "$out"; fail "multi-scale run failed"; }
+grep -Eq "^  multi_scale_short: \[32, 48\]$" "$work/ms/config.yaml" || { cat "$work/ms/config.yaml"; fail "config.yaml: no multi_scale_short"; }
+rc=0
+out=$("$train" --config "$work/tiny.yaml" --out "$work/ms" --resume 2>&1) || rc=$?
+[[ $rc != 0 ]] || fail "a single-scale resume of the multi-scale run was accepted"
+grep -q "trained with scale 64,32;64,48, this run has scale 64,64" <<<"$out" || { echo "$out"; fail "the scales are not a recorded setting"; }
+grep -Eq "^  multi_scale_short: \[32, 48\]$" "$work/ms/config.yaml" || fail "the refused resume rewrote config.yaml"
 
 # 4. Pascal VOC folders (annotations/<id>.xml + images/<id>.jpg, as the raccoon set), train and val.
 mkdir -p "$work/voc/annotations" "$work/voc/images"

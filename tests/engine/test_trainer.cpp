@@ -252,6 +252,40 @@ TEST_CASE("engine/trainer: a non-finite loss stops the run, naming the losses, l
   fs::remove_all(run);
 }
 
+TEST_CASE("engine/trainer: multi-scale training reaches the pipeline, reproducibly, and is a recorded setting",
+          "[engine][trainer]") {
+  const ShapesSet set("multiscale");
+  const int64_t nc = int64_t(set.dataset->class_names().size());
+  const fs::path single = fresh_dir("ms_single"), m1 = fresh_dir("ms_a"), m2 = fresh_dir("ms_b");
+  const auto multi = [](const fs::path& run, int64_t iters) {
+    TrainerOptions o = tiny_options(run, iters);
+    o.train_scales = {{64, 32}, {64, 48}};  // each image draws one (MMDetection multiscale_mode='value')
+    return o;
+  };
+  Trainer s(tiny_config(nc), *set.dataset, tiny_options(single, 2));
+  s.train();
+  Trainer a(tiny_config(nc), *set.dataset, multi(m1, 2));
+  a.train();
+  Trainer b(tiny_config(nc), *set.dataset, multi(m2, 2));
+  b.train();
+  const auto ws = s.weights(), wa = a.weights(), wb = b.weights();
+  bool differs_from_single = false;
+  for (const auto& [name, t] : wa) {
+    INFO(name);
+    CHECK(same_bytes(t, wb.at(name)));  // the same seed draws the same scales
+    differs_from_single = differs_from_single || !same_bytes(t, ws.at(name));
+  }
+  CHECK(differs_from_single);  // images at 32 and 48 px, not the single 64, were trained on
+  // The scales shape the trajectory, so the checkpoint records them: a single-scale resume is refused.
+  TrainerOptions o = tiny_options(m1, 3);
+  o.resume = true;
+  CHECK_THROWS_WITH(Trainer(tiny_config(nc), *set.dataset, o),
+                    Contains("trained with scale 64,32;64,48, this run has scale 64,64"));
+  fs::remove_all(single);
+  fs::remove_all(m1);
+  fs::remove_all(m2);
+}
+
 TEST_CASE("engine/trainer: a resume with other settings is refused, naming the setting", "[engine][trainer]") {
   const ShapesSet set("refuse");
   const int64_t nc = int64_t(set.dataset->class_names().size());

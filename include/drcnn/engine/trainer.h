@@ -11,6 +11,7 @@
 // function of it (the lr of iteration i; the data order and augmentation draws, keyed by
 // (seed, epoch, position) whatever the worker count).
 #pragma once
+#include <array>
 #include <cstdint>
 #include <filesystem>
 #include <functional>
@@ -37,6 +38,10 @@ struct TrainerOptions {
   double grad_clip = 10.0;       ///< total-norm clip; 0: off (the norm is still checked for finiteness)
   double flip = 0.5;
   int32_t scale_long = 1333, scale_short = 800;
+  /// Multi-scale training: (long, short) targets, one drawn per image (MMDetection
+  /// multiscale_mode='value'; io::train_resize builds them from data.multi_scale_short). Empty:
+  /// the single (scale_long, scale_short).
+  std::vector<std::array<int32_t, 2>> train_scales;
   int workers = 1;               ///< loader threads (results do not depend on it)
   uint64_t seed = 0;             ///< weights (seed), sampling (seed + 1), data order and draws (seed)
   int64_t log_every = 20;
