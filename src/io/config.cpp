@@ -649,7 +649,23 @@ class Writer {
 };
 
 // ------------------------------------------------------------------------------ Checker / Lister
-class Checker {
+// A visitor that keeps the dotted path of the group it is in (Checker and Lister).
+template <typename Derived>
+class PathVisitor {
+ public:
+  template <typename S>
+  void group(const char* key, S& sub, const char*) {
+    const std::string saved = m_path;
+    m_path = join(m_path, key);
+    visit(static_cast<Derived&>(*this), sub);
+    m_path = saved;
+  }
+
+ protected:
+  std::string m_path;
+};
+
+class Checker : public PathVisitor<Checker> {
  public:
   explicit Checker(std::string source) : m_source(std::move(source)) {}
   template <typename T>
@@ -657,35 +673,18 @@ class Checker {
     if (!meets(field, rule))
       fail_at(m_source, join(m_path, key), fmt::format("expected {}, got {}", expect_text<T>(rule), value_text(field)));
   }
-  template <typename S>
-  void group(const char* key, S& sub, const char*) {
-    const std::string saved = m_path;
-    m_path = join(m_path, key);
-    visit(*this, sub);
-    m_path = saved;
-  }
 
  private:
-  std::string m_source, m_path;
+  std::string m_source;
 };
 
-class Lister {
+class Lister : public PathVisitor<Lister> {
  public:
   std::vector<ConfigKey> keys;
   template <typename T>
   void leaf(const char* key, T& field, const char* doc, const Rule& rule) {
     keys.push_back({join(m_path, key), expect_text<T>(rule), doc, value_text(field)});
   }
-  template <typename S>
-  void group(const char* key, S& sub, const char*) {
-    const std::string saved = m_path;
-    m_path = join(m_path, key);
-    visit(*this, sub);
-    m_path = saved;
-  }
-
- private:
-  std::string m_path;
 };
 
 // ------------------------------------------------------------------------------ checks across fields

@@ -6,6 +6,7 @@
 #pragma once
 #include <cstdint>
 #include <type_traits>
+#include <utility>
 
 #include "drcnn/ops/detail/math.h"
 #include "drcnn/ops/launch.h"
@@ -218,17 +219,15 @@ void reduce_block_host(const Body& body, int64_t idx) {
   body.finish(idx, part[0]);
 }
 
-/// Calls launch(n, body) with the block body for (kind, dtype): n outputs, each to be run as
-/// one block (CUDA) or by reduce_block_host (tests).
-template <typename Launch>
-void run_reduce_block(ReduceKind kind, DType dtype, const ReduceLaunch& l, Launch&& launch) {
+/// Calls launch(n, body) with Body<T, kind> for (kind, dtype): n = outer * inner outputs.
+template <template <typename, ReduceKind> class Body, typename Launch>
+void dispatch_reduce(ReduceKind kind, DType dtype, const ReduceLaunch& l, Launch&& launch) {
   dispatch_arithmetic(dtype, "reduce", [&](auto tag) {
     using T = typename decltype(tag)::type;
     auto go = [&](auto kind_tag) {
-      constexpr ReduceKind K = decltype(kind_tag)::value;
-      using Body = ReduceBlockBody<T, K>;
-      launch(l.outer * l.inner, Body{static_cast<const T*>(l.in), static_cast<typename Body::Out*>(l.out), l.outer,
-                                     l.R, l.inner, l.last_R, l.scale});
+      using B = Body<T, decltype(kind_tag)::value>;
+      launch(l.outer * l.inner, B{static_cast<const T*>(l.in), static_cast<typename B::Out*>(l.out), l.outer, l.R,
+                                  l.inner, l.last_R, l.scale});
     };
     switch (kind) {
       case ReduceKind::Sum: return go(std::integral_constant<ReduceKind, ReduceKind::Sum>{});
@@ -241,26 +240,16 @@ void run_reduce_block(ReduceKind kind, DType dtype, const ReduceLaunch& l, Launc
   });
 }
 
+/// Calls launch(n, body) with the block body for (kind, dtype): n outputs, each to be run as
+/// one block (CUDA) or by reduce_block_host (tests).
+template <typename Launch>
+void run_reduce_block(ReduceKind kind, DType dtype, const ReduceLaunch& l, Launch&& launch) {
+  dispatch_reduce<ReduceBlockBody>(kind, dtype, l, std::forward<Launch>(launch));
+}
+
 /// Calls launch(n, body) with the body for (kind, dtype).
 template <typename Launch>
 void run_reduce(ReduceKind kind, DType dtype, const ReduceLaunch& l, Launch&& launch) {
-  dispatch_arithmetic(dtype, "reduce", [&](auto tag) {
-    using T = typename decltype(tag)::type;
-    const int64_t n = l.outer * l.inner;
-    auto go = [&](auto kind_tag) {
-      constexpr ReduceKind K = decltype(kind_tag)::value;
-      using Body = ReduceBody<T, K>;
-      launch(n, Body{static_cast<const T*>(l.in), static_cast<typename Body::Out*>(l.out), l.outer, l.R,
-                     l.inner, l.last_R, l.scale});
-    };
-    switch (kind) {
-      case ReduceKind::Sum: return go(std::integral_constant<ReduceKind, ReduceKind::Sum>{});
-      case ReduceKind::Mean: return go(std::integral_constant<ReduceKind, ReduceKind::Mean>{});
-      case ReduceKind::Max: return go(std::integral_constant<ReduceKind, ReduceKind::Max>{});
-      case ReduceKind::Min: return go(std::integral_constant<ReduceKind, ReduceKind::Min>{});
-      case ReduceKind::ArgMax: return go(std::integral_constant<ReduceKind, ReduceKind::ArgMax>{});
-      case ReduceKind::ArgMin: return go(std::integral_constant<ReduceKind, ReduceKind::ArgMin>{});
-    }
-  });
+  dispatch_reduce<ReduceBody>(kind, dtype, l, std::forward<Launch>(launch));
 }
 }  // namespace drcnn::ops::detail
