@@ -61,6 +61,7 @@ SegmentTopK run(const char* op, const Tensor& scores, const std::vector<int64_t>
   l.relative = relative;
   l.scores = c.data_ptr();
   l.offsets = dev.is_cpu() ? off.data() : static_cast<const int64_t*>(dev_off.data_ptr());
+  l.host_offsets = off.data();
   l.values = r.values.data_ptr();
   l.indices = static_cast<int64_t*>(r.indices.data_ptr());
   l.counts = static_cast<int64_t*>(r.counts.data_ptr());

@@ -70,8 +70,10 @@ TEST_CASE("cuda/segment_topk: equals the CPU exactly", "[cuda]") {
 }
 
 TEST_CASE("cuda/segment_topk: every sort strategy (one segment, few large, many) equals the CPU", "[cuda]") {
-  // kernels/cuda/topk.cu picks a device-wide sort for one segment, two device-wide passes for
-  // at most 64 segments of 8192+ scores on average, and the segmented sort otherwise.
+  // kernels/cuda/topk.cu picks a radix select per segment when there are at most 64 segments
+  // and k <= len / 4 of the longest (k 1 and 2000 below, with whole-segment sorts for the short
+  // ones), else a device-wide sort for one segment, two device-wide passes for at most 64
+  // segments of 8192+ scores on average (k 300000), and the segmented sort otherwise.
   const auto v = scores(65 * 8192, 23);
   struct Case {
     const char* what;
@@ -93,6 +95,24 @@ TEST_CASE("cuda/segment_topk: every sort strategy (one segment, few large, many)
       for (int64_t k : {int64_t(1), int64_t(2000), int64_t(300000)}) {
         INFO(c.what << ", " << drcnn::dtype_name(dt) << ", k " << k);
         require_same(ops::segment_topk(s.to(kGpu), off_cpu.to(kGpu), k), ops::segment_topk(s, off_cpu, k));
+      }
+    }
+  }
+}
+
+TEST_CASE("cuda/segment_topk: the partial top-k (radix select) with ties at the k-th, all equal, all NaN", "[cuda]") {
+  std::vector<double> straddle(40000, 1.0);
+  for (size_t i = 0; i < straddle.size(); i += 3) straddle[i] = 2.0;  // 13334 twos, then ones
+  const std::vector<std::vector<double>> inputs = {
+      straddle, std::vector<double>(30000, 0.25), std::vector<double>(30000, std::numeric_limits<double>::quiet_NaN()),
+      scores(200000, 5)};
+  for (const auto& v : inputs) {
+    const Tensor off = Tensor::from_vector<int64_t>({0, int64_t(v.size())});
+    for (DType dt : {DType::Float32, DType::Float64}) {
+      const Tensor s = Tensor::from_vector<double>(v).to(dt);
+      for (int64_t k : {int64_t(1), int64_t(7), int64_t(5000), int64_t(13334), int64_t(7500)}) {
+        INFO(drcnn::dtype_name(dt) << ", n " << v.size() << ", k " << k);
+        require_same(ops::segment_topk(s.to(kGpu), off, k), ops::segment_topk(s, off, k));
       }
     }
   }

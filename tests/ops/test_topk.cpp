@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "common/allclose.h"
+#include "drcnn/ops/detail/topk_body.h"
 #include "drcnn/ops/topk.h"
 #include "reference/topk_ref.h"
 
@@ -128,6 +129,51 @@ TEST_CASE("ops/segment_topk: random segments match the stable-sort reference exa
     }
   }
   CHECK(cases == 16);
+}
+
+// The CUDA partial top-k (kernels/cuda/topk.cu: a radix select of each segment's k-th key,
+// then only the survivors sorted) runs its shared bodies here serially, against the reference.
+template <typename T>
+void check_radix_select(const std::vector<double>& v, const std::vector<int64_t>& off, int64_t k) {
+  using K = typename drcnn::ops::detail::TopKKeyType<T>::type;
+  std::vector<K> keys(v.size());
+  for (size_t i = 0; i < v.size(); ++i) keys[i] = drcnn::ops::detail::topk_key(T(v[i]));
+  const auto order = drcnn::ops::detail::radix_select_host(keys.data(), off, k);
+  const auto e = ref::segment_topk(v, off, k);
+  for (size_t s = 0; s + 1 < off.size(); ++s) {
+    const int64_t count = std::min<int64_t>(k, off[s + 1] - off[s]);
+    REQUIRE(double(count) == e.counts[s]);
+    for (int64_t j = 0; j < count; ++j) {
+      INFO("segment " << s << ", slot " << j);
+      REQUIRE(double(order[size_t(off[s] + j)]) == e.indices[s * size_t(k) + size_t(j)]);
+    }
+  }
+}
+
+TEST_CASE("ops/segment_topk: the CUDA radix select's bodies, run serially, pick the reference's first k",
+          "[ops][cpu][topk]") {
+  int cases = 0;
+  for (bool ties : {true, false}) {
+    for (int64_t k : {int64_t(1), int64_t(2), int64_t(300), int64_t(2000), int64_t(20000)}) {
+      const uint64_t seed = uint64_t(k) * 3 + (ties ? 1 : 0);
+      for (const auto& off : {std::vector<int64_t>{0, 20000}, random_offsets(9, seed, 6000)}) {
+        auto v = random_scores(off.back(), seed, ties);
+        check_radix_select<double>(v, off, k);
+        for (auto& x : v) x = double(float(x));
+        check_radix_select<float>(v, off, k);
+        ++cases;
+      }
+    }
+  }
+  // Every key equal (the k-th's bin holds everything at every digit), all NaN, and a tie that
+  // straddles the k-th position: the first `remaining` equal keys in index order are kept.
+  check_radix_select<float>(std::vector<double>(5000, 0.25), {0, 0, 2000, 2000, 5000}, 7);
+  check_radix_select<double>(std::vector<double>(5000, kNaN), {0, 5000}, 4999);
+  std::vector<double> straddle(4000, 1.0);
+  for (size_t i = 0; i < straddle.size(); i += 3) straddle[i] = 2.0;  // 1334 twos, then ones
+  check_radix_select<float>(straddle, {0, 4000}, 1500);
+  check_radix_select<double>(straddle, {0, 1000, 4000}, 1334);
+  CHECK(cases == 20);
 }
 
 TEST_CASE("ops/segment_topk: RPN-sized segments (2 images x 5 levels, k 2000)", "[ops][cpu][topk]") {
