@@ -1,5 +1,6 @@
 // CPU launchers of the deformable convolution steps (include/drcnn/ops/detail/deform_conv_body.h).
-// im2col and the offset/mask gradients write one element per index; col2im runs one input plane
+// im2col runs one column row per index (DeformIm2ColBody::row, the values of its per-element
+// form), the offset/mask gradients one sample per index; col2im runs one input plane
 // per index (DeformCol2ImPlaneBody), so no two threads add into one cell and the result is the
 // same for every thread count. Tests: tests/ops/test_deform_conv.cpp.
 #include <algorithm>
@@ -11,7 +12,10 @@ namespace drcnn::ops::cpu {
 
 template <typename T>
 void deform_im2col(const DeformConvLaunch<T>& l) {
-  parallel_for_cpu(l.batch * l.g.k_all() * l.g.p(), detail::DeformIm2ColBody<T>{l});
+  // One column row (b, c, k) per index: P samples without per-element index divisions.
+  const detail::DeformIm2ColBody<T> body{l};
+  parallel_for_cpu(l.batch * l.g.k_all(), [&](int64_t r) { body.row(r); },
+                   std::max<int64_t>(1, kParallelGrain / (16 * std::max<int64_t>(l.g.p(), 1))));
 }
 
 template <typename T>

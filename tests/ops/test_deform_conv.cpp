@@ -137,7 +137,7 @@ TEST_CASE("deform_conv2d: a sample at (0.25, 0.5) of a 2x2 map, by hand", "[ops]
   test::expect_allclose(r.bias, std::vector<double>{1}, 1e-15, 1e-15);
 }
 
-TEST_CASE("deform_conv2d: the CUDA col2im body (atomic, per element) equals the CPU plane body",
+TEST_CASE("deform_conv2d: the CUDA bodies (per element, atomic col2im) equal the CPU forms (rows, planes)",
           "[ops][cpu][deform_conv]") {
   ops::Conv2dGeometry g;
   g.n = 2;
@@ -168,6 +168,16 @@ TEST_CASE("deform_conv2d: the CUDA col2im body (atomic, per element) equals the 
   const ops::detail::DeformCol2ImAtomicBody<double> body{l};
   for (int64_t i = 0; i < 2 * K * P; ++i) body(i);
   test::expect_allclose(plane, atomic, 1e-13, 1e-13);
+  // im2col: the CPU row form and the CUDA per-element form give the same bits.
+  const std::vector<double> in = test::random_values(2 * 4 * 5 * 6, 7);
+  std::vector<double> by_row(size_t(2 * K * P)), by_element(by_row.size());
+  l.input = in.data();
+  l.col = by_row.data();
+  ops::cpu::deform_im2col<double>(l);
+  l.col = by_element.data();
+  const ops::detail::DeformIm2ColBody<double> im2col{l};
+  for (int64_t i = 0; i < 2 * K * P; ++i) im2col(i);
+  CHECK(by_row == by_element);
   double norm = 0;
   for (double v : plane) norm += v * v;
   CHECK(norm > 1.0);  // the offsets keep most samples on the map

@@ -14,7 +14,8 @@
 // outside the map reading 0. The column layout is conv_body.h's (rows grouped by channel).
 //
 // Steps (one DRCNN_HD body each; every body is one invocation per index):
-//   DeformIm2ColBody        col from input, offset, mask           i over B * K * P
+//   DeformIm2ColBody        col from input, offset, mask           i over B * K * P (CUDA); row(r) over
+//                                                                  B * K, P elements each (CPU), same values
 //   DeformCol2ImAtomicBody  grad_input += the adjoint of bilinear  i over B * K * P (atomic adds, CUDA)
 //   DeformCol2ImPlaneBody   the same, one (b, c) plane each,       i over B * c_in (plain adds, CPU:
 //                           taps in (i, j, p) order)                deterministic for any thread count)
@@ -157,6 +158,28 @@ struct DeformIm2ColBody {
     int64_t plane = 0;
     const DeformSample<T> s = deform_column_sample(l, idx, plane);
     l.col[idx] = s.m * deform_bilinear(l.input + plane * l.g.h * l.g.w, l.g.h, l.g.w, s.y, s.x);
+  }
+
+  /// One column row (b, c, k): its P elements, the same values as operator() (the same
+  /// T(base) + offset sums and bilinear arithmetic) without the per-element index divisions.
+  /// row over batch * K (the CPU launcher's form).
+  DRCNN_HD void row(int64_t r) const {
+    const Conv2dGeometry& g = l.g;
+    const int64_t P = g.p(), taps = g.kh * g.kw;
+    const int64_t k = r % taps, c = (r / taps) % g.c_in, b = r / g.k_all();
+    const int64_t og = c / (g.c_in / l.offset_groups), i = k / g.kw, j = k % g.kw;
+    const T* plane = l.input + (b * g.c_in + c) * g.h * g.w;
+    const T* off_y = l.offset + ((b * l.offset_groups + og) * 2 * taps + 2 * k) * P;
+    const T* off_x = off_y + P;
+    const T* mask = l.mask ? l.mask + ((b * l.offset_groups + og) * taps + k) * P : nullptr;
+    T* dst = l.col + r * P;
+    for (int64_t oy = 0, p = 0; oy < g.ho; ++oy) {
+      const T base_y = T(oy * g.sh - g.ph + i * g.dh);
+      for (int64_t ox = 0; ox < g.wo; ++ox, ++p) {
+        const T y = base_y + off_y[p], x = T(ox * g.sw - g.pw + j * g.dw) + off_x[p];
+        dst[p] = (mask ? mask[p] : T(1)) * deform_bilinear(plane, g.h, g.w, y, x);
+      }
+    }
   }
 };
 
