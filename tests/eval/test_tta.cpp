@@ -117,7 +117,7 @@ TEST_CASE("tta: one scale without flip is exactly the plain predict", "[eval][tt
   CHECK(test::bitwise_equal(tta.labels, plain.labels));
 }
 
-TEST_CASE("tta: flipping back is exact; the flip view is the model on the flipped image", "[eval][tta]") {
+TEST_CASE("tta: flipping back is exact, and the flip view is the model on the flipped image", "[eval][tta]") {
   // Dyadic coordinates below 2^12 with 6 fraction bits: W - x and W - (W - x) are exact in float32.
   const Tensor b = Tensor::from_vector(std::vector<float>{0.015625f, 3.5f, 87.25f, 40.0f, 12.75f, 0.0f, 90.0f, 69.984375f},
                                        Shape{2, 4});
