@@ -20,6 +20,7 @@
 #include "common/golden.h"
 #include "common/random.h"
 #include "drcnn/autograd/deform_conv.h"
+#include "drcnn/core/parallel_cpu.h"
 #include "drcnn/ops/conv.h"
 #include "drcnn/ops/deform_conv.h"
 #include "drcnn/ops/detail/deform_conv_body.h"
@@ -207,4 +208,27 @@ TEST_CASE("deform_conv2d: bad shapes are refused naming the op and the shapes", 
                       Contains("deform_conv2d: bias must have shape [2]"));
   REQUIRE_THROWS_WITH(ops::deform_conv2d_backward(Tensor::zeros({1, 2, 4, 4}, DType::Float32), x, off, m, w, {}),
                       Contains("deform_conv2d_backward: grad_out must have the output's shape [1, 2, 3, 3]"));
+}
+
+TEST_CASE("deform_conv2d: CPU results are the same bits for 1 and 2 threads", "[ops][cpu][deform_conv]") {
+  const Tensor x = test::random_tensor(Shape{2, 16, 20, 24}, 11, DType::Float32);
+  const Tensor off = test::random_tensor(Shape{2, 2 * 2 * 9, 20, 24}, 12, DType::Float32, -3.0, 3.0);
+  const Tensor m = test::random_tensor(Shape{2, 2 * 9, 20, 24}, 13, DType::Float32, 0.0, 1.0);
+  const Tensor w = test::random_tensor(Shape{32, 8, 3, 3}, 14, DType::Float32);
+  const Tensor go = test::random_tensor(Shape{2, 32, 20, 24}, 15, DType::Float32);
+  ops::DeformConv2dParams p;
+  p.padding = {1, 1};
+  p.groups = 2;
+  p.offset_groups = 2;
+  std::vector<Tensor> results[2];
+  for (int t : {1, 2}) {
+    set_cpu_threads(t);
+    const ops::DeformConv2dGrads g = ops::deform_conv2d_backward(go, x, off, m, w, p);
+    results[t - 1] = {ops::deform_conv2d(x, off, m, w, Tensor(), p), g.input, g.offset, g.mask, g.weight, g.bias};
+  }
+  set_cpu_threads(0);
+  for (size_t i = 0; i < results[0].size(); ++i) {
+    INFO("result " << i);
+    CHECK(test::bitwise_equal(results[0][i], results[1][i]));
+  }
 }
