@@ -99,7 +99,7 @@ std::vector<std::string> class_names(const io::RunConfig& c, const std::string& 
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::string checkpoint, config_path, out, classes_flag, device_flag = "cpu";
+  std::string checkpoint, config_path, out, classes_flag, device_flag = "cpu", tta_file;
   std::vector<std::string> inputs, sets;
   double score = 0.3;
   int threads = 0;
@@ -115,6 +115,8 @@ int main(int argc, char** argv) {
       ->capture_default_str()->check(CLI::Range(0.0, 1.0));
   app.add_option("--classes", classes_flag, "class names in label order, comma-separated (default: from the "
                  "config's annotation set, else class_0..)");
+  app.add_option("--tta", tta_file, "test-time augmentation: take eval.tta_* from this config file (e.g. "
+                 "configs/dynamic_rcnn_r101_dcnv2_fpn_3x_tta.yaml); --set eval.tta_short=[...] works too");
   app.add_option("--set", sets, "override a config field: key.sub=value (repeatable)")->allow_extra_args(false);
   app.add_option("--threads", threads, "compute threads (default: the config's)")->check(CLI::PositiveNumber);
   app.add_option("--device", device_flag, "cpu | cuda | cuda:N")->capture_default_str();
@@ -124,6 +126,7 @@ int main(int argc, char** argv) {
     if (!fs::is_regular_file(config_path))
       throw Error(fmt::format("--config {} does not exist (give the run's config.yaml)", config_path));
     io::RunConfig c = io::load_config(config_path);
+    if (!tta_file.empty()) tools::apply_tta_file(c, tta_file);
     for (const std::string& s : sets) io::apply_override(c, s);
     if (app.count("--threads")) c.threads = threads;
     io::validate(c);
@@ -136,7 +139,6 @@ int main(int argc, char** argv) {
 
     const fs::path out_dir = out;
     fs::create_directories(out_dir / "vis");
-    const data::Pipeline pipeline = data::test_pipeline(io::test_resize(c.data));
     eval::CocoResults results;
     nlohmann::json index = {{"images", nlohmann::json::array()}, {"categories", nlohmann::json::array()}};
     for (size_t k = 0; k < classes.size(); ++k)
@@ -145,7 +147,7 @@ int main(int argc, char** argv) {
     for (size_t i = 0; i < images.size(); ++i) {
       const int64_t id = int64_t(i) + 1;
       data::Image image = data::read_image(images[i]);
-      const Instances det = tools::predict_image(*model, image, pipeline, device);
+      const Instances det = tools::predict_with_config(*model, image, c, device);
       const std::vector<float> b = det.boxes.tensor().to_vector<float>();
       const std::vector<float> s = det.scores.to_vector<float>();
       const std::vector<int64_t> l = det.labels.to_vector<int64_t>();

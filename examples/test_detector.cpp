@@ -2,7 +2,7 @@
 // the run's config (RUN/config.yaml), the newest checkpoint (RUN/last_checkpoint) or the one of
 // --iter N, inference, the COCO summary, detections.json, metrics.json and vis/. docs/tools.md.
 //
-//   drcnn_test --run RUN [--iter N] [--val-ann A.json --val-images DIR] [--set key=value] [--out DIR]
+//   drcnn_test --run RUN [--iter N] [--val-ann A.json --val-images DIR] [--tta CONFIG] [--set key=value] [--out DIR]
 #include <CLI/CLI.hpp>
 #include <fmt/core.h>
 
@@ -38,7 +38,7 @@ std::string checkpoints_present(const fs::path& run) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::string run_dir, out, device_flag = "cpu", val_format = "coco", val_ann, val_images, val_list;
+  std::string run_dir, out, device_flag = "cpu", val_format = "coco", val_ann, val_images, val_list, tta_file;
   std::vector<std::string> sets;
   int64_t iter = -1, draw = 0;
   int threads = 0;
@@ -52,6 +52,8 @@ int main(int argc, char** argv) {
   app.add_option("--val-images", val_images, "folder of the validation images");
   app.add_option("--val-format", val_format, "coco | voc")->check(CLI::IsMember({"coco", "voc"}));
   app.add_option("--val-list", val_list, "VOC: validation image-id list");
+  app.add_option("--tta", tta_file, "test-time augmentation: take eval.tta_* from this config file (e.g. "
+                 "configs/dynamic_rcnn_r101_dcnv2_fpn_3x_tta.yaml); --set eval.tta_short=[...] works too");
   app.add_option("--set", sets, "override a field of the run's config: key.sub=value (repeatable, applied last)");
   app.add_option("--out", out, "where detections.json, metrics.json and vis/ go (default: RUN/test_NNNNNNN)");
   app.add_option("--draw", draw, "validation images to draw (default: the config's eval.draw)")
@@ -76,6 +78,7 @@ int main(int argc, char** argv) {
     if (given("--val-list")) c.data.val.image_list = val_list;
     if (given("--draw")) c.eval.draw = draw;
     if (given("--threads")) c.threads = threads;
+    if (given("--tta")) tools::apply_tta_file(c, tta_file);
     for (const std::string& s : sets) io::apply_override(c, s);
     io::validate(c);
     if (c.data.val.ann.empty() || c.data.val.images.empty())

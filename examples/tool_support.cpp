@@ -109,6 +109,34 @@ std::vector<Instances> predict_batch(const models::TwoStageDetector<float>& mode
   return model.predict(ImageList(images.tensor().to(device), images.image_sizes()), factors, originals);
 }
 
+/// Appends one image's detections as COCO results (xywh, the dataset's category ids).
+void push_results(eval::CocoResults& results, const data::DetectionDataset& dataset, int64_t image_id,
+                  const Instances& det) {
+  const std::vector<float> b = det.boxes.tensor().to_vector<float>();
+  const std::vector<float> s = det.scores.to_vector<float>();
+  const std::vector<int64_t> l = det.labels.to_vector<int64_t>();
+  for (size_t k = 0; k < s.size(); ++k)
+    results.push_back(image_id, category_id(dataset, l[k]),
+                      {b[4 * k], b[4 * k + 1], double(b[4 * k + 2]) - b[4 * k], double(b[4 * k + 3]) - b[4 * k + 1]},
+                      s[k]);
+}
+
+/// predict_dataset with test-time augmentation: the images one at a time, in order.
+eval::CocoResults predict_dataset_tta(const models::TwoStageDetector<float>& model, const Split& split,
+                                      const io::RunConfig& c, Device device, std::map<int64_t, Instances>* keep,
+                                      int64_t keep_count, const std::string& source) {
+  eval::CocoResults results;
+  results.source = source;
+  const eval::TtaOptions o = tta_options(c);
+  for (size_t i = 0; i < split.dataset->size(); ++i) {
+    const data::DetectionRecord rec = split.dataset->record(i);
+    const Instances det = eval::predict_tta(model, data::read_image(rec.image_path), o, {}, device);
+    push_results(results, *split.dataset, rec.image_id, det);
+    if (keep && int64_t(keep->size()) < keep_count) keep->emplace(int64_t(i), det);
+  }
+  return results;
+}
+
 double seconds_since(std::chrono::steady_clock::time_point t) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
 }
@@ -123,6 +151,30 @@ Instances predict_image(const models::TwoStageDetector<float>& model, const data
   pipeline.run(sample, rng);
   const ImageList batch = ImageList::from_images({sample.tensor}, 32);
   return predict_batch(model, batch, {sample.meta}, device).at(0);
+}
+
+eval::TtaOptions tta_options(const io::RunConfig& c) {
+  eval::TtaOptions o;
+  for (int32_t s : c.eval.tta_short) o.scales.push_back({c.eval.tta_long, s});
+  o.flip = c.eval.tta_flip;
+  o.nms_iou = c.eval.tta_nms_iou;
+  o.max_per_img = c.eval.tta_max_per_img;
+  return o;
+}
+
+void apply_tta_file(io::RunConfig& c, const std::string& path) {
+  const io::EvalConfig t = io::load_config(path).eval;
+  c.eval.tta_short = t.tta_short;
+  c.eval.tta_long = t.tta_long;
+  c.eval.tta_flip = t.tta_flip;
+  c.eval.tta_nms_iou = t.tta_nms_iou;
+  c.eval.tta_max_per_img = t.tta_max_per_img;
+}
+
+Instances predict_with_config(const models::TwoStageDetector<float>& model, const data::Image& image,
+                              const io::RunConfig& c, Device device) {
+  if (!c.eval.tta_short.empty()) return eval::predict_tta(model, image, tta_options(c), {}, device);
+  return predict_image(model, image, data::test_pipeline(io::test_resize(c.data)), device);
 }
 
 eval::CocoResults predict_dataset(const models::TwoStageDetector<float>& model, const Split& split,
@@ -141,13 +193,7 @@ eval::CocoResults predict_dataset(const models::TwoStageDetector<float>& model, 
   while (loader.next(batch)) {
     const std::vector<Instances> dets = predict_batch(model, batch.images, batch.metas, device);
     for (size_t i = 0; i < dets.size(); ++i) {
-      const std::vector<float> b = dets[i].boxes.tensor().to_vector<float>();
-      const std::vector<float> s = dets[i].scores.to_vector<float>();
-      const std::vector<int64_t> l = dets[i].labels.to_vector<int64_t>();
-      for (size_t k = 0; k < s.size(); ++k)
-        results.push_back(batch.metas[i].image_id, category_id(*split.dataset, l[k]),
-                          {b[4 * k], b[4 * k + 1], double(b[4 * k + 2]) - b[4 * k], double(b[4 * k + 3]) - b[4 * k + 1]},
-                          s[k]);
+      push_results(results, *split.dataset, batch.metas[i].image_id, dets[i]);
       if (keep_for_drawing && int64_t(keep_for_drawing->size()) < keep_count)
         keep_for_drawing->emplace(batch.indices[i], dets[i]);
     }
@@ -181,8 +227,13 @@ eval::CocoEvalResult evaluate_split(const models::TwoStageDetector<float>& model
   fs::create_directories(out);
   std::map<int64_t, Instances> drawn;
   const auto t_eval = std::chrono::steady_clock::now();
-  const eval::CocoResults results = predict_dataset(model, split, data::test_pipeline(io::test_resize(c.data)),
-                                                    c.data.workers, device, &drawn, c.eval.draw, tool + " detections");
+  const eval::CocoResults results =
+      c.eval.tta_short.empty()
+          ? predict_dataset(model, split, data::test_pipeline(io::test_resize(c.data)), c.data.workers, device, &drawn,
+                            c.eval.draw, tool + " detections")
+          : predict_dataset_tta(model, split, c, device, &drawn, c.eval.draw,
+                                tool + fmt::format(" detections (test-time augmentation: {} views)",
+                                                   c.eval.tta_short.size() * (c.eval.tta_flip ? 2 : 1)));
   fmt::print("inference: {} images, {} detections in {:.1f} s\n", split.dataset->size(), results.size(),
              seconds_since(t_eval));
   eval::save_results(results, out / "detections.json");

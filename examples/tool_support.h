@@ -16,6 +16,7 @@
 #include "drcnn/data/image.h"
 #include "drcnn/data/transforms.h"
 #include "drcnn/eval/coco_eval.h"
+#include "drcnn/eval/tta.h"
 #include "drcnn/io/config.h"
 #include "drcnn/models/detector.h"
 #include "drcnn/structures/instances.h"
@@ -58,6 +59,19 @@ std::unique_ptr<models::TwoStageDetector<float>> load_detector(const io::RunConf
 Instances predict_image(const models::TwoStageDetector<float>& model, const data::Image& image,
                         const data::Pipeline& pipeline, Device device);
 
+/// The test-time augmentation of a run config (eval.tta_*): one (tta_long, s) scale per short
+/// side s of eval.tta_short; no scale when TTA is off (eval.tta_short empty).
+eval::TtaOptions tta_options(const io::RunConfig& c);
+
+/// drcnn_test / drcnn_detect --tta FILE: copies the eval.tta_* keys of the run config FILE (e.g.
+/// configs/dynamic_rcnn_r101_dcnv2_fpn_3x_tta.yaml, the seed's five scales + flip) into c.
+void apply_tta_file(io::RunConfig& c, const std::string& path);
+
+/// Detections of one decoded image with the config's test settings: eval::predict_tta when
+/// eval.tta_short is set, else predict_image with the test pipeline (data.scale_*).
+Instances predict_with_config(const models::TwoStageDetector<float>& model, const data::Image& image,
+                              const io::RunConfig& c, Device device);
+
 /// Detections of the whole split as COCO results (the split's category ids, xywh); the first
 /// `keep_count` images' detections go to *keep_for_drawing when it is given.
 eval::CocoResults predict_dataset(const models::TwoStageDetector<float>& model, const Split& split,
@@ -72,7 +86,7 @@ int64_t draw_instances(data::Image& image, const Instances& det, const std::vect
 void write_text(const std::filesystem::path& path, const std::string& text);
 
 /// What drcnn_train runs after training and drcnn_test runs on a checkpoint: inference on the
-/// split, out/detections.json, the COCO summary and extras printed, out/metrics.json, and the
+/// split (with test-time augmentation when eval.tta_short is set: one image at a time), out/detections.json, the COCO summary and extras printed, out/metrics.json, and the
 /// first cfg.eval.draw images with detections of score >= cfg.eval.draw_score_thr in out/vis/.
 /// `tool` names the detections' source. With `report_images`, each drawn image is also appended
 /// there with its ground truth and predictions in the report's two colours. Returns the evaluation.

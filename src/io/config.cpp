@@ -182,7 +182,10 @@ std::string type_text() {
     using E = typename T::value_type;
     return std::is_integral_v<E> ? "a list of integers" : "a list of numbers";
   } else if constexpr (is_array<T>::value) {
-    return fmt::format("a list of {} numbers", std::tuple_size_v<T>);
+    if constexpr (std::is_same_v<typename T::value_type, bool>)
+      return fmt::format("a list of {} true/false", std::tuple_size_v<T>);
+    else
+      return fmt::format("a list of {} numbers", std::tuple_size_v<T>);
   }
 }
 
@@ -277,6 +280,10 @@ void visit(V& v, models::ResNetOptions& o) {
   v.leaf("norm_eval", o.norm_eval, "BatchNorm layers stay in eval mode during training (mmdet norm_eval)", any());
   v.leaf("in_channels", o.in_channels, "input image channels", gt(0));
   v.leaf("base_width", o.base_width, "channels of the stem and of layer1's 3x3", gt(0));
+  v.leaf("stage_with_dcn", o.stage_with_dcn,
+         "per layer1..layer4: its bottleneck 3x3 convs are DCNv2 (mmdet dcn=dict(type='DCNv2'), stage_with_dcn)",
+         any());
+  v.leaf("dcn_deform_groups", o.dcn_deform_groups, "deform groups of those DCNv2 convs (mmdet deform_groups)", gt(0));
 }
 template <typename V>
 void visit(V& v, models::FpnOptions& o) {
@@ -434,6 +441,11 @@ void visit(V& v, EvalConfig& o) {
   v.leaf("every", o.every, "evaluate every N iterations (0: only after training)", ge(0));
   v.leaf("draw_score_thr", o.draw_score_thr, "score threshold of the drawn detections", unit());
   v.leaf("draw", o.draw, "validation images to draw", ge(0));
+  v.leaf("tta_short", o.tta_short, "test-time augmentation: short side of each view (empty: off)", gt(0));
+  v.leaf("tta_long", o.tta_long, "test-time augmentation: long-edge cap of every view", gt(0));
+  v.leaf("tta_flip", o.tta_flip, "test-time augmentation: each scale also flipped horizontally", any());
+  v.leaf("tta_nms_iou", o.tta_nms_iou, "test-time augmentation: IoU of the per-class NMS of the merged views", unit());
+  v.leaf("tta_max_per_img", o.tta_max_per_img, "test-time augmentation: detections kept per image", gt(0));
 }
 template <typename V>
 void visit(V& v, LoggingConfig& o) {

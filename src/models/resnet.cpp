@@ -3,6 +3,8 @@
 #include "drcnn/models/resnet.h"
 
 #include <string>
+#include <type_traits>
+#include <vector>
 
 #include "drcnn/autograd/functions.h"
 #include "drcnn/autograd/nn.h"
@@ -81,12 +83,22 @@ Variable BasicBlock<T>::forward(const Variable& x) const {
 
 template <typename T>
 Bottleneck<T>::Bottleneck(int64_t in, int64_t planes, int64_t stride, const NormOptions& norm, ResNetStyle style,
-                          Generator& gen) {
+                          Generator& gen, int64_t dcn_deform_groups) {
   const bool caffe = style == ResNetStyle::Caffe;
   m_conv1 = register_module("conv1", make_conv<T>(in, planes, 1, caffe ? stride : 1, 0, gen));
   m_bn1 = make_norm<T>(norm, planes);
   register_module("bn1", m_bn1.module);
-  m_conv2 = register_module("conv2", make_conv<T>(planes, planes, 3, caffe ? 1 : stride, 1, gen));
+  if (dcn_deform_groups > 0) {
+    typename ModulatedDeformConv2dPack<T>::Options d;
+    d.in_channels = d.out_channels = planes;
+    d.kernel_size = 3;
+    d.stride = caffe ? 1 : stride;
+    d.padding = 1;
+    d.deform_groups = dcn_deform_groups;
+    m_dcn2 = register_module("conv2", std::make_shared<ModulatedDeformConv2dPack<T>>(d, gen));
+  } else {
+    m_conv2 = register_module("conv2", make_conv<T>(planes, planes, 3, caffe ? 1 : stride, 1, gen));
+  }
   m_bn2 = make_norm<T>(norm, planes);
   register_module("bn2", m_bn2.module);
   m_conv3 = register_module("conv3", make_conv<T>(planes, planes * kExpansion, 1, 1, 0, gen));
@@ -99,7 +111,7 @@ Bottleneck<T>::Bottleneck(int64_t in, int64_t planes, int64_t stride, const Norm
 template <typename T>
 Variable Bottleneck<T>::forward(const Variable& x) const {
   Variable y = relu(m_bn1.forward(m_conv1->forward(x)));
-  y = relu(m_bn2.forward(m_conv2->forward(y)));
+  y = relu(m_bn2.forward(m_dcn2 ? m_dcn2->forward(y) : m_conv2->forward(y)));
   y = m_bn3.forward(m_conv3->forward(y));
   return relu(add(y, m_downsample ? m_downsample->forward(x) : x));
 }
@@ -117,10 +129,14 @@ std::vector<int> stage_blocks(int depth) {
 
 template <typename T, typename B>
 std::shared_ptr<Sequential> make_stage(int64_t& in, int64_t planes, int blocks, int64_t stride, const ResNetOptions& o,
-                                       Generator& gen) {
+                                       Generator& gen, bool dcn) {
   auto seq = std::make_shared<Sequential>();
   for (int b = 0; b < blocks; ++b) {
-    seq->push_back(std::make_shared<B>(in, planes, b == 0 ? stride : 1, o.norm, o.style, gen));
+    if constexpr (std::is_same_v<B, Bottleneck<T>>)
+      seq->push_back(std::make_shared<B>(in, planes, b == 0 ? stride : 1, o.norm, o.style, gen,
+                                         dcn ? o.dcn_deform_groups : 0));
+    else
+      seq->push_back(std::make_shared<B>(in, planes, b == 0 ? stride : 1, o.norm, o.style, gen));
     in = planes * B::kExpansion;
   }
   return seq;
@@ -135,10 +151,24 @@ void set_batch_norms_eval(Module& m) {
   }
 }
 
-/// Every Conv2d weight in `m` (recursively, by parameter name) gets kaiming_normal(fan_out, relu).
-void kaiming_init_convs(Module& m, Generator& gen) {
+/// The parameter-name prefixes ("layer2.0.conv2.") of the ModulatedDeformConv2dPack layers below `m`.
+template <typename T>
+void dcn_prefixes(Module& m, const std::string& prefix, std::vector<std::string>& out) {
+  for (auto& [name, child] : m.named_children()) {
+    const std::string full = prefix + name + ".";
+    if (dynamic_cast<ModulatedDeformConv2dPack<T>*>(child.get())) out.push_back(full);
+    else dcn_prefixes<T>(*child, full, out);
+  }
+}
+
+/// Every Conv2d weight in `m` (recursively, by parameter name) gets kaiming_normal(fan_out, relu),
+/// except those of deformable convs (`skip` prefixes), which mmdet's Kaiming init (layer='Conv2d')
+/// does not reach: they keep mmcv's init and their zero conv_offset.
+void kaiming_init_convs(Module& m, Generator& gen, const std::vector<std::string>& skip) {
   for (auto& [name, p] : m.named_parameters()) {
-    if (p.ndim() == 4) {
+    bool dcn = false;
+    for (const std::string& s : skip) dcn = dcn || name.rfind(s, 0) == 0;
+    if (p.ndim() == 4 && !dcn) {
       Tensor& w = p.mutable_data();
       init::kaiming_normal_(w, gen, 0, init::FanMode::FanOut, init::Nonlinearity::Relu);
     }
@@ -163,11 +193,17 @@ ResNet<T>::ResNet(const ResNetOptions& o, Generator& gen) : m_opt(o) {
   for (int s = 0; s < 4; ++s) {
     const int64_t planes = o.base_width << s;
     const int64_t stride = s == 0 ? 1 : 2;
-    auto stage = o.depth < 50 ? make_stage<T, BasicBlock<T>>(in, planes, blocks[s], stride, o, gen)
-                              : make_stage<T, Bottleneck<T>>(in, planes, blocks[s], stride, o, gen);
+    const bool dcn = o.stage_with_dcn[size_t(s)];
+    DRCNN_CHECK(!dcn || o.depth >= 50, "ResNet: stage_with_dcn needs bottleneck blocks (depth 50 or 101), as ",
+                "mmdet's BasicBlock has no DCN; got depth ", o.depth, " with DCN in layer", s + 1);
+    auto stage = o.depth < 50 ? make_stage<T, BasicBlock<T>>(in, planes, blocks[s], stride, o, gen, false)
+                              : make_stage<T, Bottleneck<T>>(in, planes, blocks[s], stride, o, gen, dcn);
     m_layers.push_back(register_module("layer" + std::to_string(s + 1), stage));
   }
-  kaiming_init_convs(*this, gen);
+  DRCNN_CHECK(o.dcn_deform_groups >= 1, "ResNet: dcn_deform_groups must be >= 1, got ", o.dcn_deform_groups);
+  std::vector<std::string> dcn;
+  dcn_prefixes<T>(*this, "", dcn);
+  kaiming_init_convs(*this, gen, dcn);
   // Frozen stages: no gradients (and eval mode, applied by train()).
   if (o.frozen_stages >= 0) {
     m_conv1->freeze();

@@ -96,6 +96,19 @@ out=$("$test_tool" --run "$run" --set data.val.ann="$work/data/annotations/insta
 grep -q "val: .*instances_train.json" <<<"$out" || { echo "$out"; fail "--set data.val.ann not used"; }
 cmp "$work/on_train/metrics.json" "$work/on_train_set/metrics.json" || fail "--val-ann and --set data.val.ann differ"
 
+# 3b. Test-time augmentation (eval.tta_*, docs/tools.md): one view at the run's own test scale
+# (64, 64) without flip gives drcnn_test's plain detections byte for byte; two scales with flip
+# (--tta takes a config file's eval.tta_* keys) run and evaluate.
+out=$("$test_tool" --run "$run" --set 'eval.tta_short=[64]' --set eval.tta_long=64 --out "$work/tta1" --draw 0 2>&1) ||
+  { echo "$out"; fail "drcnn_test with one TTA view failed"; }
+cmp "$work/tta1/detections.json" "$t4/detections.json" || fail "one TTA view without flip differs from the plain test"
+printf 'eval:\n  tta_short: [48, 80]\n  tta_long: 96\n  tta_flip: true\n' >"$work/tta.yaml"
+out=$("$test_tool" --run "$run" --tta "$work/tta.yaml" --out "$work/tta4" --draw 0 2>&1) ||
+  { echo "$out"; fail "drcnn_test --tta failed"; }
+grep -Eq "$summary" <<<"$out" || { echo "$out"; fail "--tta: no COCO summary line"; }
+[[ -s $work/tta4/detections.json ]] || fail "--tta wrote no detections"
+cmp -s "$work/tta4/detections.json" "$t4/detections.json" && fail "--tta (4 views) gave the plain detections"
+
 # 4. Refusals.
 mkdir -p "$work/fresh"
 cp "$run/config.yaml" "$work/fresh/"
@@ -139,6 +152,16 @@ done
 ndet=$(grep -o '"score"' "$det/detections.json" | wc -l)
 [[ $(grep -o '"bbox"' "$det/detections.json" | wc -l) == "$ndet" ]] || fail "detections without a bbox"
 grep -q "wrote $det/detections.json ($ndet detections)" <<<"$out" || fail "the count printed is not the file's"
+
+# 5b. drcnn_detect with test-time augmentation: one view at the config's scale is the plain
+# detections byte for byte; --tta with the 4-view file runs.
+out=$("$detect" --checkpoint "$run/model.safetensors" --config "$run/config.yaml" --score 0 --threads 1 \
+      --set 'eval.tta_short=[64]' --set eval.tta_long=64 "$images/rgb8.png" "$images/grey8.png" \
+      "$images/grey_q100.jpg" "$work/data/val" --out "$work/det_tta1" 2>&1) || { echo "$out"; fail "drcnn_detect TTA failed"; }
+cmp "$work/det_tta1/detections.json" "$det/detections.json" || fail "drcnn_detect: one TTA view differs from the plain path"
+out=$("$detect" --checkpoint "$run/model.safetensors" --config "$run/config.yaml" --score 0 --threads 1 \
+      --tta "$work/tta.yaml" "$images/rgb8.png" --out "$work/det_tta4" 2>&1) || { echo "$out"; fail "drcnn_detect --tta failed"; }
+[[ -s $work/det_tta4/detections.json ]] || fail "drcnn_detect --tta wrote no detections"
 
 # 6. drcnn_detect: class names and refusals.
 out=$("$detect" --checkpoint "$run/model.safetensors" --config "$run/config.yaml" --set data.train.ann="$work/none.json" \

@@ -143,6 +143,8 @@ TEST_CASE("io/config: to_yaml loads back to an identical struct", "[io][config]"
   m.backbone.norm_eval = true;
   m.backbone.in_channels = 1;
   m.backbone.base_width = 32;
+  m.backbone.stage_with_dcn = {false, true, false, true};
+  m.backbone.dcn_deform_groups = 2;
   m.neck.in_channels = {128, 256, 512, 1024};
   m.neck.out_channels = 64;
   m.neck.num_outs = 6;
@@ -207,7 +209,7 @@ TEST_CASE("io/config: to_yaml loads back to an identical struct", "[io][config]"
   c.data.multi_scale_long = 1000;
   c.data.flip = 0.0;
   c.data.workers = 0;
-  c.eval = {1000, 0.5, 0};
+  c.eval = {1000, 0.5, 0, {800, 1000}, 1500, true, 0.6, 50};
   c.logging = {10, 2000, 3, "runs/r50 1x"};
   c.device = "cuda:1";
   c.seed = 18446744073709551615ull;
@@ -334,7 +336,7 @@ TEST_CASE("io/config: error messages name the source, the key, what was expected
   // Unknown key: the closest valid key and the keys of that level.
   CHECK(err("model:\n  backbone:\n    dpth: 50\n") ==
         "run.yaml:3:5: model.backbone.dpth: unknown key; did you mean model.backbone.depth? (model.backbone takes: "
-        "depth, style, norm, frozen_stages, norm_eval, in_channels, base_width)");
+        "depth, style, norm, frozen_stages, norm_eval, in_channels, base_width, stage_with_dcn, dcn_deform_groups)");
   CHECK(err("solvr:\n  lr: 0.1\n") ==
         "run.yaml:1:1: solvr: unknown key; did you mean solver? (the top level takes: preset, _base_, model, solver, "
         "data, eval, logging, device, seed, threads)");
@@ -428,7 +430,7 @@ TEST_CASE("io/config: every file in configs/ loads, resolves and holds its sched
   std::vector<fs::path> files;
   for (const auto& e : fs::recursive_directory_iterator(dir))
     if (e.path().extension() == ".yaml") files.push_back(e.path());
-  CHECK(files.size() == 13);  // 9 COCO models + 3 schedules in _base_ + the CPU demo
+  CHECK(files.size() == 16);  // 12 COCO models + 3 schedules in _base_ + the CPU demo
   for (const fs::path& f : files) {
     INFO(f.string());
     RunConfig c;
@@ -481,6 +483,28 @@ TEST_CASE("io/config: every file in configs/ loads, resolves and holds its sched
   CHECK(train.scales[0] == std::array<int32_t, 2>{1400, 400});
   CHECK(train.scales[4] == std::array<int32_t, 2>{1400, 1200});
   CHECK(io::test_resize(ms.data).scales == std::vector<std::array<int32_t, 2>>{{1333, 800}});
+  // The DCNv2 3x configs: the 3x_ms schedule and data, the r101 / r50 model with DCNv2 in layer2..4.
+  for (const char* name : {"dynamic_rcnn_r101_dcnv2_fpn_3x.yaml", "dynamic_rcnn_r50_dcnv2_fpn_3x.yaml"}) {
+    INFO(name);
+    const RunConfig d = load(name);
+    CHECK(d.solver == ms.solver);
+    CHECK(d.data == ms.data);
+    CHECK(d.model.backbone.stage_with_dcn == std::array<bool, 4>{false, true, true, true});
+    CHECK(d.model.backbone.dcn_deform_groups == 1);
+    models::DetectorConfig expect = std::string(name).find("r101") != std::string::npos
+                                        ? models::DetectorConfig::dynamic_rcnn_r101_fpn_1x(80)
+                                        : models::DetectorConfig::dynamic_rcnn_r50_fpn_1x(80);
+    expect.name = d.model.name;
+    expect.backbone.stage_with_dcn = {false, true, true, true};
+    CHECK(d.model == expect);
+    CHECK(d.eval.tta_short.empty());
+  }
+  // The seed's test-time augmentation on top of the r101 DCNv2 model.
+  const RunConfig tta = load("dynamic_rcnn_r101_dcnv2_fpn_3x_tta.yaml");
+  CHECK(tta.model == load("dynamic_rcnn_r101_dcnv2_fpn_3x.yaml").model);
+  CHECK(tta.eval.tta_short == std::vector<int32_t>{800, 1000, 1200, 1400, 1600});
+  CHECK(tta.eval.tta_long == 2000);
+  CHECK(tta.eval.tta_flip);
 
   models::DetectorConfig faster = models::DetectorConfig::faster_rcnn_r50_fpn_1x(80);
   CHECK(load("faster_rcnn_r50_fpn_1x.yaml").model == faster);

@@ -75,6 +75,14 @@ struct EvalConfig {
   /// selects what is drawn.
   double draw_score_thr = 0.3;
   int64_t draw = 4;  ///< validation images to draw
+  /// Test-time augmentation (eval/tta.h, MMDetection MultiScaleFlipAug + merge): the short sides
+  /// of the views, each with long edge tta_long (empty: off, one view at data.scale_*), each also
+  /// flipped with tta_flip; merged by per-class NMS at tta_nms_iou, top tta_max_per_img.
+  std::vector<int32_t> tta_short;
+  int32_t tta_long = 2000;
+  bool tta_flip = false;
+  double tta_nms_iou = 0.5;
+  int64_t tta_max_per_img = 100;
   friend bool operator==(const EvalConfig&, const EvalConfig&) = default;
 };
 

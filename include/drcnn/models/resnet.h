@@ -6,10 +6,12 @@
 // "backbone." prefix, so their state dicts load by name.
 // Definitions: src/models/resnet.cpp; tests: tests/models/test_resnet.cpp.
 #pragma once
+#include <array>
 #include <functional>
 #include <memory>
 #include <vector>
 
+#include "drcnn/layers/deform_conv.h"
 #include "drcnn/layers/layers.h"
 
 namespace drcnn::models {
@@ -54,17 +56,20 @@ class BasicBlock : public Module {
 
 /// torchvision Bottleneck (expansion 4): 1x1 (planes) -> 3x3 (planes) -> 1x1 (4 planes), each
 /// followed by its norm, relu after the first two and after the residual sum. The stride sits on
-/// the 3x3 (style pytorch) or on the first 1x1 (style caffe).
+/// the 3x3 (style pytorch) or on the first 1x1 (style caffe). dcn_deform_groups > 0 makes the
+/// 3x3 a ModulatedDeformConv2dPack with that many deform groups (MMDetection's DCNv2 option;
+/// keys conv2.weight, conv2.conv_offset.weight, conv2.conv_offset.bias).
 template <typename T = float>
 class Bottleneck : public Module {
  public:
   static constexpr int64_t kExpansion = 4;
   Bottleneck(int64_t in_channels, int64_t planes, int64_t stride, const NormOptions& norm, ResNetStyle style,
-             Generator& gen);
+             Generator& gen, int64_t dcn_deform_groups = 0);
   Variable forward(const Variable& x) const;
 
  private:
-  std::shared_ptr<Conv2d<T>> m_conv1, m_conv2, m_conv3;
+  std::shared_ptr<Conv2d<T>> m_conv1, m_conv2, m_conv3;  // m_conv2 null with DCN
+  std::shared_ptr<ModulatedDeformConv2dPack<T>> m_dcn2;
   NormLayer m_bn1, m_bn2, m_bn3;
   std::shared_ptr<Sequential> m_downsample;
 };
@@ -81,6 +86,13 @@ struct ResNetOptions {
   bool norm_eval = true;
   int64_t in_channels = 3;
   int64_t base_width = 64;  // channels of the stem and of layer1's 3x3
+  /// MMDetection's dcn=dict(type='DCNv2', deform_groups=dcn_deform_groups) with stage_with_dcn:
+  /// the 3x3 conv of every bottleneck of layer s + 1 (stage_with_dcn[s]) is a
+  /// ModulatedDeformConv2dPack whose conv_offset starts at zero (mmdet's init) and whose weight
+  /// keeps mmcv's init (mmdet's Kaiming init targets Conv2d layers only). Bottlenecks only
+  /// (depth 50/101), as mmdet.
+  std::array<bool, 4> stage_with_dcn{false, false, false, false};
+  int64_t dcn_deform_groups = 1;
   friend bool operator==(const ResNetOptions&, const ResNetOptions&) = default;
 };
 
