@@ -12,6 +12,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <exception>
 #include <filesystem>
 #include <thread>
 
@@ -127,7 +128,9 @@ Work& Work::operator=(Work&& o) noexcept {
   return *this;
 }
 Work::~Work() {
-  if (m_request) {
+  // Unwinding from an error (a timed-out collective, say): the job is about to be aborted, and
+  // waiting here could take another whole timeout; the request is abandoned.
+  if (m_request && std::uncaught_exceptions() == 0) {
     try {
       wait();
     } catch (...) {

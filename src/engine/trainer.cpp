@@ -735,7 +735,9 @@ void Trainer::train() {
     } catch (const NonFiniteError&) {
       throw;
     } catch (const Error&) {
-      s.flush();  // e.g. NaN statistics after an earlier non-finite iteration: name that one
+      // e.g. NaN statistics after an earlier non-finite iteration: name that one. Not with
+      // several ranks: flush() is a collective the others are not in (this error ends the job).
+      if (s.comm.size() == 1) s.flush();
       throw;
     }
     s.iteration = it + 1;

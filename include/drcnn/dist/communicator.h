@@ -40,7 +40,8 @@ class DistError : public Error {
 class Communicator;
 
 /// A started collective. Move-only; a Work destroyed while pending is waited for first (a
-/// buffer must not be released under a running collective); that wait's error is dropped.
+/// buffer must not be released under a running collective; that wait's error is dropped),
+/// except while an exception unwinds the stack (the job is then about to be aborted).
 class Work {
  public:
   Work() = default;
