@@ -4,6 +4,8 @@
 // ranks' inputs, independently of the transport.
 #include <catch2/catch.hpp>
 
+#include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <set>
@@ -154,4 +156,18 @@ TEST_CASE("dist: the interleaved group sampler gives every image once per epoch,
         }
     }
   }
+}
+
+// Hidden (not run by ctest; no timed tests): `mpiexec -n 2 drcnn_tests_dist "[.bench]"` prints
+// the time of a 25 MB float32 all-reduce, the size of one gradient bucket (docs/distributed.md).
+TEST_CASE("dist: all_reduce of one 25 MB bucket, timed", "[.bench]") {
+  Tensor t = Tensor::full({25 * 1024 * 1024 / 4}, 1.0, DType::Float32);
+  comm().barrier("bench start");
+  const auto t0 = std::chrono::steady_clock::now();
+  const int reps = 10;
+  for (int k = 0; k < reps; ++k) comm().all_reduce(t, dist::ReduceOp::Sum, "bench");
+  const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() / reps;
+  std::printf("rank %d: 25 MB all_reduce: %.1f ms (%.2f GB/s of buffer)\n", comm().rank(), s * 1e3,
+              25.0 * 1024 * 1024 / s / 1e9);
+  CHECK(t.to_vector<float>()[0] > 0);
 }
