@@ -5,6 +5,8 @@
 #  A. rank 1 is SIGKILLed: mpiexec notices the death and ends rank 0 ("exited on signal 9").
 #  B. rank 1 is SIGSTOPped (a hang the launcher cannot see): rank 0's collective times out after
 #     --dist-timeout 10 s, it prints which collective and why, and MPI_Abort ends the job.
+#  C. rank 1 throws (an unreadable image in its shard of the evaluation, while rank 0 waits to
+#     gather the detections): rank 1 prints its error and MPI_Abort ends the job at once.
 # Bound on the stop: the timeout + 30 s (measured: A about 1 s, B about 10 s).
 #
 #   dist_failure.sh MPIEXEC DRCNN_TRAIN DRCNN_MAKE_SHAPES COMPARE_WEIGHTS WORKDIR
@@ -15,7 +17,7 @@ mkdir -p "$work"
 mpi=("$mpiexec" -n 2 --allow-run-as-root --oversubscribe)
 timeout_s=10
 bound=$((timeout_s + 30))
-"$make_shapes" --out "$work/data" --train 4 --val 0 --size 64 --max-objects 3 --seed 3 --threads 1 >/dev/null
+"$make_shapes" --out "$work/data" --train 4 --val 4 --size 64 --max-objects 3 --seed 3 --threads 1 >/dev/null
 common=(--train-ann "$work/data/annotations/instances_train.json" --train-images "$work/data/train"
         --preset tiny_cpu --scale 64,64 --warmup 2 --seed 5 --log-every 1 --checkpoint-every 5 --keep 2
         --device cpu --threads 1 --workers 0 --batch 1 --lr 0.005 --dist-timeout "$timeout_s")
@@ -71,4 +73,19 @@ run_and_signal hung STOP
 grep -q "rank 0 of 2: .* failed: not complete after" "$work/hung.log" || fail "hung: rank 0 did not report the timed-out collective"
 grep -q "MPI_ABORT was invoked on rank 0" "$work/hung.log" || fail "hung: the job was not aborted"
 resume hung 2
+# C. Validation image 1 (rank 1's shard: images 1, 3) is not an image.
+echo "not a PNG" > "$work/data/val/000001.png"
+t=$(now)
+set +e
+"${mpi[@]}" "$train" "${common[@]}" --iters 2 --val-ann "$work/data/annotations/instances_val.json" \
+  --val-images "$work/data/val" --draw 0 --out "$work/throws" >"$work/throws.log" 2>&1
+rc=$?
+set -e
+elapsed=$(awk -v a="$t" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }')
+echo "dist_failure: throws: an unreadable validation image on rank 1: mpiexec exited with $rc after $elapsed s (training included); its messages:"
+grep -v "drcnn.train\]" "$work/throws.log" | grep -v "^\(device\|train\|val\|model\|data parallel\|training\):" | sed 's/^/    /'
+[[ $rc -ne 0 ]] || fail "throws: the job ended with status 0"
+grep -q "drcnn_train: rank 1 of 2: .*000001.png" "$work/throws.log" || fail "throws: rank 1's error does not name the image"
+grep -q "MPI_ABORT was invoked on rank 1" "$work/throws.log" || fail "throws: the job was not aborted by rank 1"
+awk -v e="$elapsed" -v b="$bound" 'BEGIN { exit !(e <= b) }' || fail "throws: stopped after $elapsed s, more than $bound s"
 echo "dist_failure: passed"
