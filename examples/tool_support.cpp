@@ -6,6 +6,7 @@
 #include <array>
 #include <chrono>
 #include <cstdio>
+#include <cstring>
 #include <fstream>
 
 #include "drcnn/core/error.h"
@@ -13,6 +14,7 @@
 #include "drcnn/data/draw.h"
 #include "drcnn/data/loader.h"
 #include "drcnn/data/voc.h"
+#include "drcnn/dist/communicator.h"
 #include "drcnn/io/safetensors.h"
 #include "drcnn/structures/image_list.h"
 
@@ -180,12 +182,13 @@ Instances predict_with_config(const models::TwoStageDetector<float>& model, cons
 eval::CocoResults predict_dataset(const models::TwoStageDetector<float>& model, const Split& split,
                                   const data::Pipeline& pipeline, int workers, Device device,
                                   std::map<int64_t, Instances>* keep_for_drawing, int64_t keep_count,
-                                  const std::string& source) {
+                                  const std::string& source, int world_size, int rank) {
   data::LoaderOptions lo;
   lo.batch_size = 1;
   lo.num_workers = workers;
   lo.skip_corrupt_images = false;
-  data::DataLoader loader(*split.dataset, data::sequential_indices(int64_t(split.dataset->size())), pipeline, lo);
+  data::DataLoader loader(*split.dataset, data::sequential_indices(int64_t(split.dataset->size()), world_size, rank),
+                          pipeline, lo);
   loader.start_epoch(0);
   eval::CocoResults results;
   results.source = source;
@@ -220,6 +223,78 @@ void write_text(const fs::path& path, const std::string& text) {
   if (std::fclose(f) != 0 || !ok) throw Error("cannot write " + path.string());
 }
 
+namespace {
+
+// One rank's detections with each one's dataset index: [n, then per detection index, image id,
+// category id, x, y, w, h, score] as doubles (ids are exact in a double below 2^53).
+std::vector<uint8_t> pack_results(const eval::CocoResults& r, const std::vector<int64_t>& index) {
+  std::vector<double> v{double(r.size())};
+  for (size_t k = 0; k < r.size(); ++k) {
+    v.insert(v.end(), {double(index[k]), double(r.image_id[k]), double(r.category_id[k])});
+    v.insert(v.end(), r.bbox[k].begin(), r.bbox[k].end());
+    v.push_back(r.score[k]);
+  }
+  std::vector<uint8_t> bytes(v.size() * sizeof(double));
+  std::memcpy(bytes.data(), v.data(), bytes.size());
+  return bytes;
+}
+
+eval::CocoResults evaluate_predictions(const models::TwoStageDetector<float>& model, const Split& split,
+                                       const io::RunConfig& c, Device device, const std::string& tool,
+                                       std::map<int64_t, Instances>& drawn) {
+  dist::Communicator& comm = dist::world();
+  if (!c.eval.tta_short.empty()) {
+    DRCNN_CHECK(comm.size() == 1, tool, ": test-time augmentation (eval.tta_short) is evaluated in one process, not sharded over ",
+                comm.size(), " ranks; run drcnn_test on the checkpoint without mpirun");
+    return predict_dataset_tta(model, split, c, device, &drawn, c.eval.draw,
+                               tool + fmt::format(" detections (test-time augmentation: {} views)",
+                                                  c.eval.tta_short.size() * (c.eval.tta_flip ? 2 : 1)));
+  }
+  const eval::CocoResults mine =
+      predict_dataset(model, split, data::test_pipeline(io::test_resize(c.data)), c.data.workers, device, &drawn,
+                      c.eval.draw, tool + " detections", comm.size(), comm.rank());
+  if (comm.size() == 1) return mine;
+  // Each detection's dataset index: the shard's images are r, r + W, ... in order, and
+  // predict_dataset lists an image's detections together, images in loader order.
+  std::map<int64_t, int64_t> index_of_id;
+  for (int64_t i = comm.rank(); i < int64_t(split.dataset->size()); i += comm.size())
+    index_of_id[split.dataset->record(size_t(i)).image_id] = i;
+  std::vector<int64_t> index;
+  for (int64_t id : mine.image_id) index.push_back(index_of_id.at(id));
+  struct Row {
+    int64_t index, image, category;
+    std::array<double, 4> box;
+    double score;
+  };
+  std::vector<Row> rows;
+  for (const std::vector<uint8_t>& bytes : comm.all_gather(pack_results(mine, index), "all_gather of the detections")) {
+    std::vector<double> v(bytes.size() / sizeof(double));
+    std::memcpy(v.data(), bytes.data(), bytes.size());
+    for (size_t k = 0, at = 1; k < size_t(v[0]); ++k, at += 8)
+      rows.push_back({int64_t(v[at]), int64_t(v[at + 1]), int64_t(v[at + 2]), {v[at + 3], v[at + 4], v[at + 5], v[at + 6]},
+                      v[at + 7]});
+  }
+  // Dataset order; within an image, the order its rank produced (stable).
+  std::stable_sort(rows.begin(), rows.end(), [](const Row& a, const Row& b) { return a.index < b.index; });
+  eval::CocoResults all;
+  all.source = mine.source;
+  for (const Row& r : rows) all.push_back(r.image, r.category, r.box, r.score);
+  return all;
+}
+
+}  // namespace
+
+std::optional<eval::CocoEvalResult> evaluate_split_sharded(const models::TwoStageDetector<float>& model,
+                                                           const Split& split, const std::vector<std::string>& classes,
+                                                           const io::RunConfig& c, Device device, const fs::path& out,
+                                                           const std::string& tool,
+                                                           std::vector<ReportImage>* report_images) {
+  if (dist::world().is_main()) return evaluate_split(model, split, classes, c, device, out, tool, report_images);
+  std::map<int64_t, Instances> drawn;
+  evaluate_predictions(model, split, c, device, tool, drawn);
+  return std::nullopt;
+}
+
 eval::CocoEvalResult evaluate_split(const models::TwoStageDetector<float>& model, const Split& split,
                                     const std::vector<std::string>& classes, const io::RunConfig& c,
                                     Device device, const fs::path& out, const std::string& tool,
@@ -227,13 +302,7 @@ eval::CocoEvalResult evaluate_split(const models::TwoStageDetector<float>& model
   fs::create_directories(out);
   std::map<int64_t, Instances> drawn;
   const auto t_eval = std::chrono::steady_clock::now();
-  const eval::CocoResults results =
-      c.eval.tta_short.empty()
-          ? predict_dataset(model, split, data::test_pipeline(io::test_resize(c.data)), c.data.workers, device, &drawn,
-                            c.eval.draw, tool + " detections")
-          : predict_dataset_tta(model, split, c, device, &drawn, c.eval.draw,
-                                tool + fmt::format(" detections (test-time augmentation: {} views)",
-                                                   c.eval.tta_short.size() * (c.eval.tta_flip ? 2 : 1)));
+  const eval::CocoResults results = evaluate_predictions(model, split, c, device, tool, drawn);
   fmt::print("inference: {} images, {} detections in {:.1f} s\n", split.dataset->size(), results.size(),
              seconds_since(t_eval));
   eval::save_results(results, out / "detections.json");

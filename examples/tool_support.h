@@ -6,6 +6,7 @@
 #pragma once
 #include <filesystem>
 #include <map>
+#include <optional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -77,7 +78,7 @@ Instances predict_with_config(const models::TwoStageDetector<float>& model, cons
 eval::CocoResults predict_dataset(const models::TwoStageDetector<float>& model, const Split& split,
                                   const data::Pipeline& pipeline, int workers, Device device,
                                   std::map<int64_t, Instances>* keep_for_drawing, int64_t keep_count,
-                                  const std::string& source);
+                                  const std::string& source, int world_size = 1, int rank = 0);
 
 /// Draws `det` (boxes, labels, scores) with score >= thr; returns how many were drawn.
 int64_t draw_instances(data::Image& image, const Instances& det, const std::vector<std::string>& classes, float thr);
@@ -94,5 +95,14 @@ eval::CocoEvalResult evaluate_split(const models::TwoStageDetector<float>& model
                                     const std::vector<std::string>& classes, const io::RunConfig& c,
                                     Device device, const std::filesystem::path& out, const std::string& tool,
                                     std::vector<ReportImage>* report_images = nullptr);
+/// evaluate_split sharded over the ranks of dist::world() (drcnn_train under mpirun): rank r
+/// predicts images r, r + W, ...; the detections are gathered on rank 0 in dataset order, so its
+/// detections.json and metrics equal a single-process evaluation's exactly. Only rank 0 writes
+/// and draws (the first images of its own shard); the others return nullopt.
+std::optional<eval::CocoEvalResult> evaluate_split_sharded(const models::TwoStageDetector<float>& model,
+                                                           const Split& split, const std::vector<std::string>& classes,
+                                                           const io::RunConfig& c, Device device,
+                                                           const std::filesystem::path& out, const std::string& tool,
+                                                           std::vector<ReportImage>* report_images = nullptr);
 
 }  // namespace drcnn::tools

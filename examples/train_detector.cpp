@@ -11,6 +11,9 @@
 // Settings resolve in this order: the --config file (or the --preset's defaults), then each flag
 // given on the command line, then each --set; the result is saved as RUN/config.yaml.
 // scripts/demo.sh runs it on the synthetic shapes dataset (examples/make_shapes.cpp).
+// Data parallel: `mpirun -np N drcnn_train ...` (docs/distributed.md): --batch images per rank,
+// each rank on the GPU of its local rank; rank 0 alone prints, writes and evaluates the gathered
+// detections; any rank's error ends the whole job (MPI_Abort).
 #include <CLI/CLI.hpp>
 #include <fmt/core.h>
 
@@ -32,6 +35,7 @@
 #include "drcnn/data/image.h"
 #include "drcnn/data/loader.h"
 #include "drcnn/data/voc.h"
+#include "drcnn/dist/communicator.h"
 #include "drcnn/engine/trainer.h"
 #include "drcnn/eval/coco_eval.h"
 #include "drcnn/io/config.h"
@@ -53,6 +57,9 @@ struct Options {
   std::string device;  // empty: the default (engine::parse_device)
   bool resume = false, overwrite = false;
   std::string resume_from;
+  // Data parallelism (TrainerOptions; docs/distributed.md).
+  bool lr_scaling = true, pool_stats = false, per_image_sampling = false;
+  double bucket_mb = 25.0;
 };
 
 double seconds_since(std::chrono::steady_clock::time_point t) {
@@ -62,7 +69,21 @@ double seconds_since(std::chrono::steady_clock::time_point t) {
 int run(Options& o) {
   io::RunConfig& c = o.cfg;
   // The first line says where the run trains (and why, when the default picked the CPU).
-  const Device device = engine::parse_device(o.device);
+  dist::Communicator& comm = dist::world();
+  Device device = engine::parse_device(o.device);
+  if (device.is_cuda() && comm.size() > 1) {
+    // Each rank takes the GPU of its local rank (of those this process sees).
+    const int n = cuda::device_count();
+    DRCNN_CHECK(o.device.empty() || o.device == "cuda", "--device ", o.device, ": with ", comm.size(),
+                " ranks each rank picks the GPU of its local rank; give --device cuda (or cpu) and restrict the GPUs "
+                "with CUDA_VISIBLE_DEVICES");
+    DRCNN_CHECK(comm.local_size() <= n, comm.local_size(), " ranks on this machine but only ", n,
+                " GPUs are visible: start at most one rank per GPU");
+    device = Device::cuda(comm.local_rank());
+  }
+  if (comm.size() > 1)
+    fmt::print("data parallel: rank {} of {} (launcher {}), local rank {} of {}\n", comm.rank(), comm.size(),
+               comm.launcher(), comm.local_rank(), comm.local_size());
   fmt::print("device: {}{}\n", device,
              o.device.empty() ? (device.is_cpu() ? fmt::format(" (default; no GPU: {})", cuda::unavailable_reason())
                                                  : std::string(" (default: the first visible GPU)"))
@@ -108,9 +129,13 @@ int run(Options& o) {
   to.resume_from = o.resume_from;
   to.overwrite = o.overwrite;
   to.device = device;
+  to.scale_lr = o.lr_scaling;
+  to.pool_dynamic_stats = o.pool_stats;
+  to.per_image_sampling = o.per_image_sampling;
+  to.bucket_mb = o.bucket_mb;
   engine::Trainer trainer(cfg, *train.dataset, to);
   // Only now: a refused resume or a taken folder must leave the earlier run's config as it was.
-  io::save_config(c, out / "config.yaml");
+  if (comm.is_main()) io::save_config(c, out / "config.yaml");
   fmt::print("model: {}, {} threads, batch {}, {} iterations from {}, lr {} (warm-up {}), schedule {}; config {}\n",
              cfg.name, c.threads, to.batch, to.iters, trainer.iteration(), to.lr, to.warmup,
              cfg.dynamic.static_mode ? "static (Faster R-CNN)" : "dynamic (Dynamic R-CNN)",
@@ -120,7 +145,7 @@ int run(Options& o) {
   const int64_t first = trainer.iteration();
   trainer.train();
   fmt::print("training: {} iterations in {:.1f} s\n", trainer.iteration() - first, seconds_since(t_start));
-  io::save_safetensors(out / "model.safetensors", trainer.weights());
+  if (comm.is_main()) io::save_safetensors(out / "model.safetensors", trainer.weights());
   models::TwoStageDetector<float>& model = trainer.model();
   if (!device.is_cpu()) model.to(Device::cpu());  // evaluation runs on the CPU
 
@@ -129,8 +154,9 @@ int run(Options& o) {
     model.eval();
     const Split val = load_split(c.data.val, false, classes);
     fmt::print("val: {}\n", val.describe);
-    tools::evaluate_split(model, val, classes, c, Device::cpu(), out, "drcnn_train", &shown);
+    tools::evaluate_split_sharded(model, val, classes, c, Device::cpu(), out, "drcnn_train", &shown);
   }
+  if (!comm.is_main()) return 0;
   tools::write_report(out, out, fmt::format("drcnn_train: {} ({}, {} iterations)", out.string(), cfg.name, trainer.iteration()),
                       shown);
   fmt::print("wrote {}/model.safetensors, config.yaml, report.html{}\n", out.string(),
@@ -156,6 +182,7 @@ int main(int argc, char** argv) {
   bool static_schedule = false;
   std::vector<int32_t> scale;
   Options o;
+  double dist_timeout = 0;
 
   CLI::App app{"drcnn_train: train a Dynamic R-CNN / Faster R-CNN on a COCO or Pascal VOC dataset, then evaluate"};
   app.add_option("--config", config_path, "YAML run config (configs/*.yaml, docs/config.md); flags and --set override it")
@@ -202,11 +229,29 @@ int main(int argc, char** argv) {
       ->expected(0, 1);
   app.add_flag("--overwrite", o.overwrite, "start a new run in a RUN folder that holds an earlier run, removing that "
                "run's checkpoints, last_checkpoint and metrics.jsonl (without it such a folder is refused)");
+  app.add_option("--dist-timeout", dist_timeout, "data parallel: seconds a collective may take before the run stops "
+                 "with an error naming it (a rank died or hangs; default 300, or DRCNN_DIST_TIMEOUT)")
+      ->check(CLI::PositiveNumber);
+  app.add_option("--lr-scaling", o.lr_scaling, "data parallel: linear scaling rule, lr x ranks (--lr is for one "
+                 "process's --batch images)")->capture_default_str();
+  app.add_flag("--pool-dynamic-stats", o.pool_stats, "data parallel: Dynamic R-CNN statistics of all ranks' images "
+               "(one threshold and beta for every rank) instead of each rank's own (MMDetection)");
+  app.add_flag("--per-image-sampling", o.per_image_sampling, "RPN/R-CNN sampling from a stream per image keyed by "
+               "(seed, iteration, place in the global batch): always on with several ranks; on one process it makes "
+               "the run sample as a data-parallel one with the same total batch");
+  app.add_option("--bucket-mb", o.bucket_mb, "data parallel: gradient bucket size, MiB")->capture_default_str()
+      ->check(CLI::PositiveNumber);
   CLI11_PARSE(app, argc, argv);
   o.resume = app.count("--resume") > 0;
   const auto given = [&](const char* flag) { return app.count(flag) > 0; };
 
+  dist::Communicator* comm = nullptr;
   try {
+    comm = &dist::world();
+    if (dist_timeout > 0) comm->set_timeout(dist_timeout);
+    // Rank 0 alone prints; the others keep stderr for their errors.
+    if (!comm->is_main() && !std::freopen("/dev/null", "w", stdout))
+      throw Error("cannot redirect the standard output of rank " + std::to_string(comm->rank()));
     // 1. The file (or, without one, the --preset's model with drcnn_train's defaults).
     io::RunConfig& c = o.cfg;
     if (!config_path.empty()) {
@@ -253,8 +298,16 @@ int main(int argc, char** argv) {
     // run() checks it (naming the flag) and records the one it trains on in c.device.
     if (!given("--device") && !config_path.empty()) o.device = c.device;
     io::validate(c);
-    return run(o);
+    const int rc = run(o);
+    comm->shutdown();
+    return rc;
   } catch (const std::exception& e) {
+    if (comm && comm->size() > 1) {
+      // One rank's error ends the job: the others would wait for it in their next collective.
+      fmt::print(stderr, "drcnn_train: rank {} of {}: {}\ndrcnn_train: rank {}: stopping every rank (MPI_Abort)\n",
+                 comm->rank(), comm->size(), e.what(), comm->rank());
+      comm->abort(1);
+    }
     fmt::print(stderr, "drcnn_train: {}\n", e.what());
     return 1;
   }

@@ -134,7 +134,7 @@ class BackwardEngine {
  public:
   using Impl = Variable::Impl;
 
-  static void run(const Variable& root, const Tensor& seed, bool retain_graph) {
+  static void run(const Variable& root, const Tensor& seed, bool retain_graph, const Variable::LeafHook* on_leaf = nullptr) {
     Impl& r = *root.m_impl;
     DRCNN_CHECK(r.requires_grad, "backward: the variable (from '", r.name, "') does not require grad; ",
                 "no input of its graph had requires_grad = true, or it was computed under NoGradGuard");
@@ -153,6 +153,12 @@ class BackwardEngine {
     Variable handle = root;
     handle.add_grad(seed);
     for (std::shared_ptr<Impl>& node : order) {  // root first: every consumer runs before its inputs
+      if (node->leaf && on_leaf && *on_leaf) {
+        // Every consumer of this leaf ran already (topological order): its gradient is final.
+        Variable leaf;
+        leaf.m_impl = node;
+        (*on_leaf)(leaf);
+      }
       if (node->leaf || !node->grad.defined()) continue;
       const Tensor grad = std::move(node->grad);  // released after use
       node->grad = Tensor();
@@ -197,6 +203,14 @@ void Variable::backward(bool retain_graph) {
               impl.data.shape(), " (from '", impl.name, "'); the implicit gradient needs exactly 1 element; ",
               "reduce it first (e.g. sum) or pass a gradient of the same shape");
   BackwardEngine::run(*this, Tensor::ones(impl.data.shape(), impl.data.dtype(), impl.data.device()), retain_graph);
+}
+
+void Variable::backward(const LeafHook& on_leaf_ready, bool retain_graph) {
+  const Impl& impl = checked(m_impl, "backward");
+  DRCNN_CHECK(impl.data.numel() == 1, "backward: called without a gradient on a variable of shape ",
+              impl.data.shape(), " (from '", impl.name, "'); the implicit gradient needs exactly 1 element");
+  BackwardEngine::run(*this, Tensor::ones(impl.data.shape(), impl.data.dtype(), impl.data.device()), retain_graph,
+                      &on_leaf_ready);
 }
 
 void Variable::backward(const Tensor& grad, bool retain_graph) {

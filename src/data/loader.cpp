@@ -118,7 +118,7 @@ void DataLoader::worker_loop() {
 
 Sample DataLoader::load_sample(int64_t k, int64_t& index, std::vector<std::string>& warnings,
                                int64_t& skipped) const {
-  const uint64_t position = uint64_t(m_first_position + k);
+  const uint64_t position = uint64_t(m_sampler ? m_sampler->global_position(k) : m_first_position + k);
   index = m_indices[std::size_t(k)];
   RandomStream refetch =
       RandomStream::for_sample(m_options.seed, m_epoch, position, uint32_t(StreamDomain::Refetch));

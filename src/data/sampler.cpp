@@ -124,21 +124,30 @@ std::vector<int64_t> GroupSampler::global_indices(uint64_t epoch) const {
     for (int64_t k = 0; k < padded; ++k) all.push_back(members[std::size_t(k % size)]);
   }
   if (o.shuffle) {
-    const int64_t batches = int64_t(all.size()) / o.batch_size;
+    // Units: batches (MMDetection), or global batches of every rank's images (interleaved).
+    const int64_t unit = o.interleave_ranks ? per_group_multiple : o.batch_size;
+    const int64_t batches = int64_t(all.size()) / unit;
     const std::vector<int64_t> order = random_permutation(batches, rng);
     std::vector<int64_t> out;
     out.reserve(all.size());
     for (int64_t b : order)
-      for (int64_t j = 0; j < o.batch_size; ++j) out.push_back(all[std::size_t(b * o.batch_size + j)]);
+      for (int64_t j = 0; j < unit; ++j) out.push_back(all[std::size_t(b * unit + j)]);
     all = std::move(out);
   }
   return all;
 }
 
+int64_t GroupSampler::global_position(int64_t k) const {
+  const auto& o = m_options;
+  if (!o.interleave_ranks) return first_position() + k;
+  return (k / o.batch_size) * o.batch_size * o.world_size + o.rank * o.batch_size + k % o.batch_size;
+}
+
 std::vector<int64_t> GroupSampler::indices(uint64_t epoch) const {
   const std::vector<int64_t> all = global_indices(epoch);
-  const auto begin = all.begin() + first_position();
-  return std::vector<int64_t>(begin, begin + m_num_samples);
+  std::vector<int64_t> out(static_cast<std::size_t>(m_num_samples));
+  for (int64_t k = 0; k < m_num_samples; ++k) out[std::size_t(k)] = all[std::size_t(global_position(k))];
+  return out;
 }
 
 std::vector<int64_t> sequential_indices(int64_t n, int64_t world_size, int64_t rank) {

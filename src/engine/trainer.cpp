@@ -11,13 +11,16 @@
 #include <cstdio>
 #include <ctime>
 #include <fstream>
+#include <cstring>
 #include <limits>
 #include <nlohmann/json.hpp>
+#include <unordered_map>
 
 #include "drcnn/config.h"
 #include "drcnn/core/allocator.h"
 #include "drcnn/data/loader.h"
 #include "drcnn/data/sampler.h"
+#include "drcnn/dist/communicator.h"
 #include "drcnn/ops/elementwise.h"
 #include "drcnn/ops/reduce.h"
 #include "drcnn/ops/shape_ops.h"
@@ -72,6 +75,160 @@ std::string hms(double seconds) {
 Instances to_device(const Instances& t, Device d) {
   return Instances(t.image_size, Boxes(t.boxes.tensor().to(d)), t.labels.to(d),
                    t.scores.defined() ? t.scores.to(d) : Tensor(), t.ignore.defined() ? t.ignore.to(d) : Tensor());
+}
+
+uint64_t splitmix64(uint64_t x) {
+  x += 0x9E3779B97F4A7C15ull;
+  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
+  x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
+  return x ^ (x >> 31);
+}
+
+/// The sampling generator of the image at `position` of the global batch of `iteration`
+/// (per_image_sampling): a Philox key mixed from (seed, iteration, position), offset 0.
+Generator image_stream(uint64_t seed, int64_t iteration, int64_t position) {
+  return Generator(splitmix64(splitmix64(splitmix64(seed) ^ uint64_t(iteration)) ^ uint64_t(position)), 0);
+}
+
+/// Data-parallel gradient averaging, as PyTorch's DDP reducer: the trainable parameters in
+/// reverse order (the order backward completes them) cut into buckets of about bucket_mb MiB;
+/// a bucket's all-reduce (mean) starts as soon as every gradient in it is final (the autograd
+/// leaf hook), buckets always in the same order on every rank; finish() waits for them and
+/// hands each parameter its averaged gradient.
+class GradReducer {
+ public:
+  GradReducer(dist::Communicator& comm, const std::vector<Variable>& params, double bucket_mb)
+      : m_comm(comm), m_params(params) {
+    DRCNN_CHECK(std::isfinite(bucket_mb) && bucket_mb > 0, "bucket_mb must be finite and > 0, got ", bucket_mb);
+    const double cap = bucket_mb * 1024 * 1024;
+    m_bucket_of.resize(params.size());
+    double bytes = 0;
+    std::vector<size_t> cur;
+    for (size_t k = params.size(); k-- > 0;) {
+      const Tensor& d = params[k].data();
+      if (!cur.empty() && (d.dtype() != params[cur[0]].dtype() || d.device() != params[cur[0]].device())) {
+        m_buckets.push_back(std::move(cur));
+        cur.clear();
+        bytes = 0;
+      }
+      m_index[params[k].id()] = k;
+      cur.push_back(k);
+      bytes += double(d.numel()) * double(dtype_size(d.dtype()));
+      if (bytes >= cap) {
+        m_buckets.push_back(std::move(cur));
+        cur.clear();
+        bytes = 0;
+      }
+    }
+    if (!cur.empty()) m_buckets.push_back(std::move(cur));
+    for (size_t b = 0; b < m_buckets.size(); ++b)
+      for (size_t k : m_buckets[b]) m_bucket_of[k] = b;
+  }
+  size_t num_buckets() const { return m_buckets.size(); }
+
+  void begin() {
+    m_ready.assign(m_params.size(), false);
+    m_remaining.resize(m_buckets.size());
+    for (size_t b = 0; b < m_buckets.size(); ++b) m_remaining[b] = m_buckets[b].size();
+    m_next = 0;
+    m_flat.assign(m_buckets.size(), Tensor());
+    m_work.clear();
+    m_work.resize(m_buckets.size());
+  }
+  /// The autograd hook: `leaf`'s gradient is final.
+  void on_leaf(const Variable& leaf) {
+    const auto it = m_index.find(leaf.id());
+    if (it == m_index.end()) return;
+    mark(it->second);
+    launch_ready();
+    for (size_t b = 0; b < m_next; ++b)
+      if (m_work[b].pending()) m_work[b].test();  // MPI progresses inside its calls
+  }
+  /// After backward: parameters the graph never reached contribute zeros; waits for every bucket.
+  void finish() {
+    for (size_t k = 0; k < m_params.size(); ++k) mark(k);
+    launch_ready();
+    for (size_t b = 0; b < m_buckets.size(); ++b) {
+      m_work[b].wait();
+      int64_t offset = 0;
+      for (size_t k : m_buckets[b]) {
+        Variable p = m_params[k];
+        const int64_t n = p.numel();
+        const Tensor g = m_flat[b].narrow(0, offset, n).reshape(p.shape());
+        offset += n;
+        p.zero_grad();
+        p.add_grad(g);
+      }
+      m_flat[b] = Tensor();
+    }
+  }
+
+ private:
+  void mark(size_t k) {
+    if (m_ready[k]) return;
+    m_ready[k] = true;
+    --m_remaining[m_bucket_of[k]];
+  }
+  void launch_ready() {
+    for (; m_next < m_buckets.size() && m_remaining[m_next] == 0; ++m_next) {
+      const size_t b = m_next;
+      std::vector<Tensor> parts;
+      for (size_t k : m_buckets[b]) {
+        const Variable& p = m_params[k];
+        parts.push_back(p.has_grad() ? p.grad().reshape({p.numel()})
+                                     : Tensor::zeros({p.numel()}, p.dtype(), p.device()));
+      }
+      m_flat[b] = parts.size() == 1 ? parts[0].clone() : ops::concat(parts, 0);
+      m_work[b] = m_comm.all_reduce_async(
+          m_flat[b], dist::ReduceOp::Mean,
+          fmt::format("all_reduce of gradient bucket {} of {} ({:.1f} MB)", b + 1, m_buckets.size(),
+                      double(m_flat[b].numel() * int64_t(dtype_size(m_flat[b].dtype()))) / 1e6));
+    }
+  }
+
+  dist::Communicator& m_comm;
+  std::vector<Variable> m_params;
+  std::vector<std::vector<size_t>> m_buckets;  // bucket 0 holds the last parameters
+  std::vector<size_t> m_bucket_of, m_remaining;
+  std::unordered_map<const void*, size_t> m_index;
+  std::vector<bool> m_ready;
+  size_t m_next = 0;
+  std::vector<Tensor> m_flat;
+  std::vector<dist::Work> m_work;
+};
+
+/// DynamicStats as doubles: [images, n_0, values_0..., n_1, ..., n_err, errors...].
+std::vector<uint8_t> pack_stats(const train::DynamicStats& s) {
+  std::vector<double> v{double(s.max_overlaps.size())};
+  for (const auto& img : s.max_overlaps) {
+    v.push_back(double(img.size()));
+    v.insert(v.end(), img.begin(), img.end());
+  }
+  v.push_back(double(s.regression_errors.size()));
+  v.insert(v.end(), s.regression_errors.begin(), s.regression_errors.end());
+  std::vector<uint8_t> bytes(v.size() * sizeof(double));
+  std::memcpy(bytes.data(), v.data(), bytes.size());
+  return bytes;
+}
+
+void unpack_stats_into(const std::vector<uint8_t>& bytes, train::DynamicStats& out) {
+  std::vector<double> v(bytes.size() / sizeof(double));
+  std::memcpy(v.data(), bytes.data(), v.size() * sizeof(double));
+  size_t at = 0;
+  const auto take = [&]() {
+    DRCNN_CHECK(at < v.size(), "pooled Dynamic R-CNN statistics: truncated message");
+    return v[at++];
+  };
+  const size_t images = size_t(take());
+  for (size_t i = 0; i < images; ++i) {
+    const size_t n = size_t(take());
+    DRCNN_CHECK(at + n <= v.size(), "pooled Dynamic R-CNN statistics: truncated message");
+    out.max_overlaps.emplace_back(v.begin() + int64_t(at), v.begin() + int64_t(at + n));
+    at += n;
+  }
+  const size_t n = size_t(take());
+  DRCNN_CHECK(at + n == v.size(), "pooled Dynamic R-CNN statistics: malformed message");
+  out.regression_errors.insert(out.regression_errors.end(), v.begin() + int64_t(at), v.end());
 }
 
 }  // namespace
@@ -134,6 +291,8 @@ Tensor clip_grad_norm_on_device(const std::vector<Variable>& params, double max_
 
 struct Trainer::Impl {
   TrainerOptions opt;
+  dist::Communicator& comm;
+  std::unique_ptr<GradReducer> reducer;  // several ranks only
   models::DetectorConfig cfg;
   const data::DetectionDataset& dataset;
   Generator init_gen, sample_gen;
@@ -167,14 +326,16 @@ struct Trainer::Impl {
 
   Impl(const models::DetectorConfig& c, const data::DetectionDataset& d, TrainerOptions o)
       : opt(std::move(o)),
+        comm(dist::world()),
         cfg(c),
         dataset(d),
         init_gen(opt.seed),
         sample_gen(opt.seed + 1),
-        lr{opt.lr, opt.warmup, 0.001, opt.steps, 0.1},
+        lr{opt.lr * (opt.scale_lr ? double(comm.size()) : 1.0), opt.warmup, 0.001, opt.steps, 0.1},
         schedule(c.dynamic) {}
 
   void log(const std::string& line) const {
+    if (!comm.is_main()) return;
     if (opt.log) {
       opt.log(line);
     } else {
@@ -218,6 +379,8 @@ struct Trainer::Impl {
     s.loader_epoch = loader->epoch();
     s.loader_next_batch = loader->next_batch();
     s.run_settings = settings();
+    // Not a setting a resume must repeat: another number of ranks resumes too (restore()).
+    s.run_settings["world_size"] = std::to_string(comm.size());
     return s;
   }
 
@@ -255,8 +418,20 @@ struct Trainer::Impl {
     schedule.load_state(c.state.schedule);
     init_gen = c.state.generators.at("init");
     sample_gen = c.state.generators.at("sample");
-    loader->start_epoch(c.state.loader_epoch, c.state.loader_next_batch);
     iteration = c.state.iteration;
+    const auto ws = c.state.run_settings.find("world_size");
+    const std::string saved_world = ws == c.state.run_settings.end() ? "1" : ws->second;
+    if (saved_world == std::to_string(comm.size())) {
+      loader->start_epoch(c.state.loader_epoch, c.state.loader_next_batch);
+    } else {
+      // The epoch's order depends on the total batch: continue with the next epoch (the weights,
+      // momentum, lr schedule and Dynamic R-CNN state carry over exactly).
+      const uint64_t next = c.state.loader_next_batch == 0 ? c.state.loader_epoch : c.state.loader_epoch + 1;
+      loader->start_epoch(next, 0);
+      log(fmt::format("resume: the checkpoint was written by {} ranks, this run has {}: the data order continues at "
+                      "the start of epoch {}",
+                      saved_world, comm.size(), next));
+    }
   }
 
   /// Keeps the metrics.jsonl records of iterations <= `upto` (a killed run may have logged
@@ -286,7 +461,14 @@ struct Trainer::Impl {
   /// moves the values into the log window.
   void flush() {
     if (pending.empty()) return;
-    const Tensor rows = ops::stack(pending_rows, 0).to(Device::cpu());  // [k, L + 2]
+    Tensor rows = ops::stack(pending_rows, 0);  // [k, L + 2]
+    // Every rank sees the mean over ranks (the gradient norm is the same everywhere already),
+    // so a non-finite loss on any rank stops all of them at the same iteration.
+    if (comm.size() > 1)
+      comm.all_reduce(rows, dist::ReduceOp::Mean,
+                      fmt::format("all_reduce of the losses of iterations {}..{}", pending.front().iteration,
+                                  pending.back().iteration));
+    rows = rows.to(Device::cpu());
     const std::vector<double> v = rows.to_vector<double>();
     const size_t width = loss_names.size() + 2;
     for (size_t r = 0; r < pending.size(); ++r) {
@@ -314,6 +496,7 @@ struct Trainer::Impl {
   }
 
   void write_log(const LogRecord& r) {
+    if (!comm.is_main()) return;
     const auto now = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
     std::tm tm{};
     ::localtime_r(&now, &tm);
@@ -362,6 +545,10 @@ Trainer::Trainer(const models::DetectorConfig& config, const data::DetectionData
   DRCNN_CHECK(o.grad_clip >= 0 && std::isfinite(o.grad_clip), "--grad-clip must be finite and >= 0, got ",
               o.grad_clip);
   m->lr.validate();
+  dist::Communicator& comm = m->comm;
+  const bool main_rank = comm.is_main();
+  if (!o.device.is_cpu() && comm.size() > 1) comm.init_gpu(o.device);
+  if (comm.size() > 1) o.per_image_sampling = true;
   fs::create_directories(o.run_dir);
 
   // Weights are drawn on the CPU from the seed, so every device starts from the same ones.
@@ -381,6 +568,9 @@ Trainer::Trainer(const models::DetectorConfig& config, const data::DetectionData
   data::GroupSamplerOptions gso;
   gso.batch_size = o.batch;
   gso.seed = o.seed;
+  gso.world_size = comm.size();
+  gso.rank = comm.rank();
+  gso.interleave_ranks = true;  // the same as world_size 1 for one process
   m->sampler = std::make_unique<data::GroupSampler>(dataset, gso);
   data::LoaderOptions lo;
   lo.batch_size = o.batch;
@@ -392,7 +582,22 @@ Trainer::Trainer(const models::DetectorConfig& config, const data::DetectionData
   m->loader = std::make_unique<data::DataLoader>(dataset, *m->sampler, data::train_pipeline(resize, o.flip), lo);
 
   std::optional<fs::path> from;
-  if (o.resume) {
+  // Rank 0 alone decides (and touches the run folder); the others take its answer.
+  const auto share = [&](std::optional<fs::path>& p) {
+    if (comm.size() == 1) return;
+    std::vector<uint8_t> bytes;
+    if (main_rank) {
+      bytes.push_back(p ? '1' : '0');
+      const std::string path = p ? p->string() : std::string();
+      bytes.insert(bytes.end(), path.begin(), path.end());
+    }
+    const std::vector<std::vector<uint8_t>> all = comm.all_gather(bytes, "the checkpoint to resume from");
+    const std::string root(all[0].begin(), all[0].end());
+    p = root.size() > 0 && root[0] == '1' ? std::optional<fs::path>(root.substr(1)) : std::nullopt;
+  };
+  if (!main_rank) {
+    // nothing: the path comes from rank 0 below
+  } else if (o.resume) {
     if (!o.resume_from.empty()) {
       DRCNN_CHECK(fs::exists(o.resume_from), "--resume ", o.resume_from.string(), ": no such file");
       from = o.resume_from;
@@ -416,6 +621,9 @@ Trainer::Trainer(const models::DetectorConfig& config, const data::DetectionData
                                       : std::string(),
                   "; continue it with --resume, replace it with --overwrite, or choose another --out");
     }
+  }
+  share(from);
+  if (main_rank && !o.resume) {
     const auto removed = remove_checkpoints_after(o.run_dir, -1);
     const bool had_pointer = fs::remove(o.run_dir / "last_checkpoint");
     if (!removed.empty() || had_pointer)
@@ -432,9 +640,23 @@ Trainer::Trainer(const models::DetectorConfig& config, const data::DetectionData
     m->loader->start_epoch(0);
   }
   // Whatever lies beyond the starting point belongs to an abandoned future of this run.
-  for (const fs::path& p : remove_checkpoints_after(o.run_dir, m->iteration))
-    m->log("removed " + p.string() + " (after the resumed iteration, or an interrupted write)");
-  m->truncate_metrics(m->iteration);
+  if (main_rank) {
+    for (const fs::path& p : remove_checkpoints_after(o.run_dir, m->iteration))
+      m->log("removed " + p.string() + " (after the resumed iteration, or an interrupted write)");
+    m->truncate_metrics(m->iteration);
+  }
+  if (comm.size() > 1) {
+    // Every rank starts from rank 0's parameters and buffers (the same seed draws the same ones
+    // and a resume reads the same file; this makes it so whatever the file system shows each).
+    for (auto& [name, t] : m->model->state_dict()) comm.broadcast(t, 0, "broadcast of " + name);
+    m->reducer = std::make_unique<GradReducer>(comm, m->params, o.bucket_mb);
+    m->log(fmt::format("data parallel: {} ranks ({}), {} images per rank and iteration ({} in all), lr {} x {} = {} "
+                       "(linear scaling{}), {} gradient buckets of <= {} MB, Dynamic R-CNN statistics {}, collective "
+                       "timeout {} s",
+                       comm.size(), comm.backend(), o.batch, o.batch * comm.size(), o.lr, o.scale_lr ? comm.size() : 1,
+                       o.lr * (o.scale_lr ? comm.size() : 1), o.scale_lr ? "" : " off", m->reducer->num_buckets(),
+                       o.bucket_mb, o.pool_dynamic_stats ? "pooled over ranks" : "per rank", comm.timeout_seconds()));
+  }
 }
 
 Trainer::~Trainer() = default;
@@ -470,9 +692,21 @@ void Trainer::train() {
     s.sgd->set_lr(s.lr.at(it));
     const train::DynamicParams params = s.schedule.current();
     try {
-      models::DetectorLosses out = s.model->forward_train(images, targets, params, s.sample_gen);
+      std::vector<Generator> streams;
+      if (o.per_image_sampling)
+        for (int64_t j = 0; j < images.size(); ++j)
+          streams.push_back(image_stream(s.sample_gen.seed, it, s.comm.rank() * o.batch + j));
+      models::DetectorLosses out =
+          o.per_image_sampling ? s.model->forward_train(images, targets, params, models::SamplingStreams(streams))
+                               : s.model->forward_train(images, targets, params, s.sample_gen);
       s.sgd->zero_grad();
-      out.total.backward();
+      if (s.reducer) {
+        s.reducer->begin();
+        out.total.backward([&](const Variable& leaf) { s.reducer->on_leaf(leaf); });
+        s.reducer->finish();
+      } else {
+        out.total.backward();
+      }
       // The norm stays on the device; it is read with the losses (flush). Clipping or not, the
       // gradients are those of train::clip_grad_norm.
       const Tensor norm = clip_grad_norm_on_device(s.params, o.grad_clip);
@@ -489,12 +723,21 @@ void Trainer::train() {
       // checkpoint and throws for the first non-finite iteration.
       if (check_every == 1) s.flush();
       s.sgd->step();
-      s.schedule.record(out.stats);
+      if (s.opt.pool_dynamic_stats && s.comm.size() > 1) {
+        train::DynamicStats pooled;
+        for (const auto& bytes : s.comm.all_gather(pack_stats(out.stats), "all_gather of the Dynamic R-CNN statistics"))
+          unpack_stats_into(bytes, pooled);
+        s.schedule.record(pooled);
+      } else {
+        s.schedule.record(out.stats);
+      }
       s.schedule.step();
     } catch (const NonFiniteError&) {
       throw;
     } catch (const Error&) {
-      s.flush();  // e.g. NaN statistics after an earlier non-finite iteration: name that one
+      // e.g. NaN statistics after an earlier non-finite iteration: name that one. Not with
+      // several ranks: flush() is a collective the others are not in (this error ends the job).
+      if (s.comm.size() == 1) s.flush();
       throw;
     }
     s.iteration = it + 1;
@@ -526,7 +769,7 @@ void Trainer::train() {
       s.window_time.clear();
       s.window_data.clear();
     }
-    if (save_now) save_checkpoint(o.run_dir, s.weights(), s.state(), o.keep);
+    if (save_now && s.comm.is_main()) save_checkpoint(o.run_dir, s.weights(), s.state(), o.keep);
   }
 }
 

@@ -131,7 +131,7 @@ std::vector<RpnProposals> TwoStageDetector<T>::proposals(const std::vector<Varia
 
 template <typename T>
 DetectorLosses TwoStageDetector<T>::forward_train(const ImageList& images, const std::vector<Instances>& targets,
-                                                  const train::DynamicParams& params, Generator& gen) const {
+                                                  const train::DynamicParams& params, SamplingStreams gen) const {
   DRCNN_CHECK(int64_t(targets.size()) == images.size(), "TwoStageDetector::forward_train: ", images.size(),
               " images but ", targets.size(), " targets");
   // Host seconds per stage, and the same stages as NVTX ranges for Nsight Systems (GPU time:

@@ -140,7 +140,7 @@ Variable RoiHead<T>::extract(const std::vector<Variable>& features, const Tensor
 template <typename T>
 RoiLossOutput RoiHead<T>::loss(const std::vector<Variable>& features, const std::vector<Tensor>& proposals,
                                const std::vector<Instances>& targets, const train::DynamicParams& params,
-                               Generator& gen) const {
+                               SamplingStreams gen) const {
   DRCNN_CHECK(!proposals.empty() && proposals.size() == targets.size(), "RoiHead::loss: ", proposals.size(),
               " proposal sets for ", targets.size(), " images (need one per image, at least one image)");
   DRCNN_CHECK(std::isfinite(params.iou_threshold) && params.iou_threshold >= 0 && params.iou_threshold <= 1 &&
@@ -162,7 +162,7 @@ RoiLossOutput RoiHead<T>::loss(const std::vector<Variable>& features, const std:
     const Tensor gt_boxes = gt.boxes.tensor().to(dtype);
     const Tensor ignore = targets[i].has_ignore() ? targets[i].ignored_boxes().tensor().to(dtype) : Tensor();
     AssignResult assign = assigner.assign(cand, gt_boxes, gt.labels, ignore);
-    const SamplingResult s = sampler.sample(assign, cand, gt_boxes, gt.labels, gen);
+    const SamplingResult s = sampler.sample(assign, cand, gt_boxes, gt.labels, gen.for_image(i));
     const std::vector<double> overlaps = assign.max_overlaps.to(DType::Float64).to(Device::cpu()).to_vector<double>();
     out.stats.max_overlaps.push_back(overlaps);
     const int64_t np = s.pos_inds.size(0), nn = s.neg_inds.size(0);

@@ -43,7 +43,7 @@ Variable flatten_rpn_deltas(const std::vector<RpnLevelOutput>& head_outputs) {
 
 RpnLossOutput rpn_loss(const std::vector<RpnLevelOutput>& head_outputs, const std::vector<Tensor>& anchors,
                        const std::vector<Tensor>& valid_flags, const std::vector<Instances>& targets,
-                       const RpnLossConfig& cfg, Generator& gen) {
+                       const RpnLossConfig& cfg, SamplingStreams gen) {
   DRCNN_CHECK(head_outputs.size() == anchors.size(), "rpn_loss: ", head_outputs.size(), " levels of outputs but ",
               anchors.size(), " of anchors");
   const Variable logits = flatten_rpn_objectness(head_outputs);  // [N, T]
@@ -81,7 +81,7 @@ RpnLossOutput rpn_loss(const std::vector<RpnLevelOutput>& head_outputs, const st
     const Tensor gt_boxes = gt.boxes.tensor().to(dtype);
     const Tensor ignore = targets[size_t(i)].has_ignore() ? targets[size_t(i)].ignored_boxes().tensor().to(dtype) : Tensor();
     AssignResult assign = assigner.assign(candidates, gt_boxes, Tensor(), ignore);
-    const SamplingResult s = sampler.sample(assign, candidates, gt_boxes, Tensor(), gen);
+    const SamplingResult s = sampler.sample(assign, candidates, gt_boxes, Tensor(), gen.for_image(size_t(i)));
     const int64_t num_pos = s.pos_inds.size(0), num_neg = s.neg_inds.size(0);
     out.num_pos += num_pos;
     out.num_neg += num_neg;

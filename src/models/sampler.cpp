@@ -13,6 +13,13 @@
 #include "drcnn/structures/boxes.h"
 
 namespace drcnn::models {
+
+Generator& SamplingStreams::for_image(size_t i) const {
+  if (m_shared) return *m_shared;
+  DRCNN_CHECK(i < m_per_image->size(), "SamplingStreams: image ", i, " of a batch with ", m_per_image->size(),
+              " per-image generators");
+  return (*m_per_image)[i];
+}
 namespace {
 
 // Ascending indices of k members of `member` (bool [M]) with the smallest keys. k <= #members.

@@ -4,6 +4,7 @@
 #include <catch2/catch.hpp>
 
 #include <cmath>
+#include <map>
 #include <stdexcept>
 #include <thread>
 
@@ -48,6 +49,24 @@ TEST_CASE("autograd/engine: leaves accumulate across backward calls, zero_grad r
   CHECK_FALSE(x.has_grad());
   sum(x * 3.0).backward();
   test::expect_equal(x.grad(), {3, 3, 3});
+}
+
+TEST_CASE("autograd/engine: the leaf hook sees each reached leaf once, with its final gradient", "[autograd][cpu]") {
+  // a feeds two products (its gradient is complete only after both ran); d is not in the graph.
+  Variable a = vec({1, 2}), b = vec({3, -1}), c = vec({0.5, 4}), d = vec({7, 7});
+  std::vector<std::pair<const void*, std::vector<double>>> seen;
+  sum(a * b + a * c * 2.0).backward([&](const Variable& leaf) {
+    seen.emplace_back(leaf.id(), leaf.has_grad() ? leaf.grad().to_vector<double>() : std::vector<double>{});
+  });
+  REQUIRE(seen.size() == 3);
+  std::map<const void*, std::vector<double>> by_id(seen.begin(), seen.end());
+  REQUIRE(by_id.size() == 3);
+  CHECK(by_id.count(d.id()) == 0);
+  // By hand: d/da = b + 2c = (4, 7), d/db = a = (1, 2), d/dc = 2a = (2, 4); the same as after backward.
+  CHECK(by_id[a.id()] == std::vector<double>{4, 7});
+  CHECK(by_id[b.id()] == std::vector<double>{1, 2});
+  CHECK(by_id[c.id()] == std::vector<double>{2, 4});
+  test::expect_equal(a.grad(), {4, 7});
 }
 
 TEST_CASE("autograd/engine: explicit seed gradient for a non-scalar root", "[autograd][cpu]") {

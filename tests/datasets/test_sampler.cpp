@@ -172,6 +172,48 @@ TEST_CASE("GroupSampler shards are disjoint, equal and cover the epoch", "[data]
   CHECK(GroupSampler(ds, flat).num_samples() == 40);
 }
 
+TEST_CASE("GroupSampler interleaved ranks: W ranks of B images = one process of W * B", "[data][sampler]") {
+  const auto ds = dataset_of(37, wide_every_third);  // 13 tall, 24 wide: padding in both groups
+  GroupSamplerOptions one;
+  one.batch_size = 6;
+  one.seed = 99;
+  one.interleave_ranks = true;
+  const GroupSampler single(ds, one);
+  for (uint64_t epoch : {0u, 3u}) {
+    const auto ref = single.indices(epoch);
+    std::vector<int64_t> joined;
+    for (int64_t rank = 0; rank < 3; ++rank) {
+      GroupSamplerOptions o = one;
+      o.batch_size = 2;
+      o.world_size = 3;
+      o.rank = rank;
+      const GroupSampler s(ds, o);
+      REQUIRE(s.num_samples() * 3 == single.num_samples());
+      const auto idx = s.indices(epoch);
+      const auto global = s.global_indices(epoch);
+      CHECK(global == ref);  // the same global order as one process with the total batch
+      for (int64_t k = 0; k < s.num_samples(); ++k) {
+        // Sample k of rank r: global batch k / 2, places [2r, 2r + 2) of it.
+        const int64_t pos = (k / 2) * 6 + rank * 2 + k % 2;
+        CHECK(s.global_position(k) == pos);
+        CHECK(idx[std::size_t(k)] == ref[std::size_t(pos)]);
+      }
+      joined.insert(joined.end(), idx.begin(), idx.end());
+    }
+    // Every image once, plus the groups' padding (24 -> 24, 13 -> 18: 42 slots).
+    CHECK(joined.size() == 42);
+    CHECK(std::set<int64_t>(joined.begin(), joined.end()).size() == 37);
+  }
+  // Not interleaved, global_position is the contiguous slice's.
+  GroupSamplerOptions c = one;
+  c.interleave_ranks = false;
+  c.batch_size = 2;
+  c.world_size = 3;
+  c.rank = 1;
+  const GroupSampler contiguous(ds, c);
+  CHECK(contiguous.global_position(5) == contiguous.first_position() + 5);
+}
+
 TEST_CASE("GroupSampler rejects bad options and sequential_indices shards", "[data][sampler]") {
   const auto ds = dataset_of(5, wide_every_third);
   GroupSamplerOptions o;

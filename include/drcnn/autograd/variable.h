@@ -58,6 +58,12 @@ class Variable {
   /// Requires: requires_grad().
   void backward(bool retain_graph = false);
   void backward(const Tensor& grad, bool retain_graph = false);
+  /// Called once per leaf of the graph as soon as its gradient is final (all of its consumers
+  /// ran), in the order the backward pass completes them: the equivalent of PyTorch's
+  /// post-accumulate-grad hooks, used to start each gradient bucket's all-reduce early.
+  using LeafHook = std::function<void(const Variable& leaf)>;
+  /// backward() (seed 1) calling `on_leaf_ready` for each leaf reached.
+  void backward(const LeafHook& on_leaf_ready, bool retain_graph = false);
   /// Drops the accumulated gradient (the next backward starts from zero).
   void zero_grad();
   /// Adds `g` (same shape, dtype and device as data) to the gradient, out of place. Used by GradFns.

@@ -58,6 +58,13 @@ struct GroupSamplerOptions {
   uint64_t seed = 0;        ///< the same on every rank
   bool shuffle = true;      ///< false: groups in index order, batches in order (still padded)
   bool group_by_aspect_ratio = true;  ///< false: a single group
+  /// How the ranks share the global order. false (MMDetection's DistributedGroupSampler): rank r
+  /// takes the r-th contiguous slice, whole batches of batch_size shuffled. true (drcnn_train's
+  /// data parallelism): whole global batches of batch_size * world_size are shuffled and rank r
+  /// takes images [r * batch_size, (r + 1) * batch_size) of each, so iteration i of W ranks with
+  /// B images each sees the same images, at the same global positions, as iteration i of one
+  /// process with W * B images (docs/distributed.md). With world_size 1 both are the same.
+  bool interleave_ranks = false;
 };
 
 /// Aspect-ratio grouped, shuffled, sharded order of one rank (see the file comment).
@@ -79,6 +86,9 @@ class GroupSampler {
   /// Position of this rank's first sample in global_indices (rank * num_samples()); the
   /// loader keys per-sample random streams by global position.
   int64_t first_position() const { return m_options.rank * m_num_samples; }
+  /// Position in global_indices of this rank's k-th sample (first_position() + k when not
+  /// interleaved); the loader keys each sample's random streams by it.
+  int64_t global_position(int64_t k) const;
 
   /// Samples per rank and epoch: sum over groups of ceil(size / (batch * world)) * batch.
   int64_t num_samples() const { return m_num_samples; }

@@ -63,8 +63,27 @@ struct TrainerOptions {
   /// iteration is always caught before anything after it is saved; the error names that
   /// iteration even when it is found later.
   int64_t check_every = 0;
-  /// Receives every log line (without the newline); default: stdout, flushed.
+  /// Receives every log line (without the newline); default: stdout, flushed. Rank 0 only.
   std::function<void(const std::string&)> log;
+
+  // Data parallelism (docs/distributed.md). The trainer runs on dist::world(): one process is
+  // rank 0 of 1 and none of this applies; under mpirun every rank trains `batch` images per
+  // iteration (images_per_gpu) on its shard of the group sampler, gradients are averaged.
+  /// Linear scaling rule: `lr` is the rate for one process's `batch` images, and W ranks train
+  /// with lr * W (the total batch is W * batch). false: lr as given.
+  bool scale_lr = true;
+  /// Dynamic R-CNN statistics: false (the seed and MMDetection): each rank records its own
+  /// images' statistics, so the ranks' thresholds and betas may differ (rank 0's are logged and
+  /// saved); true: every rank records the statistics of all ranks' images (gathered in rank
+  /// order), so all use the same threshold and beta, as one process with the total batch.
+  bool pool_dynamic_stats = false;
+  /// RPN and R-CNN sampling: false: one generator the batch's images use in turn (the
+  /// single-process default); true: each image its own generator keyed by (seed, iteration, its
+  /// place in the global batch). Always true with several ranks, so that W ranks of B images
+  /// sample as one process of W * B images with this option.
+  bool per_image_sampling = false;
+  /// Gradient buckets of about this many MiB, all-reduced as soon as complete (PyTorch DDP: 25).
+  double bucket_mb = 25.0;
 };
 
 /// A run stopped by a non-finite loss or gradient norm. The message names the iteration, each

@@ -93,7 +93,7 @@ class TwoStageDetector : public Module {
   /// ignore flags (crowd / difficult); params: the schedule's current IoU threshold and beta.
   /// Randomness (RPN and RoI sampling) from `gen`.
   DetectorLosses forward_train(const ImageList& images, const std::vector<Instances>& targets,
-                               const train::DynamicParams& params, Generator& gen) const;
+                               const train::DynamicParams& params, SamplingStreams gen) const;
 
   /// Detections per image (no gradient is recorded). scale_factors (w_scale, h_scale) map the
   /// boxes back to the original images (divided, as MMDetection's rescale) and original_sizes

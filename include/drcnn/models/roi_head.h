@@ -98,7 +98,7 @@ class RoiHead : public Module {
   /// (pos = neg = min_pos IoU, no low-quality matches) and beta. One RandomSampler draw per
   /// image from `gen`.
   RoiLossOutput loss(const std::vector<Variable>& features, const std::vector<Tensor>& proposals,
-                     const std::vector<Instances>& targets, const train::DynamicParams& params, Generator& gen) const;
+                     const std::vector<Instances>& targets, const train::DynamicParams& params, SamplingStreams gen) const;
 
   /// Detections per image: softmax, class-specific decode clipped to the image size, division
   /// by the scale factor (w_scale, h_scale) when given (mmdet rescale=True), score > score_thr,

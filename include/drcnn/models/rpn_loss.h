@@ -50,12 +50,13 @@ struct RpnLossOutput {
 ///     padded shape, levels concatenated); only these anchors are assigned and sampled;
 ///   targets: per image; ignored objects (Instances::ignore) are passed to the assigner as
 ///     ignore boxes (used only when assigner.ignore_iof_thr > 0, which mmdet's RPN does not set).
-/// Randomness: one RandomSampler draw per image from `gen`, in image order.
+/// Randomness: one RandomSampler draw per image from `gen` (the shared generator in image order,
+/// or each image's own: SamplingStreams).
 /// The valid flags are read on the host to build each image's index list: pass them on the CPU
 /// (any device is accepted; others are copied). Synchronisation: the sampler's count copy.
 RpnLossOutput rpn_loss(const std::vector<RpnLevelOutput>& head_outputs, const std::vector<Tensor>& anchors,
                        const std::vector<Tensor>& valid_flags, const std::vector<Instances>& targets,
-                       const RpnLossConfig& cfg, Generator& gen);
+                       const RpnLossConfig& cfg, SamplingStreams gen);
 
 /// Levels flattened in MMDetection's order: objectness [N, A, H, W] per level -> [N, T]
 /// (T = sum H*W*A, position (y, x, a) within a level, levels in order), deltas -> [N, T, 4].

@@ -47,6 +47,23 @@ struct RandomSamplerOptions {
 /// independent. The same generator state gives the same indices on CPU and CUDA. (mmdet uses
 /// np.random.shuffle: same distribution, different numbers.)
 /// Synchronisation: one host copy of the two counts (#positives, #negatives) per call.
+/// The random streams of one batch's sampling (RPN anchors, R-CNN proposals): one generator
+/// the images use in turn (the default; what a single-process run has always done), or one
+/// generator per image, so that an image's draws do not depend on which other images share
+/// its batch (data-parallel training keys them by the image's place in the global batch:
+/// docs/distributed.md). Holds references: the generators must outlive it.
+class SamplingStreams {
+ public:
+  SamplingStreams(Generator& shared) : m_shared(&shared) {}  // NOLINT: implicit by design
+  explicit SamplingStreams(std::vector<Generator>& per_image) : m_per_image(&per_image) {}
+  /// The generator of image i of the batch. Throws when there is no per-image generator for it.
+  Generator& for_image(size_t i) const;
+
+ private:
+  Generator* m_shared = nullptr;
+  std::vector<Generator>* m_per_image = nullptr;
+};
+
 class RandomSampler {
  public:
   explicit RandomSampler(RandomSamplerOptions options = {});
