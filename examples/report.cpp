@@ -13,6 +13,7 @@
 
 #include "drcnn/core/error.h"
 #include "drcnn/data/draw.h"
+#include "drcnn/engine/checkpoint.h"
 #include "tool_support.h"
 
 namespace fs = std::filesystem;
@@ -180,7 +181,12 @@ std::string report_html(const fs::path& metrics_jsonl, const fs::path& metrics_j
       << "\n" << svg_plot("learning rate", pick({{"lr", "#9467bd"}})) << "\n"
       << svg_plot("IoU threshold (Dynamic R-CNN)", pick({{"iou_threshold", "#8c564b"}})) << "\n"
       << svg_plot("SmoothL1 beta (Dynamic R-CNN)", pick({{"beta", "#e377c2"}})) << "\n";
-    h << "<p>" << (by_key.count("iteration") ? by_key["iteration"].x.size() : 0) << " log records.</p>\n";
+    // The evaluations during (--eval-every) and after training: {"iteration", "bbox/AP", ...}.
+    const std::vector<Series> ap =
+        pick({{"bbox/AP", "#000"}, {"bbox/AP50", "#1f77b4"}, {"bbox/AP75", "#d62728"}});
+    if (!ap.empty()) h << svg_plot("COCO AP over evaluations", ap) << "\n";
+    h << "<p>" << (by_key.count("total_loss") ? by_key["total_loss"].x.size() : 0) << " log records, "
+      << (by_key.count("bbox/AP") ? by_key["bbox/AP"].x.size() : 0) << " evaluations.</p>\n";
   }
 
   // COCO table from metrics.json.
@@ -226,9 +232,10 @@ std::string report_html(const fs::path& metrics_jsonl, const fs::path& metrics_j
 }
 
 fs::path write_report(const fs::path& run, const fs::path& out, const std::string& title,
-                      const std::vector<ReportImage>& images) {
+                      const std::vector<ReportImage>& images, const fs::path& metrics_json) {
   const fs::path path = out / "report.html";
-  write_text(path, report_html(run / "metrics.jsonl", out / "metrics.json", title, images));
+  engine::write_file_atomic(
+      path, report_html(run / "metrics.jsonl", metrics_json.empty() ? out / "metrics.json" : metrics_json, title, images));
   return path;
 }
 

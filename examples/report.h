@@ -38,8 +38,11 @@ std::string base64(const std::vector<uint8_t>& bytes);
 std::string report_html(const std::filesystem::path& metrics_jsonl, const std::filesystem::path& metrics_json,
                         const std::string& title, const std::vector<ReportImage>& images);
 
-/// report_html(run/metrics.jsonl, out/metrics.json) written to out/report.html; returns the path.
+/// report_html(run/metrics.jsonl, metrics_json) written to out/report.html (atomically: a
+/// browser refreshing it during training sees a whole page); metrics_json defaults to
+/// out/metrics.json. Returns the path.
 std::filesystem::path write_report(const std::filesystem::path& run, const std::filesystem::path& out,
-                                   const std::string& title, const std::vector<ReportImage>& images);
+                                   const std::string& title, const std::vector<ReportImage>& images,
+                                   const std::filesystem::path& metrics_json = {});
 
 }  // namespace drcnn::tools

@@ -9,6 +9,10 @@
 #include <cstring>
 #include <fstream>
 
+#include <unistd.h>
+
+#include <nlohmann/json.hpp>
+
 #include "drcnn/core/error.h"
 #include "drcnn/core/generator.h"
 #include "drcnn/data/draw.h"
@@ -193,6 +197,21 @@ eval::CocoResults predict_dataset(const models::TwoStageDetector<float>& model, 
   eval::CocoResults results;
   results.source = source;
   data::Batch batch;
+  // A progress bar on a terminal (stderr), as mmcv's ProgressBar; nothing in a log file.
+  const bool bar = ::isatty(STDERR_FILENO) == 1;
+  const int64_t total = loader.num_batches();
+  const auto t0 = std::chrono::steady_clock::now();
+  int64_t done = 0;
+  const auto show = [&] {
+    ++done;
+    if (!bar) return;
+    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    const int64_t filled = total > 0 ? std::min<int64_t>(30, 30 * done / total) : 30;
+    fmt::print(stderr, "\r{} [{}{}] {}/{}, {:.1f} images/s, ETA {:.0f} s", source, std::string(size_t(filled), '#'),
+               std::string(size_t(30 - filled), '.'), done, total, double(done) / s,
+               double(std::max<int64_t>(0, total - done)) * s / double(done));
+    if (done >= total) fmt::print(stderr, "\n");
+  };
   while (loader.next(batch)) {
     const std::vector<Instances> dets = predict_batch(model, batch.images, batch.metas, device);
     for (size_t i = 0; i < dets.size(); ++i) {
@@ -200,6 +219,7 @@ eval::CocoResults predict_dataset(const models::TwoStageDetector<float>& model, 
       if (keep_for_drawing && int64_t(keep_for_drawing->size()) < keep_count)
         keep_for_drawing->emplace(batch.indices[i], dets[i]);
     }
+    show();
   }
   return results;
 }
@@ -323,6 +343,13 @@ eval::CocoEvalResult evaluate_split(const models::TwoStageDetector<float>& model
     fmt::print("drew {} ({} detections with score >= {})\n", png.string(), n, thr);
   }
   return metrics;
+}
+
+std::map<std::string, double> summary_metrics(const eval::CocoEvalResult& r) {
+  std::map<std::string, double> m;
+  const nlohmann::json j = nlohmann::json::parse(eval::result_to_json(r));
+  for (const auto& [k, v] : j.at("stats").items()) m[k] = v.get<double>();
+  return m;
 }
 
 }  // namespace drcnn::tools

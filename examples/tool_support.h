@@ -105,4 +105,8 @@ std::optional<eval::CocoEvalResult> evaluate_split_sharded(const models::TwoStag
                                                            const std::filesystem::path& out, const std::string& tool,
                                                            std::vector<ReportImage>* report_images = nullptr);
 
+/// The pycocotools summary by name ("AP", "AP50", "AP75", "APs", ..., "AR100", ...: the names of
+/// metrics.json's "stats").
+std::map<std::string, double> summary_metrics(const eval::CocoEvalResult& r);
+
 }  // namespace drcnn::tools

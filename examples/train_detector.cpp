@@ -133,6 +133,25 @@ int run(Options& o) {
   to.pool_dynamic_stats = o.pool_stats;
   to.per_image_sampling = o.per_image_sampling;
   to.bucket_mb = o.bucket_mb;
+  // --eval-every: the validation set, loaded once, evaluated on the training device into
+  // RUN/eval/iter_N/ (detections.json, metrics.json, vis/), and RUN/report.html rewritten.
+  std::optional<Split> periodic_val;
+  if (c.eval.every > 0) {
+    DRCNN_CHECK(!c.data.val.ann.empty(), "--eval-every ", c.eval.every,
+                ": there is no validation set to evaluate (give --val-ann and --val-images, or data.val)");
+    periodic_val.emplace(load_split(c.data.val, false, classes));
+    to.eval_every = c.eval.every;
+    to.evaluate = [&](const models::TwoStageDetector<float>& m, int64_t it) -> std::map<std::string, double> {
+      const fs::path dir = out / "eval" / fmt::format("iter_{:07d}", it);
+      std::vector<tools::ReportImage> shown_now;
+      const auto r = tools::evaluate_split_sharded(m, *periodic_val, classes, c, device, dir,
+                                                   fmt::format("drcnn_train (iteration {})", it), &shown_now);
+      if (!r) return {};
+      tools::write_report(out, out, fmt::format("drcnn_train: {} ({}, evaluated at iteration {})", out.string(), cfg.name, it),
+                          shown_now, dir / "metrics.json");
+      return tools::summary_metrics(*r);
+    };
+  }
   engine::Trainer trainer(cfg, *train.dataset, to);
   // Only now: a refused resume or a taken folder must leave the earlier run's config as it was.
   if (comm.is_main()) io::save_config(c, out / "config.yaml");
@@ -154,7 +173,8 @@ int run(Options& o) {
     model.eval();
     const Split val = load_split(c.data.val, false, classes);
     fmt::print("val: {}\n", val.describe);
-    tools::evaluate_split_sharded(model, val, classes, c, Device::cpu(), out, "drcnn_train", &shown);
+    const auto r = tools::evaluate_split_sharded(model, val, classes, c, Device::cpu(), out, "drcnn_train", &shown);
+    if (r) engine::append_eval_record(out / "metrics.jsonl", trainer.iteration(), tools::summary_metrics(*r));
   }
   if (!comm.is_main()) return 0;
   tools::write_report(out, out, fmt::format("drcnn_train: {} ({}, {} iterations)", out.string(), cfg.name, trainer.iteration()),
@@ -174,6 +194,7 @@ int main(int argc, char** argv) {
   std::string train_ann, train_images, train_list, val_ann, val_images, val_list, out = d.logging.out;
   int64_t iters = d.solver.max_iters, batch = d.solver.images_per_batch, warmup = d.solver.warmup_iters;
   int64_t log_every = d.logging.log_every, draw = d.eval.draw, checkpoint_every = d.logging.checkpoint_every, keep = 3;
+  int64_t eval_every = d.eval.every;
   std::vector<int64_t> steps;
   double lr = d.solver.lr, weight_decay = d.solver.weight_decay, momentum = d.solver.momentum, flip = d.data.flip,
          grad_clip = d.solver.grad_clip;
@@ -216,6 +237,11 @@ int main(int argc, char** argv) {
   app.add_option("--seed", seed, "seed of the weights, the sampling and the data order")->capture_default_str();
   app.add_option("--log-every", log_every, "iterations per log line")->capture_default_str()->check(CLI::PositiveNumber);
   app.add_option("--draw", draw, "validation images to draw")->capture_default_str();
+  app.add_option("--eval-every", eval_every,
+                 "evaluate on the validation set every N iterations (COCO summary logged and in metrics.jsonl, "
+                 "RUN/model_best.safetensors kept by AP, report.html rewritten; 0: only after training)")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
   app.add_option("--out", out, "the run folder: config.yaml, checkpoints/, last_checkpoint, metrics.jsonl, "
                  "model.safetensors, evaluation outputs")->capture_default_str();
   app.add_option("--device", o.device, "cpu | cuda | cuda:N (default: the first GPU when this build has CUDA and one "
@@ -289,6 +315,7 @@ int main(int argc, char** argv) {
     if (given("--seed")) c.seed = seed;
     if (given("--log-every")) c.logging.log_every = log_every;
     if (given("--draw")) c.eval.draw = draw;
+    if (given("--eval-every")) c.eval.every = eval_every;
     if (given("--out")) c.logging.out = out;
     if (given("--checkpoint-every")) c.logging.checkpoint_every = checkpoint_every;
     if (given("--keep")) c.logging.keep = keep;

@@ -21,6 +21,7 @@
 #include "drcnn/data/loader.h"
 #include "drcnn/data/sampler.h"
 #include "drcnn/dist/communicator.h"
+#include "drcnn/io/safetensors.h"
 #include "drcnn/ops/elementwise.h"
 #include "drcnn/ops/reduce.h"
 #include "drcnn/ops/shape_ops.h"
@@ -232,6 +233,16 @@ void unpack_stats_into(const std::vector<uint8_t>& bytes, train::DynamicStats& o
 }
 
 }  // namespace
+
+void append_eval_record(const fs::path& metrics_jsonl, int64_t iteration, const std::map<std::string, double>& metrics) {
+  nlohmann::ordered_json j;
+  j["iteration"] = iteration;
+  for (const auto& [k, v] : metrics) j["bbox/" + k] = v;
+  std::ofstream out(metrics_jsonl, std::ios::app);
+  out << j.dump() << "\n";
+  out.flush();
+  DRCNN_CHECK(out.good(), "cannot append to ", metrics_jsonl.string());
+}
 
 Device parse_device(const std::string& text, const std::string& flag) {
   if (text.empty()) return cuda::device_count() > 0 ? Device::cuda(0) : Device::cpu();
@@ -526,6 +537,60 @@ struct Trainer::Impl {
     records.push_back(r);
   }
 
+  // --eval-every: the best evaluation so far (model_best.json; iteration 0: none).
+  int64_t best_iteration = 0;
+  double best_value = 0;
+
+  fs::path best_weights_path() const { return opt.run_dir / "model_best.safetensors"; }
+  fs::path best_info_path() const { return opt.run_dir / "model_best.json"; }
+
+  /// At the start: a fresh run forgets an earlier run's best; a resumed one keeps the best of
+  /// iterations up to where it resumes (a best from beyond it belongs to an abandoned future).
+  void restore_best() {
+    if (!comm.is_main()) return;
+    if (opt.resume && fs::exists(best_info_path())) {
+      std::ifstream in(best_info_path());
+      const nlohmann::json j = nlohmann::json::parse(in, nullptr, false);
+      DRCNN_CHECK(!j.is_discarded() && j.is_object() && j.contains("iteration") && j["iteration"].is_number_integer() &&
+                      j.contains("value") && j["value"].is_number(),
+                  best_info_path().string(), ": expected {\"iteration\": N, \"metric\": name, \"value\": x}");
+      if (j["iteration"].get<int64_t>() <= iteration) {
+        best_iteration = j["iteration"].get<int64_t>();
+        best_value = j["value"].get<double>();
+        return;
+      }
+      log(fmt::format("removed {} (its best, at iteration {}, is after the resumed iteration)",
+                      best_weights_path().string(), j["iteration"].get<int64_t>()));
+    }
+    fs::remove(best_weights_path());
+    fs::remove(best_info_path());
+  }
+
+  void evaluate_now() {
+    model->eval();
+    const std::map<std::string, double> metrics = opt.evaluate(*model, iteration);
+    model->train();
+    if (!comm.is_main() || metrics.empty()) return;
+    const auto found = metrics.find(opt.best_metric);
+    DRCNN_CHECK(found != metrics.end(), "--eval-every: the evaluation at iteration ", iteration, " gave no '",
+                opt.best_metric, "' (the metric that chooses model_best)");
+    std::string line = fmt::format("[drcnn.eval]: iteration {}:", iteration);
+    for (const auto& [k, v] : metrics) line += fmt::format("  {}: {:.4f}", k, v);
+    append_eval_record(opt.run_dir / kMetrics, iteration, metrics);
+    if (best_iteration == 0 || found->second > best_value) {
+      io::save_safetensors(best_weights_path(), weights());  // atomic (temporary file, rename)
+      nlohmann::ordered_json b;
+      b["iteration"] = iteration;
+      b["metric"] = opt.best_metric;
+      b["value"] = found->second;
+      write_file_atomic(best_info_path(), b.dump() + "\n");
+      line += fmt::format("  (best {} so far: {})", opt.best_metric, best_weights_path().filename().string());
+      best_iteration = iteration;
+      best_value = found->second;
+    }
+    log(line);
+  }
+
   double peak_memory_mb() const {
     if (opt.device.is_cpu()) return peak_host_rss_mb();
     return double(cuda_allocator(opt.device.index).stats().peak_bytes_in_use) / (1024.0 * 1024.0);
@@ -542,6 +607,9 @@ Trainer::Trainer(const models::DetectorConfig& config, const data::DetectionData
               o.checkpoint_every);
   DRCNN_CHECK(o.keep >= 1, "--keep must be >= 1, got ", o.keep);
   DRCNN_CHECK(o.check_every >= 0, "check_every must be >= 0 (0: automatic), got ", o.check_every);
+  DRCNN_CHECK(o.eval_every >= 0, "--eval-every must be >= 0 (0: off), got ", o.eval_every);
+  DRCNN_CHECK(o.eval_every == 0 || o.evaluate, "--eval-every ", o.eval_every,
+              ": no evaluation was given (a validation set is needed)");
   DRCNN_CHECK(o.grad_clip >= 0 && std::isfinite(o.grad_clip), "--grad-clip must be finite and >= 0, got ",
               o.grad_clip);
   m->lr.validate();
@@ -616,6 +684,7 @@ Trainer::Trainer(const models::DetectorConfig& config, const data::DetectionData
       std::error_code ec;
       for (fs::directory_iterator it(o.run_dir / "checkpoints", ec), end; !ec && it != end && !earlier; ++it)
         earlier = it->path().extension() == ".safetensors";
+      earlier = earlier || fs::exists(o.run_dir / "model_best.safetensors");
       DRCNN_CHECK(!earlier, "run folder ", o.run_dir.string(), " holds an earlier run's checkpoints",
                   fs::exists(pointer) ? " (last_checkpoint: " + last_checkpoint(o.run_dir).value_or("?").string() + ")"
                                       : std::string(),
@@ -644,6 +713,7 @@ Trainer::Trainer(const models::DetectorConfig& config, const data::DetectionData
     for (const fs::path& p : remove_checkpoints_after(o.run_dir, m->iteration))
       m->log("removed " + p.string() + " (after the resumed iteration, or an interrupted write)");
     m->truncate_metrics(m->iteration);
+    m->restore_best();
   }
   if (comm.size() > 1) {
     // Every rank starts from rank 0's parameters and buffers (the same seed draws the same ones
@@ -669,6 +739,7 @@ std::map<std::string, Tensor> Trainer::weights() const {
   return w;
 }
 const std::vector<LogRecord>& Trainer::log_records() const { return m->records; }
+std::pair<int64_t, double> Trainer::best() const { return {m->best_iteration, m->best_value}; }
 
 void Trainer::train() {
   Impl& s = *m;
@@ -770,6 +841,7 @@ void Trainer::train() {
       s.window_data.clear();
     }
     if (save_now && s.comm.is_main()) save_checkpoint(o.run_dir, s.weights(), s.state(), o.keep);
+    if (o.eval_every > 0 && s.iteration % o.eval_every == 0 && s.iteration < o.iters) s.evaluate_now();
   }
 }
 

@@ -431,3 +431,101 @@ TEST_CASE("engine/trainer: deferred non-finite checks (the GPU default) change n
   fs::remove_all(b);
   fs::remove_all(c);
 }
+
+TEST_CASE("engine/trainer: --eval-every evaluates in eval mode without changing the weights, keeps model_best by AP, "
+          "and a resume keeps the best",
+          "[engine][trainer]") {
+  const ShapesSet set("evaluate");
+  const int64_t nc = int64_t(set.dataset->class_names().size());
+  const fs::path plain = fresh_dir("eval_plain"), run = fresh_dir("eval_run");
+  Trainer reference(tiny_config(nc), *set.dataset, tiny_options(plain, 8));
+  reference.train();
+
+  // A scripted AP per iteration; the callback also runs the model (one real prediction) so the
+  // evaluation exercises what drcnn_train's does.
+  const std::map<int64_t, double> ap = {{2, 0.10}, {4, 0.30}, {6, 0.20}};
+  std::vector<int64_t> seen;
+  const auto options = [&](int64_t iters) {
+    TrainerOptions o = tiny_options(run, iters);
+    o.checkpoint_every = 2;
+    o.keep = 10;
+    o.eval_every = 2;
+    o.evaluate = [&](const models::TwoStageDetector<float>& m, int64_t it) -> std::map<std::string, double> {
+      CHECK_FALSE(m.is_training());
+      const Tensor image = Tensor::zeros({1, 3, 64, 64}, DType::Float32);
+      const auto dets = m.predict(ImageList(image, {{64, 64}}));
+      CHECK(dets.size() == 1);
+      seen.push_back(it);
+      return {{"AP", ap.at(it)}, {"AP50", 2 * ap.at(it)}};
+    };
+    return o;
+  };
+  {
+    Trainer first(tiny_config(nc), *set.dataset, options(5));
+    first.train();
+    CHECK(first.best() == std::pair<int64_t, double>(4, 0.30));
+    CHECK(first.model().is_training());
+  }
+  CHECK(seen == std::vector<int64_t>{2, 4});
+  // model_best holds the weights of iteration 4 (the same bytes as that checkpoint's).
+  const auto best = io::load_safetensors(run / "model_best.safetensors").tensors;
+  const auto at4 = io::load_safetensors(run / "checkpoints" / checkpoint_file_name(4)).tensors;
+  REQUIRE(best.size() == at4.size());
+  for (const auto& [name, t] : at4) {
+    INFO(name);
+    CHECK(same_bytes(t, best.at(name)));
+  }
+  const nlohmann::json info = nlohmann::json::parse(slurp(run / "model_best.json"));
+  CHECK(info.at("iteration") == 4);
+  CHECK(info.at("metric") == "AP");
+  CHECK(info.at("value") == 0.30);
+  {
+    TrainerOptions o = options(8);
+    o.resume = true;
+    Trainer second(tiny_config(nc), *set.dataset, o);
+    CHECK(second.best() == std::pair<int64_t, double>(4, 0.30));  // read back from model_best.json
+    second.train();
+    CHECK(second.best() == std::pair<int64_t, double>(4, 0.30));  // 0.20 at 6 is not better
+    // The evaluations changed nothing the training reads: the same weights as without them.
+    const auto wa = reference.weights(), wb = second.weights();
+    REQUIRE(wa.size() == wb.size());
+    for (const auto& [name, t] : wa) {
+      INFO(name);
+      CHECK(same_bytes(t, wb.at(name)));
+    }
+  }
+  CHECK(seen == std::vector<int64_t>{2, 4, 6});  // none at the last iteration (8)
+  // metrics.jsonl: the evaluation records between the log records, in order.
+  std::ifstream in(run / "metrics.jsonl");
+  std::vector<int64_t> evaluated;
+  for (std::string line; std::getline(in, line);) {
+    const nlohmann::json j = nlohmann::json::parse(line);
+    if (j.contains("bbox/AP")) {
+      evaluated.push_back(j.at("iteration").get<int64_t>());
+      CHECK(j.at("bbox/AP50").get<double>() == 2 * ap.at(j.at("iteration").get<int64_t>()));
+    }
+  }
+  CHECK(evaluated == std::vector<int64_t>{2, 4, 6});
+
+  // A fresh run in the folder is refused while model_best exists, and --overwrite forgets it.
+  CHECK_THROWS_WITH(Trainer(tiny_config(nc), *set.dataset, options(2)), Contains("--overwrite"));
+  fs::remove_all(run / "checkpoints");
+  fs::remove(run / "last_checkpoint");
+  CHECK_THROWS_WITH(Trainer(tiny_config(nc), *set.dataset, options(2)), Contains("--overwrite"));
+  TrainerOptions fresh = options(2);
+  fresh.overwrite = true;
+  fresh.eval_every = 0;
+  Trainer third(tiny_config(nc), *set.dataset, fresh);
+  CHECK_FALSE(fs::exists(run / "model_best.safetensors"));
+  CHECK_FALSE(fs::exists(run / "model_best.json"));
+  CHECK(third.best().first == 0);
+
+  // Bad settings name the option.
+  TrainerOptions bad = tiny_options(fresh_dir("eval_bad"), 2);
+  bad.eval_every = 2;
+  CHECK_THROWS_WITH(Trainer(tiny_config(nc), *set.dataset, bad), Contains("--eval-every 2: no evaluation was given"));
+  bad.eval_every = -1;
+  CHECK_THROWS_WITH(Trainer(tiny_config(nc), *set.dataset, bad), Contains("--eval-every must be >= 0"));
+  fs::remove_all(plain);
+  fs::remove_all(run);
+}

@@ -37,9 +37,21 @@ run=$work/run
 out=$("$train" --train-ann "$work/data/annotations/instances_train.json" --train-images "$work/data/train" \
       --val-ann "$work/data/annotations/instances_val.json" --val-images "$work/data/val" \
       --preset tiny_cpu --scale 64,64 --iters 4 --warmup 1 --checkpoint-every 2 --keep 5 --threads 1 --workers 0 \
-      --draw 1 --out "$run" 2>&1) || { echo "$out"; fail "training failed"; }
+      --draw 1 --eval-every 2 --out "$run" 2>&1) || { echo "$out"; fail "training failed"; }
 [[ -f $run/checkpoints/model_0000002.safetensors && -f $run/checkpoints/model_0000004.safetensors ]] ||
   fail "the run has no checkpoints 2 and 4"
+# --eval-every 2: one evaluation during training (at 2; 4 is the final one), its folder, the
+# log line, model_best (the only evaluation is the best: the weights of checkpoint 2), and an
+# evaluation record for it and for the final evaluation in metrics.jsonl.
+grep -Eq "\[drcnn.eval\]: iteration 2:  AP: [0-9.]+  AP50: .*\(best AP so far: model_best.safetensors\)" <<<"$out" ||
+  { echo "$out"; fail "no evaluation line at iteration 2"; }
+[[ -s $run/eval/iter_0000002/metrics.json && -s $run/eval/iter_0000002/detections.json ]] ||
+  fail "no evaluation at iteration 2 in $run/eval/iter_0000002"
+grep -q '"iteration":2' "$run/model_best.json" || { cat "$run/model_best.json"; fail "model_best.json is not iteration 2"; }
+cmp "$run/model_best.safetensors" "$run/checkpoints/model_0000002.safetensors" ||
+  fail "model_best.safetensors differs from the weights of iteration 2"
+[[ $(grep -c '"bbox/AP"' "$run/metrics.jsonl") == 2 ]] || { cat "$run/metrics.jsonl"; fail "not 2 evaluation records"; }
+grep -q '{"iteration":4,"bbox/AP"' "$run/metrics.jsonl" || fail "no record of the final evaluation"
 
 # 1. drcnn_test on the newest checkpoint: the summary, and drcnn_train's own evaluation repeated.
 out=$("$test_tool" --run "$run" --threads 1 2>&1) || { echo "$out"; fail "drcnn_test --run failed"; }
@@ -56,13 +68,15 @@ done
 grep -q '"AP50"' "$t4/metrics.json" || { cat "$t4/metrics.json"; fail "metrics.json has no AP50"; }
 ls "$t4"/vis/val_*.png >/dev/null 2>&1 || fail "no drawn validation image in $t4/vis"
 
-# 1b. report.html of drcnn_train (RUN) and drcnn_test (test_0000004): self-contained, four SVG
-# plots, the COCO tables, one base64 PNG per drawn image (decoding to a PNG).
+# 1b. report.html of drcnn_train (RUN) and drcnn_test (test_0000004): self-contained, five SVG
+# plots (the fifth: AP over the evaluations), the COCO tables, one base64 PNG per drawn image
+# (decoding to a PNG).
 for report in "$run/report.html" "$t4/report.html"; do
   [[ -s $report ]] || fail "no $report"
-  [[ $(grep -o "<svg " "$report" | wc -l) == 4 ]] || fail "$report: not 4 SVG plots (losses, lr, IoU, beta)"
+  [[ $(grep -o "<svg " "$report" | wc -l) == 5 ]] || fail "$report: not 5 SVG plots (losses, lr, IoU, beta, AP)"
   ! grep -Eq "(src|href)=\"(https?:|//|file:)" "$report" || fail "$report refers to an external asset"
-  grep -q "<p>$(wc -l < "$run/metrics.jsonl") log records.</p>" "$report" || fail "$report: not every metrics.jsonl record"
+  grep -q "<p>$(grep -c total_loss "$run/metrics.jsonl") log records, 2 evaluations.</p>" "$report" ||
+    fail "$report: not every metrics.jsonl record"
   grep -q "<th>AP50</th>" "$report" && grep -q "<th>AP95</th>" "$report" && grep -q ">circle</td>" "$report" ||
     fail "$report: no COCO table with AP50..AP95 and per-class AP"
   [[ $(grep -o "data:image/png;base64," "$report" | wc -l) == $(ls "$(dirname "$report")"/vis/*.png | wc -l) ]] ||
@@ -78,6 +92,10 @@ out=$("$train" --train-ann "$work/data/annotations/instances_train.json" --train
   { echo "$out"; fail "training without val failed"; }
 grep -q "<p>no metrics.json (no validation set)</p>" "$work/noval/report.html" &&
   [[ $(grep -o "<svg " "$work/noval/report.html" | wc -l) == 4 ]] || fail "report.html of a run without val"
+
+expect_fail "--eval-every without a validation set" "--eval-every 2: there is no validation set to evaluate" \
+  "$train" --train-ann "$work/data/annotations/instances_train.json" --train-images "$work/data/train" \
+  --preset tiny_cpu --scale 64,64 --iters 2 --eval-every 2 --threads 1 --out "$work/noval_eval"
 
 # 2. --iter 2, its own output folder.
 out=$("$test_tool" --run "$run" --iter 2 --threads 1 2>&1) || { echo "$out"; fail "drcnn_test --iter 2 failed"; }

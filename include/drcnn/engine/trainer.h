@@ -15,6 +15,8 @@
 #include <cstdint>
 #include <filesystem>
 #include <functional>
+#include <map>
+#include <utility>
 #include <memory>
 #include <string>
 #include <vector>
@@ -84,6 +86,20 @@ struct TrainerOptions {
   bool per_image_sampling = false;
   /// Gradient buckets of about this many MiB, all-reduced as soon as complete (PyTorch DDP: 25).
   double bucket_mb = 25.0;
+
+  // Evaluation during training (--eval-every; docs/training.md "Evaluation during training").
+  /// Every eval_every iterations before the last (the program evaluates the final weights
+  /// itself), `evaluate(model, iteration)` runs with the model in eval mode on every rank (it
+  /// may be a sharded collective), then the model returns to training mode; it changes nothing
+  /// the training reads, so the weights are the same with or without it. Rank 0's result
+  /// (metric name -> value; other ranks return {}) is logged and appended to metrics.jsonl as
+  /// {"iteration": N, "bbox/<name>": value, ...}; when its `best_metric` beats every earlier
+  /// evaluation of the run, RUN/model_best.safetensors receives the weights and
+  /// RUN/model_best.json the iteration and value (both atomically). 0: off.
+  int64_t eval_every = 0;
+  std::function<std::map<std::string, double>(const models::TwoStageDetector<float>& model, int64_t iteration)>
+      evaluate;
+  std::string best_metric = "AP";
 };
 
 /// A run stopped by a non-finite loss or gradient norm. The message names the iteration, each
@@ -123,6 +139,8 @@ class Trainer {
   std::map<std::string, Tensor> weights() const;
   /// The log records written so far by this process.
   const std::vector<LogRecord>& log_records() const;
+  /// The best evaluation of the run so far (eval_every): its iteration (0: none yet) and value.
+  std::pair<int64_t, double> best() const;
 
  private:
   struct Impl;
@@ -135,6 +153,11 @@ class Trainer {
 /// gradients come out bit-identical to clip_grad_norm's. max_norm 0: the norm only. Returns the
 /// total norm before clipping, a 0-d float64 tensor (0 when no parameter has a gradient).
 Tensor clip_grad_norm_on_device(const std::vector<Variable>& params, double max_norm);
+
+/// Appends {"iteration": N, "bbox/<name>": value, ...} to a metrics.jsonl: the record of an
+/// evaluation (Trainer's eval_every, and drcnn_train's final one); report.html plots them.
+void append_eval_record(const std::filesystem::path& metrics_jsonl, int64_t iteration,
+                        const std::map<std::string, double>& metrics);
 
 /// "cpu", "cuda" or "cuda:N" -> a Device; "" -> the first CUDA device when this build has CUDA
 /// and one is visible, else the CPU. Throws drcnn::Error naming `flag` for a malformed value,
