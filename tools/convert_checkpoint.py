@@ -424,6 +424,11 @@ def convert(inp, out, fmt=None, allow_missing=False, unsafe_pickle=False, log=pr
     if not state:
         raise ConversionError(f"{inp}: no tensors found")
     detected = detect_format(state.keys()) if fmt is None else fmt
+    dcn = [k for k in state if re.search(r"\.conv2\.(conv_offset|offset)\.", k)]
+    if dcn:
+        raise ConversionError(f"{inp}: a DCNv2 model ({len(dcn)} deformable-offset tensors, e.g. {dcn[0]}): drcnn has "
+                              "no deformable convolution yet, and loading the rest would silently run plain 3x3 "
+                              "convolutions in their place (docs/checkpoints.md lists the keys it will need)")
     r = Result()
     r.unused.update(skipped)
     for k in other:

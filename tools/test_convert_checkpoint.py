@@ -193,6 +193,15 @@ class ConvertTest(unittest.TestCase):
         self.assertIn('style: "caffe"', cfg)
         self.assertIn("eps: 0.0", cfg)
 
+    def test_dcn_refused(self):
+        pth = self.path("dcn.pth")
+        state = dict(self.golden)
+        state["backbone.layer2.0.conv2.conv_offset.weight"] = torch.zeros(27, 8, 3, 3)
+        torch.save({"meta": {}, "state_dict": state}, pth)
+        with self.assertRaises(cc.ConversionError) as e:
+            self.run_convert(pth)
+        self.assertIn("a DCNv2 model (1 deformable-offset tensors", str(e.exception))
+
     def test_unknown_format_and_refused_pickle(self):
         pth = self.path("x.pth")
         torch.save({"foo.weight": torch.zeros(1)}, pth)
