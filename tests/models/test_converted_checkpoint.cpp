@@ -4,7 +4,10 @@
 // (tools/make_checkpoint_goldens.py -> tests/data/checkpoints/; docs/checkpoints.md).
 #include <catch2/catch.hpp>
 
+#include <algorithm>
+#include <cmath>
 #include <string>
+#include <vector>
 
 #include "common/golden.h"
 #include "drcnn/autograd/variable.h"
@@ -85,6 +88,21 @@ TEST_CASE("converted MMDetection checkpoint: float32 detections equal MMDetectio
   const Instances det = predict_golden<float>(cfg, g);
   REQUIRE(det.size() == g["scores_f32"].size(0));
   CHECK(det.labels.to_vector<int64_t>() == g["labels_f32"].to_vector<int64_t>());
-  test::expect_golden_close("mmdet_tiny f32 boxes", det.boxes.tensor(), g["boxes_f32"], 1e-5, 1e-4);
-  test::expect_golden_close("mmdet_tiny f32 scores", det.scores, g["scores_f32"], 1e-5, 1e-6);
+  // The float32 rounding allowance is MMDetection's own: how far its float32 detections are from
+  // its float64 ones (scores 8.2e-6, boxes 9.2e-6 px in this golden). drcnn's float32 results must
+  // be as close to the float64 truth as twice that, and to MMDetection's float32 results too.
+  const auto max_gap = [](const Tensor& a, const Tensor& b) {
+    const std::vector<double> x = a.to(DType::Float64).to_vector<double>(), y = b.to(DType::Float64).to_vector<double>();
+    double m = 0;
+    for (size_t i = 0; i < x.size(); ++i) m = std::max(m, std::abs(x[i] - y[i]));
+    return m;
+  };
+  const double score_allow = 2 * max_gap(g["scores_f32"], g["scores_f64"]);
+  const double box_allow = 2 * max_gap(g["boxes_f32"], g["boxes_f64"]);
+  REQUIRE(score_allow > 0);
+  REQUIRE(score_allow < 1e-4);  // a sanity bound on the golden itself
+  test::expect_golden_close("mmdet_tiny f32 boxes vs MMDetection f64", det.boxes.tensor(), g["boxes_f64"], 0, box_allow);
+  test::expect_golden_close("mmdet_tiny f32 scores vs MMDetection f64", det.scores, g["scores_f64"], 0, score_allow);
+  test::expect_golden_close("mmdet_tiny f32 boxes vs MMDetection f32", det.boxes.tensor(), g["boxes_f32"], 0, box_allow);
+  test::expect_golden_close("mmdet_tiny f32 scores vs MMDetection f32", det.scores, g["scores_f32"], 0, score_allow);
 }
