@@ -320,6 +320,13 @@ def main():
                         "--dtype", "f32" if dt == torch.float32 else "f64", "--threads", str(a.threads)], check=True)
         result[name] = compare(ref[name], drcnn_dets(out, len(files)))
         print(name, json.dumps(result[name]))
+    # Float32 rounding, measured on MMDetection itself: its float32 detections against its own
+    # float64 ones (float64 base anchors), and drcnn's float32 against the same.
+    result["mmdet_float32_vs_mmdet_float64"] = compare(ref["float64_f64_anchors"], ref["float32"])
+    result["drcnn_float32_vs_mmdet_float64"] = compare(
+        ref["float64_f64_anchors"], drcnn_dets(os.path.join(a.work, "drcnn_float32.safetensors"), len(files)))
+    for k in ("mmdet_float32_vs_mmdet_float64", "drcnn_float32_vs_mmdet_float64"):
+        print(k, json.dumps(result[k]))
     float64_base_anchors(model, False)
     model.float()
     # End to end: drcnn's own decode/resize/normalise on the JPEG files (float32).
