@@ -23,6 +23,7 @@ import torchvision
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
+import check_detectron_resnet  # noqa: E402
 import convert_checkpoint as cc  # noqa: E402
 
 GOLDEN = os.path.join(HERE, "..", "tests", "data", "checkpoints", "mmdet_tiny.safetensors")
@@ -161,20 +162,7 @@ class ConvertTest(unittest.TestCase):
     def test_detectron_pkl(self):
         m = torchvision.models.resnet50()
         sd = m.state_dict()
-        blobs = {"conv1_w": sd["conv1.weight"].numpy(), "res_conv1_bn_s": sd["bn1.weight"].numpy(),
-                 "res_conv1_bn_b": sd["bn1.bias"].numpy(), "pred_w": sd["fc.weight"].numpy(),
-                 "pred_b": sd["fc.bias"].numpy(), "conv1_w_momentum": sd["conv1.weight"].numpy()}
-        for s, nb in enumerate((3, 4, 6, 3), start=1):
-            for b in range(nb):
-                p, q = f"layer{s}.{b}.", f"res{s + 1}_{b}_"
-                for i, br in ((1, "2a"), (2, "2b"), (3, "2c")):
-                    blobs[f"{q}branch{br}_w"] = sd[f"{p}conv{i}.weight"].numpy()
-                    blobs[f"{q}branch{br}_bn_s"] = sd[f"{p}bn{i}.weight"].numpy()
-                    blobs[f"{q}branch{br}_bn_b"] = sd[f"{p}bn{i}.bias"].numpy()
-                if b == 0:
-                    blobs[f"{q}branch1_w"] = sd[f"{p}downsample.0.weight"].numpy()
-                    blobs[f"{q}branch1_bn_s"] = sd[f"{p}downsample.1.weight"].numpy()
-                    blobs[f"{q}branch1_bn_b"] = sd[f"{p}downsample.1.bias"].numpy()
+        blobs = check_detectron_resnet.to_detectron_blobs(sd, 50)
         pkl = self.path("R-50.pkl")
         with open(pkl, "wb") as f:
             pickle.dump({"blobs": blobs}, f, protocol=2)
