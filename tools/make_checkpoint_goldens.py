@@ -41,7 +41,6 @@ def main():
     from mmengine.config import Config
     from mmengine.logging import MMLogger
     from mmengine.runner.checkpoint import save_checkpoint
-    from mmengine.structures import InstanceData  # noqa: F401
     import mmdet
     import mmengine
     from mmdet.registry import MODELS

@@ -9,7 +9,6 @@ and re-spelled with maskrcnn-benchmark's names and class order (background first
 row block for it), and both must convert back to the same tensors. The backbone cases build a
 torchvision ResNet and spell it as Detectron's caffe2 blobs.
 """
-import io
 import json
 import os
 import pickle
