@@ -1,7 +1,8 @@
 // Loads a torchvision ResNet state_dict exported to safetensors into drcnn's ResNet (by name,
 // frozen BatchNorm with eps 1e-5) and compares C2..C5 with torchvision's outputs.
-//   drcnn_compare_resnet WEIGHTS.safetensors IO.safetensors DEPTH
-// IO holds "input" and torchvision's "C2".."C5" (tools/check_torchvision_resnet.py writes both).
+//   drcnn_compare_resnet WEIGHTS.safetensors IO.safetensors DEPTH [pytorch|caffe EPS]
+// IO holds "input" and the reference's "C2".."C5" (tools/check_torchvision_resnet.py writes both;
+// tools/check_detectron_resnet.py a converted Detectron trunk, style caffe, eps 0).
 // Prints the max errors; exits 1 when an output is off by more than 1e-4 relative to its scale.
 #include <algorithm>
 #include <chrono>
@@ -18,8 +19,8 @@
 int main(int argc, char** argv) {
   using namespace drcnn;
   using namespace drcnn::models;
-  if (argc != 4) {
-    std::fprintf(stderr, "usage: %s WEIGHTS.safetensors IO.safetensors DEPTH\n", argv[0]);
+  if (argc != 4 && argc != 6) {
+    std::fprintf(stderr, "usage: %s WEIGHTS.safetensors IO.safetensors DEPTH [pytorch|caffe EPS]\n", argv[0]);
     return 2;
   }
   try {
@@ -28,7 +29,15 @@ int main(int argc, char** argv) {
     ResNetOptions o;
     o.depth = std::atoi(argv[3]);
     o.norm.kind = NormKind::FrozenBatchNorm;
-    o.norm.eps = 1e-5;
+    o.norm.eps = argc == 6 ? std::atof(argv[5]) : 1e-5;
+    if (argc == 6) {
+      const std::string style = argv[4];
+      if (style != "pytorch" && style != "caffe") {
+        std::fprintf(stderr, "drcnn_compare_resnet: style must be pytorch or caffe, got '%s'\n", argv[4]);
+        return 2;
+      }
+      o.style = style == "caffe" ? ResNetStyle::Caffe : ResNetStyle::Pytorch;
+    }
     Generator gen(0);
     ResNet<float> net(o, gen);
     NamedTensors state;

@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <cctype>
 #include <filesystem>
+#include <fstream>
 #include <set>
 #include <string>
 #include <vector>
@@ -67,7 +68,29 @@ std::vector<std::string> split_names(const std::string& list) {
 }
 
 // --classes, else the config's annotation set (train, else a COCO val), else class_0...
-std::vector<std::string> class_names(const io::RunConfig& c, const std::string& flag, bool given) {
+// The class names tools/convert_checkpoint.py records in the checkpoint's "__metadata__"
+// ("classes": a JSON list); empty when the file has none. Reads the header only.
+std::vector<std::string> checkpoint_class_names(const fs::path& checkpoint) {
+  std::ifstream f(checkpoint, std::ios::binary);
+  unsigned char len[8] = {};
+  if (!f.read(reinterpret_cast<char*>(len), 8)) return {};
+  uint64_t n = 0;
+  for (int i = 7; i >= 0; --i) n = (n << 8) | len[i];
+  if (n > 100'000'000) return {};  // load_detector has already rejected such a file
+  std::string header(size_t(n), '\0');
+  if (!f.read(header.data(), std::streamsize(n))) return {};
+  const nlohmann::json h = nlohmann::json::parse(header, nullptr, false);
+  if (!h.is_object() || !h.contains("__metadata__") || !h["__metadata__"].contains("classes")) return {};
+  const nlohmann::json names = nlohmann::json::parse(h["__metadata__"]["classes"].get<std::string>(), nullptr, false);
+  std::vector<std::string> out;
+  if (!names.is_array()) return {};
+  for (const auto& v : names)
+    if (v.is_string()) out.push_back(v.get<std::string>());
+  return out;
+}
+
+std::vector<std::string> class_names(const io::RunConfig& c, const std::string& flag, bool given,
+                                     const fs::path& checkpoint) {
   const auto n = size_t(c.model.num_classes);
   if (given) {
     std::vector<std::string> names = split_names(flag);
@@ -89,6 +112,10 @@ std::vector<std::string> class_names(const io::RunConfig& c, const std::string& 
                         : fmt::format("its annotation set has {} classes, the model {}", names.size(), n);
   } catch (const std::exception& e) {
     why = fmt::format("its annotation set cannot be read: {}", e.what());
+  }
+  if (std::vector<std::string> names = checkpoint_class_names(checkpoint); names.size() == n) {
+    fmt::print("classes: from the checkpoint's metadata ({}; {})\n", checkpoint.string(), why);
+    return names;
   }
   std::vector<std::string> names;
   for (size_t i = 0; i < n; ++i) names.push_back(fmt::format("class_{}", i));
@@ -135,7 +162,7 @@ int main(int argc, char** argv) {
     const std::vector<fs::path> images = collect_images(inputs);
     auto model = tools::load_detector(c, checkpoint, config_path);
     if (!device.is_cpu()) model->to(device);
-    const std::vector<std::string> classes = class_names(c, classes_flag, app.count("--classes") > 0);
+    const std::vector<std::string> classes = class_names(c, classes_flag, app.count("--classes") > 0, checkpoint);
 
     const fs::path out_dir = out;
     fs::create_directories(out_dir / "vis");

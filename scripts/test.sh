@@ -28,4 +28,12 @@ cmake --build --preset "$preset" -j "$jobs"
 t2=$(drcnn_now)
 echo "drcnn: preset ${preset}: configure $((t1 - t0)) s, build $((t2 - t1)) s (-j ${jobs}); running ctest"
 
+# The checkpoint converter's tests (tools/, Python) when a python3 with torch and torchvision is
+# here; ctest itself never needs Python. Before ctest, so ctest's summary stays the last lines.
+if python3 -c "import torch, torchvision" >/dev/null 2>&1; then
+  python3 -m unittest tools/test_convert_checkpoint.py
+else
+  echo "drcnn: tools/test_convert_checkpoint.py skipped (python3 has no torch/torchvision)"
+fi
+
 ctest --preset "$preset" -j "$jobs"

@@ -23,6 +23,17 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import safetensors_writer  # noqa: E402
 
 
+def trunk_outputs(model, x):
+    """C2..C5 of a torchvision ResNet (no gradient)."""
+    with torch.no_grad():
+        y = model.maxpool(model.relu(model.bn1(model.conv1(x))))
+        outs = {}
+        for i, layer in enumerate((model.layer1, model.layer2, model.layer3, model.layer4)):
+            y = layer(y)
+            outs[f"C{i + 2}"] = y
+    return outs
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--binary", required=True, help="drcnn_compare_resnet executable")
@@ -38,12 +49,7 @@ def main():
             model(torch.randn(2, 3, 128, 160) * 0.5 + 0.1)
     model.eval()
     x = torch.randn(2, 3, 224, 288)
-    with torch.no_grad():
-        y = model.maxpool(model.relu(model.bn1(model.conv1(x))))
-        outs = {}
-        for i, layer in enumerate((model.layer1, model.layer2, model.layer3, model.layer4)):
-            y = layer(y)
-            outs[f"C{i + 2}"] = y
+    outs = trunk_outputs(model, x)
     weights = os.path.join(args.workdir, f"resnet{args.depth}.safetensors")
     io = os.path.join(args.workdir, f"resnet{args.depth}_io.safetensors")
     safetensors_writer.save(weights, model.state_dict(), {"source": f"torchvision.models.resnet{args.depth}()"})

@@ -43,7 +43,8 @@ set(configure_args
   -B "${consumer_build}"
   -G Ninja
   "-DCMAKE_BUILD_TYPE=${CMAKE_BUILD_TYPE}"
-  "-DCMAKE_PREFIX_PATH=${prefix}")
+  "-DCMAKE_PREFIX_PATH=${prefix}"
+  "-DDRCNN_EXAMPLES_DIR=${DRCNN_SOURCE_DIR}/examples")
 foreach(var CMAKE_CXX_COMPILER CUDAToolkit_ROOT CUDNN_ROOT)
   if(DEFINED ${var} AND NOT "${${var}}" STREQUAL "")
     list(APPEND configure_args "-D${var}=${${var}}")
@@ -53,3 +54,11 @@ endforeach()
 run(configure "${CMAKE_COMMAND}" ${configure_args})
 run(build "${CMAKE_COMMAND}" --build "${consumer_build}")
 run(run "${consumer_build}/drcnn_consumer")
+# examples/detect_image.cpp on the converted MMDetection golden (tests/data/checkpoints) and a
+# test image: it must load, detect and draw.
+set(ckpt "${DRCNN_SOURCE_DIR}/tests/data/checkpoints")
+run(detect_image "${consumer_build}/detect_image" "${ckpt}/mmdet_tiny.yaml" "${ckpt}/mmdet_tiny.safetensors"
+    "${DRCNN_SOURCE_DIR}/tests/data/datasets/images/rgb8.png" "${WORK_DIR}/detect_image.png" 0.5)
+if(NOT EXISTS "${WORK_DIR}/detect_image.png")
+  message(FATAL_ERROR "consumer test: detect_image wrote no ${WORK_DIR}/detect_image.png")
+endif()

@@ -6,7 +6,8 @@
 # unknown keys and --device cuda where none is usable fail with a message saying what to do.
 # drcnn_detect reads PNGs (RGB, grey), a grey JPEG and a folder, writes COCO results JSON, an
 # image index and drawn PNGs of the input sizes; a checkpoint whose shapes do not fit the config
-# is refused naming the tensors.
+# is refused naming the tensors; a converted MMDetection checkpoint runs with its YAML and the
+# class names of its metadata.
 #
 #   tools.sh DRCNN_TRAIN DRCNN_MAKE_SHAPES WORKDIR DRCNN_TEST DRCNN_DETECT
 set -euo pipefail
@@ -221,4 +222,11 @@ fi
 { echo "preset: nope"; grep -v "^preset:" "$run/config.yaml"; } > "$work/bad_preset.yaml"
 expect_fail "unknown preset" "preset: expected one of small_cpu.*got 'nope'" \
   "$detect" --checkpoint "$run/model.safetensors" --config "$work/bad_preset.yaml" "$images/rgb8.png" --out "$work/x"
+# 7. drcnn_detect on a converted MMDetection checkpoint (tests/data/checkpoints, docs/checkpoints.md):
+# the converter's YAML is the config, the class names come from the checkpoint's metadata.
+ckpt="$(cd "$(dirname "${BASH_SOURCE[0]}")/../data/checkpoints" && pwd)"
+out=$("$detect" --checkpoint "$ckpt/mmdet_tiny.safetensors" --config "$ckpt/mmdet_tiny.yaml" "$images/rgb8.png" \
+      --out "$work/det_conv" 2>&1) || { echo "$out"; fail "drcnn_detect on the converted checkpoint failed"; }
+grep -q "classes: from the checkpoint's metadata" <<<"$out" || { echo "$out"; fail "checkpoint class names not used"; }
+grep -q '"name": "raccoon"' "$work/det_conv/images.json" || { cat "$work/det_conv/images.json"; fail "no class raccoon"; }
 echo "tools: ok"

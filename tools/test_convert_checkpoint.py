@@ -1,0 +1,205 @@
+#!/usr/bin/env python3
+"""Tests of tools/convert_checkpoint.py; they need torch and torchvision only (not mmdet).
+
+    python3 -m unittest tools/test_convert_checkpoint.py      (or: python3 tools/test_convert_checkpoint.py)
+
+The detector cases start from tests/data/checkpoints/mmdet_tiny.safetensors (an MMDetection-written
+model already in drcnn's names, which are MMDetection's): it is wrapped as an MMDetection .pth,
+and re-spelled with maskrcnn-benchmark's names and class order (background first, a regression
+row block for it), and both must convert back to the same tensors. The backbone cases build a
+torchvision ResNet and spell it as Detectron's caffe2 blobs.
+"""
+import json
+import os
+import pickle
+import re
+import sys
+import tempfile
+import unittest
+
+import torch
+import torchvision
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+import check_detectron_resnet  # noqa: E402
+import convert_checkpoint as cc  # noqa: E402
+
+GOLDEN = os.path.join(HERE, "..", "tests", "data", "checkpoints", "mmdet_tiny.safetensors")
+
+
+def read_safetensors(path):
+    """A reader written apart from the converter's writer (header + raw data)."""
+    import struct
+    with open(path, "rb") as f:
+        n = struct.unpack("<Q", f.read(8))[0]
+        header = json.loads(f.read(n))
+        data = f.read()
+    meta = header.pop("__metadata__", {})
+    dt = {"F32": torch.float32, "I64": torch.int64, "F64": torch.float64}
+    out = {}
+    for k, e in header.items():
+        b, end = e["data_offsets"]
+        out[k] = torch.frombuffer(bytearray(data[b:end]), dtype=dt[e["dtype"]]).reshape(e["shape"]) \
+            if end > b else torch.zeros(e["shape"], dtype=dt[e["dtype"]])
+    return out, meta
+
+
+def to_maskrcnn_benchmark(t):
+    """drcnn/MMDetection names -> the seed's (module.*, background class first)."""
+    out = {}
+    for k, v in t.items():
+        if k.endswith("num_batches_tracked"):
+            continue
+        n = k
+        n = re.sub(r"^backbone\.(conv1|bn1)\.", r"backbone.body.stem.\1.", n)
+        n = re.sub(r"^backbone\.(layer\d)", r"backbone.body.\1", n)
+        n = re.sub(r"^neck\.lateral_convs\.(\d)\.conv\.", lambda m: f"backbone.fpn.fpn_inner{int(m.group(1)) + 1}.", n)
+        n = re.sub(r"^neck\.fpn_convs\.(\d)\.conv\.", lambda m: f"backbone.fpn.fpn_layer{int(m.group(1)) + 1}.", n)
+        n = n.replace("rpn_head.rpn_conv.", "rpn.head.conv.").replace("rpn_head.rpn_cls.", "rpn.head.cls_logits.")
+        n = n.replace("rpn_head.rpn_reg.", "rpn.head.bbox_pred.")
+        n = n.replace("roi_head.bbox_head.shared_fcs.0.", "roi_heads.box.feature_extractor.fc6.")
+        n = n.replace("roi_head.bbox_head.shared_fcs.1.", "roi_heads.box.feature_extractor.fc7.")
+        if "fc_cls" in n:
+            n = n.replace("roi_head.bbox_head.fc_cls.", "roi_heads.box.predictor.cls_score.")
+            v = torch.cat([v[-1:], v[:-1]], 0)
+        if "fc_reg" in n:
+            n = n.replace("roi_head.bbox_head.fc_reg.", "roi_heads.box.predictor.bbox_pred.")
+            v = torch.cat([torch.full_like(v[:4], 7.0), v], 0)  # the background's rows, unused
+        out["module." + n] = v
+    out["module.rpn.anchor_generator.cell_anchors.0"] = torch.zeros(3, 4)
+    return out
+
+
+class Opaque:
+    """A Python object torch.load(weights_only=True) refuses."""
+
+
+class ConvertTest(unittest.TestCase):
+    def setUp(self):
+        self.dir = tempfile.TemporaryDirectory()
+        self.golden, self.golden_meta = read_safetensors(GOLDEN)
+
+    def tearDown(self):
+        self.dir.cleanup()
+
+    def path(self, name):
+        return os.path.join(self.dir.name, name)
+
+    def run_convert(self, inp, fmt=None, **kw):
+        lines = []
+        out = self.path("out.safetensors")
+        r = cc.convert(inp, out, fmt, log=lines.append, **kw)
+        t, meta = read_safetensors(out)
+        with open(self.path("out.yaml")) as f:
+            cfg = f.read()
+        return r, t, meta, cfg, "\n".join(lines)
+
+    def test_mmdet_round_trip(self):
+        pth = self.path("m.pth")
+        state = dict(self.golden)
+        state["roi_head.bbox_head.extra.weight"] = torch.zeros(2)
+        torch.save({"meta": {"mmdet_version": "2.10.0", "CLASSES": ("a", "b", "c"),
+                             "config": "roi_head=dict(type='DynamicRoIHead')"}, "state_dict": state}, pth)
+        r, t, meta, cfg, log = self.run_convert(pth)
+        self.assertIn("mmdet (detected)", log)
+        self.assertEqual(set(t), set(self.golden))
+        for k in t:
+            self.assertTrue(torch.equal(t[k], self.golden[k]), k)
+        self.assertIn("roi_head.bbox_head.extra.weight: not part of", log)  # listed, not silently dropped
+        self.assertEqual(json.loads(meta["classes"]), ["a", "b", "c"])
+        self.assertIn('preset: "dynamic_rcnn_r50_fpn_1x"', cfg)
+        self.assertIn("num_classes: 3", cfg)
+        self.assertNotIn("strict_always", cfg)  # mmdet 2.10 < 2.18: the old small-box rule
+
+    def test_mmdet_missing_key_fails_and_lists_it(self):
+        pth = self.path("m.pth")
+        state = {k: v for k, v in self.golden.items() if k != "neck.fpn_convs.2.conv.bias"}
+        torch.save({"meta": {}, "state_dict": state}, pth)
+        with self.assertRaises(cc.ConversionError) as e:
+            self.run_convert(pth)
+        self.assertIn("1 tensors missing", str(e.exception))
+        r, t, _, _, log = self.run_convert(pth, allow_missing=True)
+        self.assertIn("  neck.fpn_convs.2.conv.bias", log)
+        self.assertNotIn("neck.fpn_convs.2.conv.bias", t)
+
+    def test_faster_rcnn_config_text(self):
+        pth = self.path("f.pth")
+        torch.save({"meta": {"mmdet_version": "2.25.0", "config": "roi_head=dict(type='StandardRoIHead')"},
+                    "state_dict": dict(self.golden)}, pth)
+        _, _, _, cfg, _ = self.run_convert(pth)
+        self.assertIn('preset: "faster_rcnn_r50_fpn_1x"', cfg)
+        self.assertIn('small_box_rule: "strict_always"', cfg)
+
+    def test_maskrcnn_benchmark_names_and_class_order(self):
+        pth = self.path("seed.pth")
+        torch.save({"model": to_maskrcnn_benchmark(self.golden), "iteration": 90000}, pth)
+        r, t, meta, cfg, log = self.run_convert(pth)
+        self.assertIn("maskrcnn-benchmark (detected)", log)
+        want = {k: v for k, v in self.golden.items() if not k.endswith("num_batches_tracked")}
+        self.assertEqual(set(t), set(want))
+        for k in want:
+            self.assertTrue(torch.equal(t[k], want[k]), k)
+        self.assertIn("anchor_generator.cell_anchors.0: anchors the generator makes", log)
+        self.assertIn("bbox_pred.weight[0:4]: the background class's box regression", log)
+        self.assertIn("iteration: top-level entry", log)
+        self.assertIn("norm:\n      kind: \"frozen_bn\"\n      eps: 0.0", cfg)
+
+    def test_torchvision_resnet(self):
+        m = torchvision.models.resnet18()
+        pth = self.path("r18.pth")
+        torch.save(m.state_dict(), pth)
+        r, t, _, cfg, log = self.run_convert(pth)
+        self.assertIn("torchvision (detected)", log)
+        self.assertIn("fc.weight: ImageNet classifier", log)
+        self.assertIn("bn1.num_batches_tracked: BatchNorm counter", log)
+        self.assertEqual(set(t), set(cc.trunk_names(18)))
+        for k in t:
+            self.assertTrue(torch.equal(t[k], m.state_dict()[k]), k)
+        self.assertIn("depth: 18", cfg)
+
+    def test_detectron_pkl(self):
+        m = torchvision.models.resnet50()
+        sd = m.state_dict()
+        blobs = check_detectron_resnet.to_detectron_blobs(sd, 50)
+        pkl = self.path("R-50.pkl")
+        with open(pkl, "wb") as f:
+            pickle.dump({"blobs": blobs}, f, protocol=2)
+        r, t, _, cfg, log = self.run_convert(pkl)
+        self.assertIn("detectron (detected)", log)
+        self.assertIn("pred_w: ImageNet classifier", log)
+        self.assertIn("conv1_w_momentum: training state", log)
+        self.assertEqual(set(t), set(cc.trunk_names(50)))
+        for k in t:
+            if k.endswith("running_mean"):
+                self.assertTrue(torch.equal(t[k], torch.zeros_like(t[k])), k)
+            elif k.endswith("running_var"):
+                self.assertTrue(torch.equal(t[k], torch.ones_like(t[k])), k)
+            else:
+                self.assertTrue(torch.equal(t[k], sd[k]), k)
+        self.assertIn('style: "caffe"', cfg)
+        self.assertIn("eps: 0.0", cfg)
+
+    def test_dcn_refused(self):
+        pth = self.path("dcn.pth")
+        state = dict(self.golden)
+        state["backbone.layer2.0.conv2.conv_offset.weight"] = torch.zeros(27, 8, 3, 3)
+        torch.save({"meta": {}, "state_dict": state}, pth)
+        with self.assertRaises(cc.ConversionError) as e:
+            self.run_convert(pth)
+        self.assertIn("a DCNv2 model (1 deformable-offset tensors", str(e.exception))
+
+    def test_unknown_format_and_refused_pickle(self):
+        pth = self.path("x.pth")
+        torch.save({"foo.weight": torch.zeros(1)}, pth)
+        with self.assertRaises(cc.ConversionError) as e:
+            self.run_convert(pth)
+        self.assertIn("cannot tell the checkpoint's format", str(e.exception))
+        torch.save({"state_dict": dict(self.golden), "meta": {"obj": Opaque()}}, pth)
+        with self.assertRaises(cc.ConversionError) as e:
+            self.run_convert(pth)
+        self.assertIn("--unsafe-pickle", str(e.exception))
+
+
+if __name__ == "__main__":
+    unittest.main()
