@@ -71,7 +71,14 @@ resume killed 1
 
 run_and_signal hung STOP
 grep -q "rank 0 of 2: .* failed: not complete after" "$work/hung.log" || fail "hung: rank 0 did not report the timed-out collective"
-grep -q "MPI_ABORT was invoked on rank 0" "$work/hung.log" || fail "hung: the job was not aborted"
+# MPI_Abort's notice comes from OpenMPI's show_help, which on a loaded machine sometimes fails to
+# print it ("ORTE_ERROR_LOG: Data unpack would read past end of buffer in file ... show_help.c"):
+# that failure is printed by the abort path too, so either line shows the job was aborted.
+aborted_by() {
+  grep -q "drcnn_train: rank $1: stopping every rank (MPI_Abort)" "$2" &&
+    grep -Eq "MPI_ABORT was invoked on rank $1|ORTE_ERROR_LOG: Data unpack would read past end of buffer in file .*show_help.c" "$2"
+}
+aborted_by 0 "$work/hung.log" || fail "hung: the job was not aborted"
 resume hung 2
 # C. Validation image 1 (rank 1's shard: images 1, 3) is not an image.
 echo "not a PNG" > "$work/data/val/000001.png"
@@ -86,6 +93,6 @@ echo "dist_failure: throws: an unreadable validation image on rank 1: mpiexec ex
 grep -v "drcnn.train\]" "$work/throws.log" | grep -v "^\(device\|train\|val\|model\|data parallel\|training\):" | sed 's/^/    /'
 [[ $rc -ne 0 ]] || fail "throws: the job ended with status 0"
 grep -q "drcnn_train: rank 1 of 2: .*000001.png" "$work/throws.log" || fail "throws: rank 1's error does not name the image"
-grep -q "MPI_ABORT was invoked on rank 1" "$work/throws.log" || fail "throws: the job was not aborted by rank 1"
+aborted_by 1 "$work/throws.log" || fail "throws: the job was not aborted by rank 1"
 awk -v e="$elapsed" -v b="$bound" 'BEGIN { exit !(e <= b) }' || fail "throws: stopped after $elapsed s, more than $bound s"
 echo "dist_failure: passed"
