@@ -574,8 +574,14 @@ struct Trainer::Impl {
     const auto found = metrics.find(opt.best_metric);
     DRCNN_CHECK(found != metrics.end(), "--eval-every: the evaluation at iteration ", iteration, " gave no '",
                 opt.best_metric, "' (the metric that chooses model_best)");
+    // pycocotools' order first (AP, AP50, AP75, APs, APm, APl, AR1, ...), then any other name.
     std::string line = fmt::format("[drcnn.eval]: iteration {}:", iteration);
-    for (const auto& [k, v] : metrics) line += fmt::format("  {}: {:.4f}", k, v);
+    static const std::vector<std::string> kOrder = {"AP",  "AP50",  "AP75", "APs", "APm", "APl",
+                                                    "AR1", "AR10", "AR100", "ARs", "ARm", "ARl"};
+    for (const std::string& k : kOrder)
+      if (metrics.count(k)) line += fmt::format("  {}: {:.4f}", k, metrics.at(k));
+    for (const auto& [k, v] : metrics)
+      if (std::find(kOrder.begin(), kOrder.end(), k) == kOrder.end()) line += fmt::format("  {}: {:.4f}", k, v);
     append_eval_record(opt.run_dir / kMetrics, iteration, metrics);
     if (best_iteration == 0 || found->second > best_value) {
       io::save_safetensors(best_weights_path(), weights());  // atomic (temporary file, rename)
