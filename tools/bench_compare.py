@@ -60,15 +60,16 @@ def torch_worker(case, threads, iters, warmup):
     import torch
     torch.set_num_threads(threads)
     sys.path.insert(0, HERE)
-    times = []
+    times, cpu = [], []
 
     def timed(fn, n_warm, n):
         for _ in range(n_warm):
             fn()
         for _ in range(n):
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             fn()
             times.append(time.perf_counter() - t0)
+            cpu.append(time.process_time() - c0)
 
     flops = None
     if case == "box_iou":
@@ -78,6 +79,7 @@ def torch_worker(case, threads, iters, warmup):
         reps = 50  # one "iteration" = 50 calls (sub-millisecond op)
         timed(lambda: [box_iou(a, b) for _ in range(reps)], 2, iters)
         times[:] = [t / reps for t in times]
+        cpu[:] = [t / reps for t in cpu]
         flops = 2000 * 100 * IOU_FLOPS_PER_PAIR
     elif case in ("r50fpn_fwd", "r50fpn_fwdbwd"):
         from bench_backbone_torch import Backbone
@@ -101,7 +103,7 @@ def torch_worker(case, threads, iters, warmup):
     else:
         fn, flops = detector_step(case)
         timed(fn, warmup, iters)
-    return times, flops
+    return times, cpu, flops
 
 
 def count_flops(fn):
@@ -185,7 +187,7 @@ def detector_step(case):
 def drcnn_command(build, case, threads, iters, warmup):
     b = os.path.join(build, "benchmarks")
     if case == "box_iou":
-        return [os.path.join(b, "bench_box_losses"), f"--benchmark_filter=BM_BoxIou/threads:{threads}$",
+        return [os.path.join(b, "bench_box_losses"), f"--benchmark_filter=BM_BoxIou/threads:{threads}/",
                 f"--benchmark_repetitions={iters}", "--benchmark_format=json"]
     if case.startswith("r50fpn"):
         bwd = 1 if case == "r50fpn_fwdbwd" else 0
@@ -202,11 +204,12 @@ def parse_drcnn(case, out):
         data = json.loads(out)
         runs = [r for r in data["benchmarks"] if r.get("run_type") == "iteration"]
         unit = {"ns": 1e-9, "us": 1e-6, "ms": 1e-3, "s": 1.0}
-        return [r["real_time"] * unit[r["time_unit"]] for r in runs]
-    m = re.findall(r"^RESULT \S+ \S+ \d+ ([0-9.]+) ([0-9.]+)$", out, re.M)
+        return ([r["real_time"] * unit[r["time_unit"]] for r in runs],
+                [r["cpu_time"] * unit[r["time_unit"]] for r in runs])
+    m = re.findall(r"^RESULT \S+ \S+ \d+ ([0-9.]+) ([0-9.]+) ([0-9.]+)$", out, re.M)
     if not m:
         raise RuntimeError("bench_detector printed no RESULT line:\n" + out)
-    return [float(m[-1][1]) / 1e3]  # the median step of that process
+    return [float(m[-1][1]) / 1e3], [float(m[-1][2]) / 1e3]  # that process's median step
 
 
 def measure(cmd, threads):
@@ -240,50 +243,62 @@ def main():
 
     if a.worker:
         case, threads, iters, warmup = a.worker[0], int(a.worker[1]), int(a.worker[2]), int(a.worker[3])
-        times, flops = torch_worker(case, threads, iters, warmup)
-        print(json.dumps({"times": times, "flops": flops}))
+        times, cpu, flops = torch_worker(case, threads, iters, warmup)
+        print(json.dumps({"times": times, "cpu": cpu, "flops": flops}))
         return
 
-    import torch
-    print(f"torch {torch.__version__} ({sys.executable}), drcnn {os.path.abspath(a.build)}, "
+    # torch is imported by the workers only: ru_maxrss survives fork + exec, so a parent holding
+    # torch would lend its RSS to every drcnn child.
+    tv = subprocess.run([sys.executable, "-c", "import torch, torchvision; print(torch.__version__, "
+                         "torchvision.__version__, torch.backends.mkldnn.is_available())"],
+                        capture_output=True, text=True).stdout.split()
+    print(f"torch {tv[0]}, torchvision {tv[1]}, oneDNN {tv[2]} ({sys.executable}), drcnn {os.path.abspath(a.build)}, "
           f"DRCNN_CPU_CONV={os.environ.get('DRCNN_CPU_CONV', '(default)')}")
     print(f"{os.cpu_count()} CPUs, {open('/proc/cpuinfo').read().count('avx512_bf16') and 'AVX-512 BF16' or ''}; "
           f"peak {a.peak_gflops:.0f} GFLOP/s per thread; started {time.strftime('%Y-%m-%d %H:%M:%S %Z')}")
     rows, raw = [], []
     for threads in a.threads:
         for case in a.cases:
-            tt, dt, trss, drss, loads, flops = [], [], [], [], [], None
+            tt, dt, tc, dc, trss, drss, loads, flops = [], [], [], [], [], [], [], None
             for r in range(a.rounds):
                 loads.append(load())
                 out, rss = measure(drcnn_command(a.build, case, threads, a.iters, a.warmup), threads)
-                dt.append(statistics.median(parse_drcnn(case, out)))
+                wall, cpu = parse_drcnn(case, out)
+                dt.append(statistics.median(wall))
+                dc.append(statistics.median(cpu))
                 drss.append(rss)
                 loads.append(load())
                 out, rss = measure([sys.executable, os.path.abspath(__file__), "--worker", case, str(threads),
                                     str(a.iters), str(a.warmup)], threads)
                 res = json.loads(out.strip().splitlines()[-1])
                 tt.append(statistics.median(res["times"]))
+                tc.append(statistics.median(res["cpu"]))
                 trss.append(rss)
                 flops = res["flops"]
                 raw.append({"case": case, "threads": threads, "round": r, "drcnn_s": dt[-1], "torch_s": tt[-1],
+                            "drcnn_cpu_s": dc[-1], "torch_cpu_s": tc[-1],
                             "drcnn_rss_mib": drss[-1], "torch_rss_mib": trss[-1], "load": loads[-2:]})
-                print(f"  {case} t{threads} round {r}: drcnn {dt[-1] * 1e3:.2f} ms, torch {tt[-1] * 1e3:.2f} ms "
+                print(f"  {case} t{threads} round {r}: drcnn {dt[-1] * 1e3:.2f} ms (CPU {dc[-1] * 1e3:.2f}), "
+                      f"torch {tt[-1] * 1e3:.2f} ms (CPU {tc[-1] * 1e3:.2f}), RSS {drss[-1]:.0f} / {trss[-1]:.0f} MiB "
                       f"(load {loads[-2]}/{loads[-1]})", flush=True)
             d, t = statistics.median(dt), statistics.median(tt)
+            d_cpu, t_cpu = statistics.median(dc), statistics.median(tc)
             peak = a.peak_gflops * threads
             row = {"case": case, "threads": threads, "torch_ms": t * 1e3, "drcnn_ms": d * 1e3, "ratio": t / d,
+                   "torch_cpu_ms": t_cpu * 1e3, "drcnn_cpu_ms": d_cpu * 1e3, "cpu_ratio": t_cpu / d_cpu,
                    "gflop": flops / 1e9, "torch_gflops": flops / t / 1e9, "drcnn_gflops": flops / d / 1e9,
                    "torch_peak_pct": 100 * flops / t / 1e9 / peak, "drcnn_peak_pct": 100 * flops / d / 1e9 / peak,
                    "torch_rss_mib": max(trss), "drcnn_rss_mib": max(drss), "target": TARGET[case],
                    "ratio_range": (min(x / y for x, y in zip(tt, dt)), max(x / y for x, y in zip(tt, dt))),
                    "load": f"{min(map(float, loads)):.1f}-{max(map(float, loads)):.1f}"}
             rows.append(row)
-    head = ("| case | threads | torch ms | drcnn ms | ratio (range) | target | GFLOP | torch GFLOP/s (% peak) "
-            "| drcnn GFLOP/s (% peak) | peak RSS torch / drcnn MiB | load |")
-    lines = [head, "|" + "---|" * 11]
+    head = ("| case | threads | torch ms | drcnn ms | ratio (range) | CPU-time ratio | target | GFLOP "
+            "| torch GFLOP/s (% peak) | drcnn GFLOP/s (% peak) | peak RSS torch / drcnn MiB | load |")
+    lines = [head, "|" + "---|" * 12]
     for r in rows:
         lines.append(f"| {r['case']} | {r['threads']} | {r['torch_ms']:.2f} | {r['drcnn_ms']:.2f} | "
                      f"**{r['ratio']:.2f}x** ({r['ratio_range'][0]:.2f}-{r['ratio_range'][1]:.2f}) | "
+                     f"{r['cpu_ratio']:.2f}x | "
                      f">= {r['target']}x | {r['gflop']:.3g} | {r['torch_gflops']:.1f} ({r['torch_peak_pct']:.0f}%) | "
                      f"{r['drcnn_gflops']:.1f} ({r['drcnn_peak_pct']:.0f}%) | "
                      f"{r['torch_rss_mib']:.0f} / {r['drcnn_rss_mib']:.0f} | {r['load']} |")
