@@ -8,6 +8,7 @@
 // - grad_bias stays with conv.cpp (double accumulation, as for float64).
 #include "conv_onednn.h"
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include <map>
@@ -42,9 +43,12 @@ Key key_of(Dir d, const Conv2dGeometry& g, bool bias) {
           g.sw,   g.ph, g.pw,   g.dh, g.dw, g.groups, g.ho, bias};
 }
 
-/// Right padding that makes oneDNN's output size equal PyTorch's (floor) one; may be < left.
+/// Right padding for oneDNN, whose output size is floor((in + pl + pr - span) / s) + 1 as
+/// PyTorch's. The exact value (out - 1) * s + span - in - pl is negative when PyTorch's floor
+/// drops trailing input (e.g. a 1x1 stride-2 conv on an even size: -1); it is then above -s,
+/// so pr = 0 gives the same floor, and the zero padding is never read.
 int64_t pad_right(int64_t in, int64_t out, int64_t k, int64_t s, int64_t pl, int64_t d) {
-  return (out - 1) * s + (k - 1) * d + 1 - in - pl;
+  return std::max<int64_t>(0, (out - 1) * s + (k - 1) * d + 1 - in - pl);
 }
 
 struct Descs {
@@ -206,12 +210,7 @@ void add_scratchpad(std::unordered_map<int, memory>& args, size_t bytes, Buffer&
   args.emplace(DNNL_ARG_SCRATCHPAD, holder.mem);
 }
 
-/// Right padding below zero (PyTorch's floor drops input rows oneDNN would need to see as
-/// cropped) is not supported by every oneDNN implementation: those shapes use im2col.
-bool supported(const Conv2dGeometry& g) {
-  const Descs d = descs_of(g);
-  return d.pad_r[0] >= 0 && d.pad_r[1] >= 0 && g.n > 0 && g.p() > 0;
-}
+bool supported(const Conv2dGeometry& g) { return g.n > 0 && g.p() > 0; }
 
 template <typename F>
 bool guarded(const char* what, const F& f) {
