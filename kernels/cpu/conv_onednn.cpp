@@ -16,10 +16,12 @@
 #include <mutex>
 #include <tuple>
 #include <unordered_map>
+#include <vector>
 
 #include <oneapi/dnnl/dnnl.hpp>
 
 #include "drcnn/core/error.h"
+#include "drcnn/core/parallel_cpu.h"
 #include "drcnn/core/storage.h"
 
 namespace drcnn::ops::cpu::onednn {
@@ -36,12 +38,37 @@ dnnl::engine& engine() {
 
 enum class Dir { Forward, BackwardData, BackwardWeights };
 
+// The thread count is part of the key: oneDNN fixes a primitive's work split (and the number of
+// threads it runs) when the primitive is created.
 using Key = std::tuple<int, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t,
-                       int64_t, int64_t, int64_t, int64_t, int64_t, bool>;
+                       int64_t, int64_t, int64_t, int64_t, int64_t, bool, int>;
 Key key_of(Dir d, const Conv2dGeometry& g, bool bias) {
-  return {int(d), g.n,  g.c_in, g.h,  g.w,  g.c_out, g.kh, g.kw,  g.sh,
-          g.sw,   g.ph, g.pw,   g.dh, g.dw, g.groups, g.ho, bias};
+  const int threads = d == Dir::BackwardWeights ? 1 : cpu_threads();  // see weight_slices()
+  return {int(d), g.n,  g.c_in, g.h,  g.w,  g.c_out, g.kh,  g.kw,   g.sh,
+          g.sw,   g.ph, g.pw,   g.dh, g.dw, g.groups, g.ho, bias, threads};
 }
+
+/// Backward-weights is the one direction whose oneDNN result depends on the thread count (it
+/// splits the reduction over images and pixels between threads; forward and backward-data give
+/// each output to one thread, tested in tests/ops/test_conv.cpp). drcnn runs it as `slices`
+/// equal slices of the output channels, each a one-thread primitive, the slices in parallel:
+/// the split depends on the shape only, so the result is the same for every thread count.
+int64_t weight_slices(const Conv2dGeometry& g) {
+  if (g.groups != 1) return 1;
+  for (int64_t s : {4, 2})
+    if (g.c_out % (16 * s) == 0) return s;
+  return 1;
+}
+
+/// Sets drcnn's (OpenMP's) thread count to 1 for a scope: oneDNN sizes a primitive's work split
+/// and its thread team when the primitive is created.
+struct OneThread {
+  int saved = cpu_threads();
+  OneThread() { set_cpu_threads(1); }
+  ~OneThread() { set_cpu_threads(saved); }
+  OneThread(const OneThread&) = delete;
+  OneThread& operator=(const OneThread&) = delete;
+};
 
 /// Right padding for oneDNN, whose output size is floor((in + pl + pr - span) / s) + 1 as
 /// PyTorch's. The exact value (out - 1) * s + span - in - pl is negative when PyTorch's floor
@@ -140,16 +167,32 @@ std::shared_ptr<const Plan> make_plan(Dir dir, const Conv2dGeometry& g, bool bia
     p->src = conversion(d.src_plain, pd.diff_src_desc(), false, true);
     p->wei = conversion(d.wei_plain, pd.weights_desc(), true, false);
     p->dst = conversion(d.dst_plain, pd.diff_dst_desc(), true, false);
-  } else {
-    const dnnl::convolution_backward_weights::desc desc(dnnl::algorithm::convolution_direct, d.src_any, d.wei_any,
-                                                        d.dst_any, d.strides, d.dilates, d.pad_l, d.pad_r);
-    const dnnl::convolution_backward_weights::primitive_desc pd(desc, user_scratchpad(), engine(), fwd);
-    p->prim = dnnl::convolution_backward_weights(pd);
-    p->scratch_bytes = pd.scratchpad_desc().get_size();
-    p->src = conversion(d.src_plain, pd.src_desc(), true, false);
-    p->wei = conversion(d.wei_plain, pd.diff_weights_desc(), false, true);
-    p->dst = conversion(d.dst_plain, pd.diff_dst_desc(), true, false);
   }
+  return p;
+}
+
+/// Backward-weights plan for one output-channel slice of g (weight_slices): a one-thread
+/// primitive whose diff_dst is read through a strided view of the whole [N, Cout, Ho, Wo].
+std::shared_ptr<const Plan> make_weights_plan(const Conv2dGeometry& g) {
+  const OneThread one;
+  Conv2dGeometry gs = g;
+  gs.c_out = g.c_out / weight_slices(g);
+  auto p = std::make_shared<Plan>();
+  const Descs d = descs_of(gs);
+  const memory::desc dst_view({gs.n, gs.c_out, gs.ho, gs.wo}, dt::f32,
+                              memory::dims{g.c_out * g.ho * g.wo, g.ho * g.wo, g.wo, 1});
+  const auto fwd = forward_pd(gs, false);
+  const dnnl::convolution_backward_weights::desc desc(dnnl::algorithm::convolution_direct, d.src_any, d.wei_any,
+                                                      d.dst_any, d.strides, d.dilates, d.pad_l, d.pad_r);
+  const dnnl::convolution_backward_weights::primitive_desc pd(desc, user_scratchpad(), engine(), fwd);
+  p->prim = dnnl::convolution_backward_weights(pd);
+  p->scratch_bytes = pd.scratchpad_desc().get_size();
+  p->src = conversion(d.src_plain, pd.src_desc(), true, false);
+  p->wei = conversion(d.wei_plain, pd.diff_weights_desc(), false, true);
+  p->dst = conversion(dst_view, pd.diff_dst_desc(), true, false);
+  p->dst.needed = true;  // always copy the slice out of the strided view (contiguous for the kernel)
+  if (dst_view == pd.diff_dst_desc())
+    p->dst.to_inner = dnnl::reorder(dnnl::reorder::primitive_desc(engine(), dst_view, engine(), pd.diff_dst_desc()));
   return p;
 }
 
@@ -169,7 +212,8 @@ std::shared_ptr<const Plan> plan_for(Dir dir, const Conv2dGeometry& g, bool bias
     auto it = plans().find(k);
     if (it != plans().end()) return it->second;
   }
-  auto p = make_plan(dir, g, bias);  // outside the lock: JIT compilation takes milliseconds
+  // Outside the lock: JIT compilation takes milliseconds.
+  auto p = dir == Dir::BackwardWeights ? make_weights_plan(g) : make_plan(dir, g, bias);
   std::lock_guard<std::mutex> lock(g_mutex);
   if (plans().size() >= kMaxPlans) plans().clear();
   return plans().emplace(k, std::move(p)).first->second;
@@ -260,16 +304,10 @@ bool conv2d_backward(const Conv2dBackwardLaunch<float>& l) {
   guarded("conv2d_backward", [&] {
     const Descs d = descs_of(g);
     dnnl::stream s(engine());
-    // grad_out in the primitives' layout, reordered once when both directions want the same one.
-    Buffer go_d_t, go_w_t;
-    memory go_d, go_w;
+    // grad_out in backward-data's layout (backward-weights reads its own channel slices).
+    Buffer go_d_t;
+    memory go_d;
     if (pd) go_d = inner_input(s, pd->dst, d.dst_plain, l.grad_out, go_d_t);
-    if (pw) {
-      if (pd && pd->dst.inner == pw->dst.inner)
-        go_w = go_d;
-      else
-        go_w = inner_input(s, pw->dst, d.dst_plain, l.grad_out, go_w_t);
-    }
     if (pd) {
       Buffer wei_t, dsrc_t, scratch;
       const memory wei = inner_input(s, pd->wei, d.wei_plain, l.weight, wei_t);
@@ -280,17 +318,46 @@ bool conv2d_backward(const Conv2dBackwardLaunch<float>& l) {
       pd->prim.execute(s, args);
       finish_output(s, pd->src, d.src_plain, l.grad_input, dsrc);
     }
-    if (pw) {
-      Buffer src_t, dwei_t, scratch;
-      const memory src = inner_input(s, pw->src, d.src_plain, l.input, src_t);
-      const memory dwei = inner_output(pw->wei, d.wei_plain, l.grad_weight, dwei_t);
-      std::unordered_map<int, memory> args = {
-          {DNNL_ARG_DIFF_DST, go_w}, {DNNL_ARG_SRC, src}, {DNNL_ARG_DIFF_WEIGHTS, dwei}};
-      add_scratchpad(args, pw->scratch_bytes, scratch);
-      pw->prim.execute(s, args);
-      finish_output(s, pw->wei, d.wei_plain, l.grad_weight, dwei);
-    }
     s.wait();
+    if (pw) {
+      // Slices of the output channels, each on one thread (weight_slices): every buffer is
+      // taken before the parallel loop, each slice has its own stream, scratchpad and copies.
+      const int64_t slices = weight_slices(g), cs = g.c_out / slices;
+      Conv2dGeometry gs = g;
+      gs.c_out = cs;
+      const Descs ds = descs_of(gs);
+      const memory::desc dst_view({g.n, cs, g.ho, g.wo}, dt::f32, memory::dims{g.c_out * g.ho * g.wo, g.ho * g.wo, g.wo, 1});
+      Buffer src_t;
+      memory src;
+      {
+        dnnl::stream s1(engine());
+        src = inner_input(s1, pw->src, ds.src_plain, l.input, src_t);
+        s1.wait();
+      }
+      const size_t ns = size_t(slices);
+      std::vector<Buffer> go_t(ns), dwei_t(ns), scratch(ns);
+      std::vector<memory> go(ns), dwei(ns);
+      std::vector<std::unordered_map<int, memory>> args(ns);
+      const int64_t wslice = cs * g.cin_g() * g.kh * g.kw;
+      for (int64_t k = 0; k < slices; ++k) {
+        make_buffer(go_t[size_t(k)], pw->dst.inner);
+        go[size_t(k)] = go_t[size_t(k)].mem;
+        dwei[size_t(k)] = inner_output(pw->wei, ds.wei_plain, l.grad_weight + k * wslice, dwei_t[size_t(k)]);
+        args[size_t(k)] = {{DNNL_ARG_DIFF_DST, go[size_t(k)]}, {DNNL_ARG_SRC, src}, {DNNL_ARG_DIFF_WEIGHTS, dwei[size_t(k)]}};
+        add_scratchpad(args[size_t(k)], pw->scratch_bytes, scratch[size_t(k)]);
+      }
+      parallel_for_cpu(
+          slices,
+          [&](int64_t k) {
+            dnnl::stream sk(engine());
+            memory view(dst_view, engine(), const_cast<float*>(l.grad_out + k * cs * g.ho * g.wo));
+            pw->dst.to_inner.execute(sk, view, go[size_t(k)]);
+            pw->prim.execute(sk, args[size_t(k)]);
+            finish_output(sk, pw->wei, ds.wei_plain, l.grad_weight + k * wslice, dwei[size_t(k)]);
+            sk.wait();
+          },
+          2);
+    }
   });
   return true;
 }
