@@ -6,6 +6,10 @@
 //   AVX-512) and cached per shape together with the reorders from/to drcnn's plain NCHW / OIHW.
 // - Scratchpads and reorder buffers come from drcnn's caching allocator (no per-call malloc).
 // - grad_bias stays with conv.cpp (double accumulation, as for float64).
+// - Bitwise the same for every thread count: the thread count is in the plan key (oneDNN fixes
+//   a primitive's work split at creation; forward and backward-data give each output to one
+//   thread), and backward-weights runs as shape-determined channel slices of one-thread
+//   primitives (weight_slices).
 #include "conv_onednn.h"
 
 #include <algorithm>
