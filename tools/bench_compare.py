@@ -227,6 +227,29 @@ def measure(cmd, threads):
     return out, ru.ru_maxrss / 1024.0
 
 
+def write_table(rows, raw, a, final):
+    head = ("| case | threads | torch ms | drcnn ms | ratio (range) | CPU-time ratio | target | GFLOP "
+            "| torch GFLOP/s (% peak) | drcnn GFLOP/s (% peak) | peak RSS torch / drcnn MiB | load |")
+    lines = [head, "|" + "---|" * 12]
+    for r in rows:
+        lines.append(f"| {r['case']} | {r['threads']} | {r['torch_ms']:.2f} | {r['drcnn_ms']:.2f} | "
+                     f"**{r['ratio']:.2f}x** ({r['ratio_range'][0]:.2f}-{r['ratio_range'][1]:.2f}) | "
+                     f"{r['cpu_ratio']:.2f}x | "
+                     f">= {r['target']}x | {r['gflop']:.3g} | {r['torch_gflops']:.1f} ({r['torch_peak_pct']:.0f}%) | "
+                     f"{r['drcnn_gflops']:.1f} ({r['drcnn_peak_pct']:.0f}%) | "
+                     f"{r['torch_rss_mib']:.0f} / {r['drcnn_rss_mib']:.0f} | {r['load']} |")
+    table = "\n".join(lines)
+    if final:
+        print(table)
+    # Written after every case, so an interrupted run keeps what it measured.
+    if a.markdown:
+        with open(a.markdown, "w") as f:
+            f.write(table + "\n")
+    if a.json:
+        with open(a.json, "w") as f:
+            json.dump({"rows": rows, "raw": raw}, f, indent=1)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--build", default="build/ci", help="drcnn build directory (with benchmarks/)")
@@ -292,24 +315,8 @@ def main():
                    "ratio_range": (min(x / y for x, y in zip(tt, dt)), max(x / y for x, y in zip(tt, dt))),
                    "load": f"{min(map(float, loads)):.1f}-{max(map(float, loads)):.1f}"}
             rows.append(row)
-    head = ("| case | threads | torch ms | drcnn ms | ratio (range) | CPU-time ratio | target | GFLOP "
-            "| torch GFLOP/s (% peak) | drcnn GFLOP/s (% peak) | peak RSS torch / drcnn MiB | load |")
-    lines = [head, "|" + "---|" * 12]
-    for r in rows:
-        lines.append(f"| {r['case']} | {r['threads']} | {r['torch_ms']:.2f} | {r['drcnn_ms']:.2f} | "
-                     f"**{r['ratio']:.2f}x** ({r['ratio_range'][0]:.2f}-{r['ratio_range'][1]:.2f}) | "
-                     f"{r['cpu_ratio']:.2f}x | "
-                     f">= {r['target']}x | {r['gflop']:.3g} | {r['torch_gflops']:.1f} ({r['torch_peak_pct']:.0f}%) | "
-                     f"{r['drcnn_gflops']:.1f} ({r['drcnn_peak_pct']:.0f}%) | "
-                     f"{r['torch_rss_mib']:.0f} / {r['drcnn_rss_mib']:.0f} | {r['load']} |")
-    table = "\n".join(lines)
-    print(table)
-    if a.markdown:
-        with open(a.markdown, "w") as f:
-            f.write(table + "\n")
-    if a.json:
-        with open(a.json, "w") as f:
-            json.dump({"rows": rows, "raw": raw}, f, indent=1)
+            write_table(rows, raw, a, False)
+    write_table(rows, raw, a, True)
 
 
 if __name__ == "__main__":
