@@ -33,6 +33,8 @@ linear layers; their backward); drcnn's GFLOP/s divides the same count by its ti
 torch: the interpreter running this script (/work/venv: PyPI torch, oneDNN + MKL).
 drcnn: the benchmark binaries in --build/benchmarks (built with DRCNN_BUILD_BENCHMARKS, the ci
 preset). DRCNN_CPU_CONV=im2col in the environment times drcnn's previous convolution path.
+On a loaded machine OMP_WAIT_POLICY=PASSIVE (inherited by both sides) keeps the 2-thread runs
+from burning their time slices in OpenMP's spin-wait.
 """
 import argparse
 import json
@@ -276,7 +278,8 @@ def main():
                          "torchvision.__version__, torch.backends.mkldnn.is_available())"],
                         capture_output=True, text=True).stdout.split()
     print(f"torch {tv[0]}, torchvision {tv[1]}, oneDNN {tv[2]} ({sys.executable}), drcnn {os.path.abspath(a.build)}, "
-          f"DRCNN_CPU_CONV={os.environ.get('DRCNN_CPU_CONV', '(default)')}")
+          f"DRCNN_CPU_CONV={os.environ.get('DRCNN_CPU_CONV', '(default)')}, "
+          f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', '(default)')}")
     print(f"{os.cpu_count()} CPUs, {open('/proc/cpuinfo').read().count('avx512_bf16') and 'AVX-512 BF16' or ''}; "
           f"peak {a.peak_gflops:.0f} GFLOP/s per thread; started {time.strftime('%Y-%m-%d %H:%M:%S %Z')}")
     rows, raw = [], []
