@@ -4,7 +4,7 @@
 
 DRCNN_APT_PACKAGES=(cmake ninja-build ccache g++ libeigen3-dev libfmt-dev catch2 libstb-dev
                     libbenchmark-dev libomp-dev nlohmann-json3-dev
-                    libsimdjson-dev libpugixml-dev libcli11-dev libyaml-cpp-dev
+                    libsimdjson-dev libpugixml-dev libcli11-dev libyaml-cpp-dev libdnnl-dev
                     libopenmpi-dev openmpi-bin)
 
 # Installs whatever in DRCNN_APT_PACKAGES is missing; does nothing (and needs no network or

@@ -10,9 +10,20 @@
 //   tile, the pixel (reduction) axis is split into a shape-determined number of slices whose
 //   partial sums are added in slice order at the end. grad_bias sums each channel in order.
 // - col2im is the gather form (each input cell written once).
+// float32 goes to oneDNN first when the build has it and it is selected (conv_onednn.cpp).
 // Tests: tests/ops/test_conv.cpp. Benchmark: benchmarks/bench_conv.cpp.
 #include <algorithm>
+#include <atomic>
+#include <cstdlib>
 #include <cstring>
+#include <string_view>
+#include <type_traits>
+
+#include "drcnn/core/error.h"
+#include "drcnn/ops/conv.h"
+#if DRCNN_HAVE_ONEDNN
+#include "conv_onednn.h"
+#endif
 
 #include "drcnn/core/parallel_cpu.h"
 #include "drcnn/core/storage.h"
@@ -110,10 +121,48 @@ T* buffer(ScratchBuffer<T>& holder, int64_t elements) {
   holder = ScratchBuffer<T>(elements, Device::cpu());
   return holder.data();
 }
+
+CpuConvImpl initial_impl() {
+  const char* env = std::getenv("DRCNN_CPU_CONV");
+  const std::string_view v = env ? env : "";
+  DRCNN_CHECK(v.empty() || v == "im2col" || v == "onednn",
+              "DRCNN_CPU_CONV: expected 'im2col' or 'onednn', got '", v, "'");
+  DRCNN_CHECK(v != "onednn" || DRCNN_HAVE_ONEDNN,
+              "DRCNN_CPU_CONV=onednn: this drcnn was built without oneDNN (install libdnnl-dev and reconfigure)");
+  if (v == "im2col") return CpuConvImpl::Im2col;
+  return DRCNN_HAVE_ONEDNN ? CpuConvImpl::OneDnn : CpuConvImpl::Im2col;
+}
+std::atomic<CpuConvImpl>& impl_setting() {
+  static std::atomic<CpuConvImpl> impl{initial_impl()};
+  return impl;
+}
+}  // namespace
+}  // namespace drcnn::ops::cpu
+
+namespace drcnn::ops {
+void set_cpu_conv_impl(CpuConvImpl impl) {
+  DRCNN_CHECK(impl != CpuConvImpl::OneDnn || DRCNN_HAVE_ONEDNN,
+              "set_cpu_conv_impl: this drcnn was built without oneDNN (install libdnnl-dev and reconfigure)");
+  cpu::impl_setting().store(impl);
+}
+CpuConvImpl cpu_conv_impl() { return cpu::impl_setting().load(); }
+bool cpu_conv_has_onednn() { return DRCNN_HAVE_ONEDNN; }
+}  // namespace drcnn::ops
+
+namespace drcnn::ops::cpu {
+namespace {
+template <typename T>
+bool use_onednn() {
+  return std::is_same_v<T, float> && DRCNN_HAVE_ONEDNN && impl_setting().load() == CpuConvImpl::OneDnn;
+}
 }  // namespace
 
 template <typename T>
 void conv2d_forward(const Conv2dForwardLaunch<T>& l) {
+#if DRCNN_HAVE_ONEDNN
+  if constexpr (std::is_same_v<T, float>)
+    if (use_onednn<T>() && onednn::conv2d_forward(l)) return;
+#endif
   const Conv2dGeometry& g = l.g;
   const int64_t P = g.p(), kg = g.k_g(), cog = g.cout_g(), K = g.k_all();
   if (g.n == 0 || P == 0) return;
@@ -163,6 +212,10 @@ void conv2d_backward(const Conv2dBackwardLaunch<T>& l) {
     });
   }
   if (!l.grad_weight && !l.grad_input) return;
+#if DRCNN_HAVE_ONEDNN
+  if constexpr (std::is_same_v<T, float>)
+    if (use_onednn<T>() && onednn::conv2d_backward(l)) return;
+#endif
   if (g.n == 0 || P == 0) {  // nothing flows: zero gradients
     if (l.grad_weight) std::fill(l.grad_weight, l.grad_weight + g.c_out * kg, T(0));
     if (l.grad_input) std::fill(l.grad_input, l.grad_input + g.n * image_in, T(0));

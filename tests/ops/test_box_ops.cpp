@@ -9,7 +9,9 @@
 #include <limits>
 
 #include "common/allclose.h"
+#include "drcnn/core/parallel_cpu.h"
 #include "drcnn/ops/box_ops.h"
+#include "drcnn/ops/detail/box_body.h"
 #include "reference/box_reference.h"
 
 using Catch::Contains;
@@ -94,6 +96,44 @@ TEST_CASE("ops/box_iou: identical, disjoint, touching, partial, nested and zero-
     expect_allclose(ops::box_iof(boxes_f({0.5, 0.5, 1.5, 1.5}, dt), boxes_f({0, 0, 2, 2}, dt)), {1}, 1e-7, 0);
     for (double v : values(iou)) CHECK_FALSE(std::isnan(v));
   }
+}
+
+TEST_CASE("ops/box_iou: the CPU matrix rows equal the shared per-pair body bitwise (NMS's IoU)", "[ops][cpu]") {
+  // kernels/cpu/box_ops.cpp computes the IoU / IoF matrix with its own vectorised row loop; it
+  // must give exactly box_overlap() (what NMS and the CUDA kernel use), including zero-area,
+  // reversed and NaN boxes, for column counts that are not a multiple of the vector width, on
+  // 1 and 2 threads.
+  const int before = drcnn::cpu_threads();
+  for (DType dt : {DType::Float32, DType::Float64})
+    for (int64_t m : {1, 7, 13, 100}) {
+      Tensor a = random_boxes(37, 11, dt, 0.0, 40.0), b = random_boxes(m, 12, dt, 0.0, 40.0);
+      std::vector<double> av = values(a);
+      av[0] = av[2];                                      // zero width
+      av[5] = av[7] + 3;                                  // reversed (negative height)
+      av[8] = std::numeric_limits<double>::quiet_NaN();   // NaN coordinate
+      a = boxes_f(av, dt);
+      for (int threads : {1, 2}) {
+        drcnn::set_cpu_threads(threads);
+        for (bool iof : {false, true}) {
+          const Tensor out = iof ? ops::box_iof(a, b) : ops::box_iou(a, b);
+          const std::vector<double> got = values(out);
+          int64_t differ = 0;
+          for (int64_t i = 0; i < a.size(0); ++i)
+            for (int64_t j = 0; j < m; ++j) {
+              double want;
+              if (dt == DType::Float32)
+                want = ops::detail::box_overlap(a.data<float>() + 4 * i, b.data<float>() + 4 * j, iof);
+              else
+                want = ops::detail::box_overlap(a.data<double>() + 4 * i, b.data<double>() + 4 * j, iof);
+              const double g = got[size_t(i * m + j)];
+              if (!(g == want || (std::isnan(g) && std::isnan(want)))) ++differ;
+            }
+          INFO(drcnn::dtype_name(dt) << " m " << m << " threads " << threads << " iof " << iof);
+          CHECK(differ == 0);
+        }
+      }
+    }
+  drcnn::set_cpu_threads(before);
 }
 
 TEST_CASE("ops/box_encode: identical boxes give zero deltas, a shifted box its offsets", "[ops][cpu]") {

@@ -3,6 +3,8 @@
 // depthwise), kernels, bias and batch (forward and the three gradients, f32 and f64),
 // strided operands, several batch chunks, bitwise identity for 1 and 2 threads, both forms of
 // the im2col/col2im bodies, empty batches and every error. DRCNN_CONV_REPORT=1 prints max errors.
+// float32 runs through both CPU implementations (oneDNN when the build has it, and im2col);
+// ResNet-sized shapes check the blocked oneDNN kernels the small grid shapes do not reach.
 #include <catch2/catch.hpp>
 
 #include <cstdio>
@@ -43,6 +45,20 @@ ref::ConvRefParams ref_params(const ops::Conv2dParams& p) {
 // growth. An indexing bug moves results by O(0.1), far beyond these.
 double atol_for(DType dt, int64_t terms) { return (dt == DType::Float32 ? 1e-6 : 1e-14) * double(terms + 1); }
 double rtol_for(DType dt) { return dt == DType::Float32 ? 1e-5 : 1e-12; }
+
+/// Selects the float32 CPU implementation for a scope (restores the previous one).
+struct ImplScope {
+  ops::CpuConvImpl before = ops::cpu_conv_impl();
+  explicit ImplScope(ops::CpuConvImpl impl) { ops::set_cpu_conv_impl(impl); }
+  ~ImplScope() { ops::set_cpu_conv_impl(before); }
+};
+/// The float32 implementations this build has (im2col always, oneDNN when linked).
+std::vector<ops::CpuConvImpl> impls() {
+  std::vector<ops::CpuConvImpl> v = {ops::CpuConvImpl::Im2col};
+  if (ops::cpu_conv_has_onednn()) v.push_back(ops::CpuConvImpl::OneDnn);
+  return v;
+}
+const char* impl_name(ops::CpuConvImpl i) { return i == ops::CpuConvImpl::OneDnn ? "onednn" : "im2col"; }
 
 void check(const char* what, const Tensor& actual, const std::vector<double>& expected, DType dt, int64_t terms,
            const std::string& ctx) {
@@ -111,6 +127,8 @@ TEST_CASE("ops/conv2d: output size follows PyTorch's formula", "[ops][cpu][conv]
 TEST_CASE("ops/conv2d: forward and gradients match the float64 reference over a parameter grid",
           "[ops][cpu][conv]") {
   int64_t configs = 0;
+  for (ops::CpuConvImpl impl : impls()) {
+  const ImplScope scope(impl);
   uint64_t seed = 100;
   for (DType dt : {DType::Float32, DType::Float64})
     for (int64_t k : {1, 3, 7})
@@ -129,12 +147,70 @@ TEST_CASE("ops/conv2d: forward and gradients match the float64 reference over a 
                   const Tensor x = drcnn::test::random_tensor({n, cin, h, wd}, seed * 3, dt);
                   const Tensor w = drcnn::test::random_tensor({cout, cin / g, k, kw}, seed * 3 + 1, dt);
                   const Tensor b = bias ? drcnn::test::random_tensor({cout}, seed * 3 + 2, dt) : Tensor();
-                  const std::string ctx = fmt::format("{} k {}x{} s {} p {} d {} g {} bias {} n {}",
-                                                      drcnn::dtype_name(dt), k, kw, s, pad, d, g, bias, n);
+                  const std::string ctx = fmt::format("{} {} k {}x{} s {} p {} d {} g {} bias {} n {}",
+                                                      impl_name(impl), drcnn::dtype_name(dt), k, kw, s, pad, d, g,
+                                                      bias, n);
                   check_against_reference(x, w, b, params(s, pad, d, g), seed * 7, ctx);
                   ++configs;
                 }
-  CHECK(configs > 300);
+  }
+  CHECK(configs > 300 * int64_t(impls().size()));
+}
+
+TEST_CASE("ops/conv2d: ResNet-sized float32 convolutions match the float64 reference in every implementation",
+          "[ops][cpu][conv]") {
+  // Channel counts that are multiples of 16 select oneDNN's blocked AVX-512/AVX2 kernels (the
+  // small grid above mostly reaches its generic ones): the detector's shapes in miniature. The
+  // tolerance is the grid's: any summation order of `terms` products of magnitude <= 1 stays
+  // within terms * u (u = 2^-24) of the exact sum, and atol is terms * 1e-6 ~ 17 terms * u.
+  struct Case {
+    Shape x, w;
+    ops::Conv2dParams p;
+    bool bias;
+  };
+  const std::vector<Case> cases = {
+      {{1, 3, 38, 34}, {64, 3, 7, 7}, params(2, 3, 1, 1), false},    // stem
+      {{2, 64, 14, 13}, {64, 64, 3, 3}, params(1, 1, 1, 1), false},  // 3x3 bottleneck
+      {{1, 64, 15, 14}, {128, 64, 3, 3}, params(2, 1, 1, 1), false}, // strided 3x3
+      {{1, 64, 12, 12}, {256, 64, 1, 1}, params(1, 0, 1, 1), false}, // 1x1 expand
+      {{1, 256, 12, 11}, {128, 256, 1, 1}, params(2, 0, 1, 1), false}, // strided 1x1 downsample
+      {{1, 128, 10, 9}, {128, 128, 3, 3}, params(1, 1, 1, 1), true}, // FPN output / RPN conv
+      {{1, 128, 10, 9}, {3, 128, 1, 1}, params(1, 0, 1, 1), true},   // RPN objectness
+      {{1, 64, 11, 10}, {64, 2, 3, 3}, params(1, 1, 1, 32), false},  // grouped (ResNeXt-like)
+  };
+  uint64_t seed = 900;
+  for (ops::CpuConvImpl impl : impls()) {
+    const ImplScope scope(impl);
+    for (const Case& c : cases) {
+      ++seed;
+      const Tensor x = drcnn::test::random_tensor(c.x, seed * 3, DType::Float32);
+      const Tensor w = drcnn::test::random_tensor(c.w, seed * 3 + 1, DType::Float32);
+      const Tensor b = c.bias ? drcnn::test::random_tensor({c.w[0]}, seed * 3 + 2, DType::Float32) : Tensor();
+      check_against_reference(x, w, b, c.p, seed * 7,
+                              fmt::format("{} x {} w {}", impl_name(impl), c.x, c.w));
+    }
+  }
+}
+
+TEST_CASE("ops/conv2d: the float32 implementation can be selected, float64 always runs im2col",
+          "[ops][cpu][conv]") {
+  const ops::CpuConvImpl before = ops::cpu_conv_impl();
+  ops::set_cpu_conv_impl(ops::CpuConvImpl::Im2col);
+  CHECK(ops::cpu_conv_impl() == ops::CpuConvImpl::Im2col);
+  if (ops::cpu_conv_has_onednn()) {
+    ops::set_cpu_conv_impl(ops::CpuConvImpl::OneDnn);
+    CHECK(ops::cpu_conv_impl() == ops::CpuConvImpl::OneDnn);
+    // float64 is bitwise the same whichever implementation is selected (im2col in both).
+    const Tensor x = drcnn::test::random_tensor({1, 16, 9, 9}, 81, DType::Float64);
+    const Tensor w = drcnn::test::random_tensor({16, 16, 3, 3}, 82, DType::Float64);
+    const Tensor a = ops::conv2d(x, w, Tensor(), params(1, 1, 1, 1));
+    ops::set_cpu_conv_impl(ops::CpuConvImpl::Im2col);
+    CHECK(drcnn::test::bitwise_equal(a, ops::conv2d(x, w, Tensor(), params(1, 1, 1, 1))));
+  } else {
+    REQUIRE_THROWS_WITH(ops::set_cpu_conv_impl(ops::CpuConvImpl::OneDnn),
+                        Contains("set_cpu_conv_impl: this drcnn was built without oneDNN"));
+  }
+  ops::set_cpu_conv_impl(before);
 }
 
 TEST_CASE("ops/conv2d: different stride, padding and dilation per axis", "[ops][cpu][conv]") {
@@ -191,7 +267,8 @@ TEST_CASE("ops/conv2d: a batch split into several column chunks matches the refe
 }
 
 // ============================================================================ determinism
-TEST_CASE("ops/conv2d: CPU results are bitwise identical for 1 and 2 threads", "[ops][cpu][conv]") {
+TEST_CASE("ops/conv2d: CPU results are bitwise identical for 1 and 2 threads in both implementations",
+          "[ops][cpu][conv]") {
   struct Case {
     Shape x, w;
     ops::Conv2dParams p;
@@ -202,8 +279,17 @@ TEST_CASE("ops/conv2d: CPU results are bitwise identical for 1 and 2 threads", "
       {{1, 32, 41, 39}, {300, 32, 1, 1}, params(2, 0, 1, 1)},   // strided 1x1, two row tiles
       {{2, 3, 64, 64}, {16, 3, 7, 7}, params(2, 3, 1, 1)},      // stem-like
       {{1, 16, 30, 30}, {16, 4, 3, 3}, params(1, 2, 2, 4)},     // grouped, dilated
+      // oneDNN's blocked kernels; backward-weights split into 4, 2 and 1 channel slices:
+      {{2, 64, 24, 24}, {64, 64, 3, 3}, params(1, 1, 1, 1)},    // batch 2, 4 slices
+      {{1, 3, 96, 96}, {32, 3, 7, 7}, params(2, 3, 1, 1)},      // stem, 2 slices
+      {{2, 16, 12, 12}, {16, 16, 3, 3}, params(1, 1, 1, 1)},    // one slice
+      {{2, 16, 12, 12}, {12, 16, 1, 1}, params(1, 0, 1, 1)},    // RPN-like 1x1, one slice
   };
   const int before = drcnn::cpu_threads();
+  for (ops::CpuConvImpl impl : impls()) {
+  // im2col: fixed tiling. oneDNN (float32): forward and backward-data give each output to one
+  // thread; backward-weights runs as shape-determined channel slices on one thread each.
+  const ImplScope scope(impl);
   for (const Case& c : cases) {
     for (DType dt : {DType::Float32, DType::Float64}) {
       const Tensor x = drcnn::test::random_tensor(c.x, 41, dt), w = drcnn::test::random_tensor(c.w, 42, dt);
@@ -216,11 +302,30 @@ TEST_CASE("ops/conv2d: CPU results are bitwise identical for 1 and 2 threads", "
         const Tensor go = drcnn::test::random_tensor(out[t].shape(), 44, dt);
         g[t] = ops::conv2d_backward(go, x, w, c.p);
       }
-      INFO("x " << fmt::format("{}", c.x) << " w " << fmt::format("{}", c.w) << " " << drcnn::dtype_name(dt));
+      INFO(impl_name(impl) << " x " << fmt::format("{}", c.x) << " w " << fmt::format("{}", c.w) << " "
+                           << drcnn::dtype_name(dt));
       CHECK(drcnn::test::bitwise_equal(out[0], out[1]));
       CHECK(drcnn::test::bitwise_equal(g[0].input, g[1].input));
       CHECK(drcnn::test::bitwise_equal(g[0].weight, g[1].weight));
       CHECK(drcnn::test::bitwise_equal(g[0].bias, g[1].bias));
+    }
+  }
+  }
+  if (ops::cpu_conv_has_onednn()) {
+    // oneDNN: the same bits on a second run with the cached primitives.
+    const ImplScope scope(ops::CpuConvImpl::OneDnn);
+    for (const Case& c : cases) {
+      const DType dt = DType::Float32;
+      const Tensor x = drcnn::test::random_tensor(c.x, 41, dt), w = drcnn::test::random_tensor(c.w, 42, dt);
+      const Tensor b = drcnn::test::random_tensor({c.w[0]}, 43, dt);
+      INFO("onednn again x " << fmt::format("{}", c.x) << " w " << fmt::format("{}", c.w));
+      const Tensor out = ops::conv2d(x, w, b, c.p);
+      const Tensor go = drcnn::test::random_tensor(out.shape(), 44, dt);
+      const ops::Conv2dGrads g1 = ops::conv2d_backward(go, x, w, c.p);
+      CHECK(drcnn::test::bitwise_equal(out, ops::conv2d(x, w, b, c.p)));
+      const ops::Conv2dGrads g2 = ops::conv2d_backward(go, x, w, c.p);
+      CHECK(drcnn::test::bitwise_equal(g1.input, g2.input));
+      CHECK(drcnn::test::bitwise_equal(g1.weight, g2.weight));
     }
   }
   drcnn::set_cpu_threads(before);

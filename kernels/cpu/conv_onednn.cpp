@@ -1,0 +1,373 @@
+// float32 CPU conv2d through oneDNN (Debian's libdnnl, the library PyTorch's CPU convolutions use):
+// forward, backward-data and backward-weights behind the same ops::conv2d / conv2d_backward.
+// Compiled only when CMake finds oneDNN (DRCNN_WITH_ONEDNN); kernels/cpu/conv.cpp calls it for
+// float32 and keeps im2col + Eigen for float64 and as the fallback (docs/kernels/conv2d.md).
+// - Primitives are created with format `any` (oneDNN picks its blocked layouts, e.g. nChw16c on
+//   AVX-512) and cached per shape together with the reorders from/to drcnn's plain NCHW / OIHW.
+// - Scratchpads and reorder buffers come from drcnn's caching allocator (no per-call malloc).
+// - grad_bias stays with conv.cpp (double accumulation, as for float64).
+// - Bitwise the same for every thread count: the thread count is in the plan key (oneDNN fixes
+//   a primitive's work split at creation; forward and backward-data give each output to one
+//   thread), and backward-weights runs as shape-determined channel slices of one-thread
+//   primitives (weight_slices).
+#include "conv_onednn.h"
+
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <tuple>
+#include <unordered_map>
+#include <vector>
+
+#include <oneapi/dnnl/dnnl.hpp>
+
+#include "drcnn/core/error.h"
+#include "drcnn/core/parallel_cpu.h"
+#include "drcnn/core/storage.h"
+
+namespace drcnn::ops::cpu::onednn {
+
+namespace {
+using dnnl::memory;
+using tag = memory::format_tag;
+using dt = memory::data_type;
+
+dnnl::engine& engine() {
+  static dnnl::engine e(dnnl::engine::kind::cpu, 0);
+  return e;
+}
+
+enum class Dir { Forward, BackwardData, BackwardWeights };
+
+// The thread count is part of the key: oneDNN fixes a primitive's work split (and the number of
+// threads it runs) when the primitive is created.
+using Key = std::tuple<int, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t,
+                       int64_t, int64_t, int64_t, int64_t, int64_t, bool, int>;
+Key key_of(Dir d, const Conv2dGeometry& g, bool bias) {
+  const int threads = d == Dir::BackwardWeights ? 1 : cpu_threads();  // see weight_slices()
+  return {int(d), g.n,  g.c_in, g.h,  g.w,  g.c_out, g.kh,  g.kw,   g.sh,
+          g.sw,   g.ph, g.pw,   g.dh, g.dw, g.groups, g.ho, bias, threads};
+}
+
+/// Backward-weights is the one direction whose oneDNN result depends on the thread count (it
+/// splits the reduction over images and pixels between threads; forward and backward-data give
+/// each output to one thread, tested in tests/ops/test_conv.cpp). drcnn runs it as `slices`
+/// equal slices of the output channels, each a one-thread primitive, the slices in parallel:
+/// the split depends on the shape only, so the result is the same for every thread count.
+int64_t weight_slices(const Conv2dGeometry& g) {
+  if (g.groups != 1) return 1;
+  for (int64_t s : {4, 2})
+    if (g.c_out % (16 * s) == 0) return s;
+  return 1;
+}
+
+/// Sets drcnn's (OpenMP's) thread count to 1 for a scope: oneDNN sizes a primitive's work split
+/// and its thread team when the primitive is created.
+struct OneThread {
+  int saved = cpu_threads();
+  OneThread() { set_cpu_threads(1); }
+  ~OneThread() { set_cpu_threads(saved); }
+  OneThread(const OneThread&) = delete;
+  OneThread& operator=(const OneThread&) = delete;
+};
+
+/// Right padding for oneDNN, whose output size is floor((in + pl + pr - span) / s) + 1 as
+/// PyTorch's. The exact value (out - 1) * s + span - in - pl is negative when PyTorch's floor
+/// drops trailing input (e.g. a 1x1 stride-2 conv on an even size: -1); it is then above -s,
+/// so pr = 0 gives the same floor, and the zero padding is never read.
+int64_t pad_right(int64_t in, int64_t out, int64_t k, int64_t s, int64_t pl, int64_t d) {
+  return std::max<int64_t>(0, (out - 1) * s + (k - 1) * d + 1 - in - pl);
+}
+
+struct Descs {
+  memory::desc src_plain, wei_plain, dst_plain, bias_plain;
+  memory::desc src_any, wei_any, dst_any, bias_any;
+  memory::dims strides, dilates, pad_l, pad_r;
+};
+Descs descs_of(const Conv2dGeometry& g) {
+  Descs d;
+  d.src_plain = memory::desc({g.n, g.c_in, g.h, g.w}, dt::f32, tag::nchw);
+  d.dst_plain = memory::desc({g.n, g.c_out, g.ho, g.wo}, dt::f32, tag::nchw);
+  d.bias_plain = memory::desc({g.c_out}, dt::f32, tag::x);
+  if (g.groups == 1) {
+    d.wei_plain = memory::desc({g.c_out, g.c_in, g.kh, g.kw}, dt::f32, tag::oihw);
+    d.wei_any = memory::desc({g.c_out, g.c_in, g.kh, g.kw}, dt::f32, tag::any);
+  } else {
+    const memory::dims wd = {g.groups, g.cout_g(), g.cin_g(), g.kh, g.kw};
+    d.wei_plain = memory::desc(wd, dt::f32, tag::goihw);
+    d.wei_any = memory::desc(wd, dt::f32, tag::any);
+  }
+  d.src_any = memory::desc({g.n, g.c_in, g.h, g.w}, dt::f32, tag::any);
+  d.dst_any = memory::desc({g.n, g.c_out, g.ho, g.wo}, dt::f32, tag::any);
+  d.bias_any = memory::desc({g.c_out}, dt::f32, tag::any);
+  d.strides = {g.sh, g.sw};
+  d.dilates = {g.dh - 1, g.dw - 1};
+  d.pad_l = {g.ph, g.pw};
+  d.pad_r = {pad_right(g.h, g.ho, g.kh, g.sh, g.ph, g.dh), pad_right(g.w, g.wo, g.kw, g.sw, g.pw, g.dw)};
+  return d;
+}
+
+dnnl::primitive_attr user_scratchpad() {
+  dnnl::primitive_attr a;
+  a.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+  return a;
+}
+
+dnnl::convolution_forward::primitive_desc forward_pd(const Conv2dGeometry& g, bool bias) {
+  const Descs d = descs_of(g);
+  const auto desc = bias ? dnnl::convolution_forward::desc(dnnl::prop_kind::forward_training,
+                                                           dnnl::algorithm::convolution_direct, d.src_any, d.wei_any,
+                                                           d.bias_any, d.dst_any, d.strides, d.dilates, d.pad_l, d.pad_r)
+                         : dnnl::convolution_forward::desc(dnnl::prop_kind::forward_training,
+                                                           dnnl::algorithm::convolution_direct, d.src_any, d.wei_any,
+                                                           d.dst_any, d.strides, d.dilates, d.pad_l, d.pad_r);
+  return {desc, user_scratchpad(), engine()};
+}
+
+/// A reorder between a plain user layout and the primitive's, or nothing when they agree.
+struct Conversion {
+  bool needed = false;
+  memory::desc inner;  // the primitive's layout
+  dnnl::reorder to_inner, from_inner;
+};
+Conversion conversion(const memory::desc& plain, const memory::desc& inner, bool to, bool from) {
+  Conversion c;
+  c.inner = inner;
+  c.needed = plain != inner;
+  if (c.needed) {
+    if (to) c.to_inner = dnnl::reorder(dnnl::reorder::primitive_desc(engine(), plain, engine(), inner));
+    if (from) c.from_inner = dnnl::reorder(dnnl::reorder::primitive_desc(engine(), inner, engine(), plain));
+  }
+  return c;
+}
+
+/// One cached primitive with its operand conversions.
+struct Plan {
+  dnnl::primitive prim;
+  size_t scratch_bytes = 0;
+  Conversion src, wei, dst;  // forward: src/wei in, dst out; bwd data: dst=diff_dst in, wei in, src=diff_src out;
+                             // bwd weights: src in, dst=diff_dst in, wei=diff_weights out
+};
+
+std::shared_ptr<const Plan> make_plan(Dir dir, const Conv2dGeometry& g, bool bias) {
+  auto p = std::make_shared<Plan>();
+  const Descs d = descs_of(g);
+  const auto fwd = forward_pd(g, bias);
+  if (dir == Dir::Forward) {
+    p->prim = dnnl::convolution_forward(fwd);
+    p->scratch_bytes = fwd.scratchpad_desc().get_size();
+    p->src = conversion(d.src_plain, fwd.src_desc(), true, false);
+    p->wei = conversion(d.wei_plain, fwd.weights_desc(), true, false);
+    p->dst = conversion(d.dst_plain, fwd.dst_desc(), false, true);
+  } else if (dir == Dir::BackwardData) {
+    const dnnl::convolution_backward_data::desc desc(dnnl::algorithm::convolution_direct, d.src_any, d.wei_any,
+                                                     d.dst_any, d.strides, d.dilates, d.pad_l, d.pad_r);
+    const dnnl::convolution_backward_data::primitive_desc pd(desc, user_scratchpad(), engine(), fwd);
+    p->prim = dnnl::convolution_backward_data(pd);
+    p->scratch_bytes = pd.scratchpad_desc().get_size();
+    p->src = conversion(d.src_plain, pd.diff_src_desc(), false, true);
+    p->wei = conversion(d.wei_plain, pd.weights_desc(), true, false);
+    p->dst = conversion(d.dst_plain, pd.diff_dst_desc(), true, false);
+  }
+  return p;
+}
+
+/// Backward-weights plan for one output-channel slice of g (weight_slices): a one-thread
+/// primitive whose diff_dst is read through a strided view of the whole [N, Cout, Ho, Wo].
+std::shared_ptr<const Plan> make_weights_plan(const Conv2dGeometry& g) {
+  const OneThread one;
+  Conv2dGeometry gs = g;
+  gs.c_out = g.c_out / weight_slices(g);
+  auto p = std::make_shared<Plan>();
+  const Descs d = descs_of(gs);
+  const memory::desc dst_view({gs.n, gs.c_out, gs.ho, gs.wo}, dt::f32,
+                              memory::dims{g.c_out * g.ho * g.wo, g.ho * g.wo, g.wo, 1});
+  const auto fwd = forward_pd(gs, false);
+  const dnnl::convolution_backward_weights::desc desc(dnnl::algorithm::convolution_direct, d.src_any, d.wei_any,
+                                                      d.dst_any, d.strides, d.dilates, d.pad_l, d.pad_r);
+  const dnnl::convolution_backward_weights::primitive_desc pd(desc, user_scratchpad(), engine(), fwd);
+  p->prim = dnnl::convolution_backward_weights(pd);
+  p->scratch_bytes = pd.scratchpad_desc().get_size();
+  p->src = conversion(d.src_plain, pd.src_desc(), true, false);
+  p->wei = conversion(d.wei_plain, pd.diff_weights_desc(), false, true);
+  p->dst = conversion(dst_view, pd.diff_dst_desc(), true, false);
+  p->dst.needed = true;  // always copy the slice out of the strided view (contiguous for the kernel)
+  if (dst_view == pd.diff_dst_desc())
+    p->dst.to_inner = dnnl::reorder(dnnl::reorder::primitive_desc(engine(), dst_view, engine(), pd.diff_dst_desc()));
+  return p;
+}
+
+// Plans per (direction, shape). Bounded: a detector meets a few hundred shapes (padded batch
+// sizes x layers); past kMaxPlans the cache starts over rather than growing without limit.
+constexpr size_t kMaxPlans = 2048;
+std::mutex g_mutex;
+std::map<Key, std::shared_ptr<const Plan>>& plans() {
+  static std::map<Key, std::shared_ptr<const Plan>> m;
+  return m;
+}
+
+std::shared_ptr<const Plan> plan_for(Dir dir, const Conv2dGeometry& g, bool bias) {
+  const Key k = key_of(dir, g, bias);
+  {
+    std::lock_guard<std::mutex> lock(g_mutex);
+    auto it = plans().find(k);
+    if (it != plans().end()) return it->second;
+  }
+  // Outside the lock: JIT compilation takes milliseconds.
+  auto p = dir == Dir::BackwardWeights ? make_weights_plan(g) : make_plan(dir, g, bias);
+  std::lock_guard<std::mutex> lock(g_mutex);
+  if (plans().size() >= kMaxPlans) plans().clear();
+  return plans().emplace(k, std::move(p)).first->second;
+}
+
+/// A buffer from drcnn's caching allocator, as a oneDNN memory object.
+struct Buffer {
+  ScratchBuffer<unsigned char> holder;
+  memory mem;
+};
+void make_buffer(Buffer& b, const memory::desc& md) {
+  b.holder = ScratchBuffer<unsigned char>(int64_t(md.get_size()) + 64, Device::cpu());
+  b.mem = memory(md, engine(), b.holder.data());
+}
+
+/// The operand in the primitive's layout: `user` itself or a reordered copy in `tmp`.
+memory inner_input(dnnl::stream& s, const Conversion& c, const memory::desc& plain, const float* user, Buffer& tmp) {
+  memory m(plain, engine(), const_cast<float*>(user));
+  if (!c.needed) return m;
+  make_buffer(tmp, c.inner);
+  c.to_inner.execute(s, m, tmp.mem);
+  return tmp.mem;
+}
+memory inner_output(const Conversion& c, const memory::desc& plain, float* user, Buffer& tmp) {
+  if (!c.needed) return memory(plain, engine(), user);
+  make_buffer(tmp, c.inner);
+  return tmp.mem;
+}
+void finish_output(dnnl::stream& s, const Conversion& c, const memory::desc& plain, float* user, memory inner) {
+  if (!c.needed) return;
+  memory m(plain, engine(), user);
+  c.from_inner.execute(s, inner, m);
+}
+
+void add_scratchpad(std::unordered_map<int, memory>& args, size_t bytes, Buffer& holder) {
+  if (bytes == 0) return;
+  make_buffer(holder, memory::desc({int64_t(bytes)}, dt::u8, tag::x));
+  args.emplace(DNNL_ARG_SCRATCHPAD, holder.mem);
+}
+
+bool supported(const Conv2dGeometry& g) { return g.n > 0 && g.p() > 0; }
+
+template <typename F>
+bool guarded(const char* what, const F& f) {
+  try {
+    f();
+    return true;
+  } catch (const dnnl::error& e) {
+    // A shape oneDNN refuses (no implementation): the caller falls back to im2col. Anything
+    // after a primitive started writing would be a bug in oneDNN; rethrow as a drcnn error.
+    if (e.status == dnnl_unimplemented) return false;
+    DRCNN_FAIL(what, ": oneDNN failed: ", e.what(), " (status ", int(e.status), ")");
+  }
+}
+}  // namespace
+
+bool conv2d_forward(const Conv2dForwardLaunch<float>& l) {
+  const Conv2dGeometry& g = l.g;
+  if (!supported(g)) return false;
+  std::shared_ptr<const Plan> p;
+  if (!guarded("conv2d", [&] { p = plan_for(Dir::Forward, g, l.bias != nullptr); })) return false;
+  guarded("conv2d", [&] {
+    const Descs d = descs_of(g);
+    dnnl::stream s(engine());
+    Buffer src_t, wei_t, dst_t, scratch;
+    const memory src = inner_input(s, p->src, d.src_plain, l.input, src_t);
+    const memory wei = inner_input(s, p->wei, d.wei_plain, l.weight, wei_t);
+    const memory dst = inner_output(p->dst, d.dst_plain, l.out, dst_t);
+    std::unordered_map<int, memory> args = {{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, wei}, {DNNL_ARG_DST, dst}};
+    add_scratchpad(args, p->scratch_bytes, scratch);
+    if (l.bias) args.emplace(DNNL_ARG_BIAS, memory(d.bias_plain, engine(), const_cast<float*>(l.bias)));
+    p->prim.execute(s, args);
+    finish_output(s, p->dst, d.dst_plain, l.out, dst);
+    s.wait();
+  });
+  return true;
+}
+
+bool conv2d_backward(const Conv2dBackwardLaunch<float>& l) {
+  const Conv2dGeometry& g = l.g;
+  if (!supported(g)) return false;
+  std::shared_ptr<const Plan> pd, pw;
+  if (!guarded("conv2d_backward", [&] {
+        if (l.grad_input) pd = plan_for(Dir::BackwardData, g, false);
+        if (l.grad_weight) pw = plan_for(Dir::BackwardWeights, g, false);
+      }))
+    return false;
+  guarded("conv2d_backward", [&] {
+    const Descs d = descs_of(g);
+    dnnl::stream s(engine());
+    // grad_out in backward-data's layout (backward-weights reads its own channel slices).
+    Buffer go_d_t;
+    memory go_d;
+    if (pd) go_d = inner_input(s, pd->dst, d.dst_plain, l.grad_out, go_d_t);
+    if (pd) {
+      Buffer wei_t, dsrc_t, scratch;
+      const memory wei = inner_input(s, pd->wei, d.wei_plain, l.weight, wei_t);
+      const memory dsrc = inner_output(pd->src, d.src_plain, l.grad_input, dsrc_t);
+      std::unordered_map<int, memory> args = {
+          {DNNL_ARG_DIFF_DST, go_d}, {DNNL_ARG_WEIGHTS, wei}, {DNNL_ARG_DIFF_SRC, dsrc}};
+      add_scratchpad(args, pd->scratch_bytes, scratch);
+      pd->prim.execute(s, args);
+      finish_output(s, pd->src, d.src_plain, l.grad_input, dsrc);
+    }
+    s.wait();
+    if (pw) {
+      // Slices of the output channels, each on one thread (weight_slices): every buffer is
+      // taken before the parallel loop, each slice has its own stream, scratchpad and copies.
+      const int64_t slices = weight_slices(g), cs = g.c_out / slices;
+      Conv2dGeometry gs = g;
+      gs.c_out = cs;
+      const Descs ds = descs_of(gs);
+      const memory::desc dst_view({g.n, cs, g.ho, g.wo}, dt::f32, memory::dims{g.c_out * g.ho * g.wo, g.ho * g.wo, g.wo, 1});
+      Buffer src_t;
+      memory src;
+      {
+        dnnl::stream s1(engine());
+        src = inner_input(s1, pw->src, ds.src_plain, l.input, src_t);
+        s1.wait();
+      }
+      const size_t ns = size_t(slices);
+      std::vector<Buffer> go_t(ns), dwei_t(ns), scratch(ns);
+      std::vector<memory> go(ns), dwei(ns);
+      std::vector<std::unordered_map<int, memory>> args(ns);
+      const int64_t wslice = cs * g.cin_g() * g.kh * g.kw;
+      for (int64_t k = 0; k < slices; ++k) {
+        make_buffer(go_t[size_t(k)], pw->dst.inner);
+        go[size_t(k)] = go_t[size_t(k)].mem;
+        dwei[size_t(k)] = inner_output(pw->wei, ds.wei_plain, l.grad_weight + k * wslice, dwei_t[size_t(k)]);
+        args[size_t(k)] = {{DNNL_ARG_DIFF_DST, go[size_t(k)]}, {DNNL_ARG_SRC, src}, {DNNL_ARG_DIFF_WEIGHTS, dwei[size_t(k)]}};
+        add_scratchpad(args[size_t(k)], pw->scratch_bytes, scratch[size_t(k)]);
+      }
+      parallel_for_cpu(
+          slices,
+          [&](int64_t k) {
+            dnnl::stream sk(engine());
+            memory view(dst_view, engine(), const_cast<float*>(l.grad_out + k * cs * g.ho * g.wo));
+            pw->dst.to_inner.execute(sk, view, go[size_t(k)]);
+            pw->prim.execute(sk, args[size_t(k)]);
+            finish_output(sk, pw->wei, ds.wei_plain, l.grad_weight + k * wslice, dwei[size_t(k)]);
+            sk.wait();
+          },
+          2);
+    }
+  });
+  return true;
+}
+
+size_t cached_plans() {
+  std::lock_guard<std::mutex> lock(g_mutex);
+  return plans().size();
+}
+}  // namespace drcnn::ops::cpu::onednn
