@@ -298,7 +298,7 @@ def main():
             torch.nn.utils.clip_grad_norm_(params, s["grad_clip"])
         opt.step()
         for k, v in losses.items():
-            acc[k] = acc.get(k, 0.0) + float(v)
+            acc[k] = acc.get(k, 0.0) + float(v.detach())
         n = it + 1
         if n % a.log_every == 0 or n == iters:
             elapsed = time.time() - t0
