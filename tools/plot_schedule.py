@@ -19,7 +19,11 @@ COLOURS = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e
 
 def read_series(path, field):
     xs, ys = [], []
-    with open(path) as f:
+    try:
+        f = open(path)
+    except OSError as e:
+        sys.exit(f"plot_schedule: cannot read {path}: {e.strerror}")
+    with f:
         for n, line in enumerate(f, 1):
             line = line.strip()
             if not line:
@@ -42,16 +46,13 @@ def nice_ticks(lo, hi, n=5):
     raw = (hi - lo) / n
     mag = 10 ** math.floor(math.log10(raw))
     step = min((m * mag for m in (1, 2, 2.5, 5, 10) if m * mag >= raw), default=10 * mag)
-    start = math.floor(lo / step) * step
-    ticks, t = [], start
-    while t <= hi + 1e-9 * step:
-        ticks.append(round(t, 10))
-        t += step
-    return ticks
+    # From the last tick at or below lo to the first at or above hi, so the data stay inside.
+    first, last = math.floor(lo / step + 1e-9), math.ceil(hi / step - 1e-9)
+    return [round(k * step, 10) for k in range(first, last + 1)]
 
 
-def svg(series, title, ylabel, width=640, height=360):
-    left, right, top, bottom = 60, 170, 30, 45
+def svg(series, title, ylabel, width=760, height=360):
+    left, right, top, bottom = 60, 250, 30, 45
     pw, ph = width - left - right, height - top - bottom
     xmax = max(max(xs) for _, xs, _ in series)
     ylo = min(min(ys) for _, _, ys in series)
@@ -105,7 +106,7 @@ def main():
     for r in a.runs:
         if "=" not in r:
             sys.exit(f"plot_schedule: '{r}': expected LABEL=PATH")
-        label, path = r.split("=", 1)
+        label, path = r.rsplit("=", 1)  # the last '=': labels may hold one (K_beta=5)
         xs, ys = read_series(path, a.field)
         series.append((label, xs, ys))
     with open(a.out, "w") as f:
