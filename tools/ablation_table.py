@@ -45,6 +45,16 @@ def runs(root, arm):
     return found
 
 
+def final_iteration(run):
+    """solver.max_iters from RUN/config.yaml (drcnn_train's resolved config), or None."""
+    try:
+        with open(os.path.join(run, "config.yaml")) as f:
+            m = re.search(r"^\s*max_iters:\s*(\d+)", f.read(), re.M)
+    except OSError:
+        return None
+    return int(m.group(1)) if m else None
+
+
 def mean_sd(xs):
     if not xs:
         return "—"
@@ -76,7 +86,7 @@ def main():
                   for (sd, _), d in zip(arms["dynamic"], vals["dynamic"]) if sb == sd]
         if paired:
             cells = [mean_sd([d[k] - b[k] for b, d in paired]) for k in KEYS]
-            print(f"| Dynamic − baseline (same seed) | {len(paired)} pairs | " + " | ".join(cells) + " |")
+            print(f"| Dynamic − baseline (same seed) | pairs: {len(paired)} | " + " | ".join(cells) + " |")
     print("| paper, COCO (R-50-FPN 1x): baseline / Dynamic | — | "
           + " | ".join(" / ".join(x for x in PAPER[k] if x) if k in PAPER else "—" for k in KEYS) + " |")
 
@@ -86,6 +96,9 @@ def main():
             for t in glob.glob(os.path.join(d, "test_*", "metrics.json")):
                 it = int(re.search(r"test_(\d+)", t).group(1))
                 curves.setdefault((arm, it), []).append(ap_values(t)["AP"])
+            final = final_iteration(d)  # the run's own evaluation, unless drcnn_test repeated it
+            if final is not None and not os.path.isdir(os.path.join(d, f"test_{final:07d}")):
+                curves.setdefault((arm, final), []).append(ap_values(os.path.join(d, "metrics.json"))["AP"])
     if curves:
         iters = sorted({it for _, it in curves})
         print("\nAP (x100) of the intermediate checkpoints (drcnn_test), mean ± sd over the seeds:\n")
