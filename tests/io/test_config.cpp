@@ -521,7 +521,6 @@ TEST_CASE("io/config: every file in configs/ loads, resolves and holds its sched
   half.roi_head.bbox_head.in_channels = 64;
   half.roi_head.bbox_head.fc_out_channels = 256;
   half.dynamic.iou_topk = 19;
-  half.dynamic.beta_topk = 5;
   CHECK(shapes.model == half);
   CHECK(shapes.solver.lr == 0.02);
   CHECK(shapes.solver.images_per_batch == 2);
