@@ -430,7 +430,7 @@ TEST_CASE("io/config: every file in configs/ loads, resolves and holds its sched
   std::vector<fs::path> files;
   for (const auto& e : fs::recursive_directory_iterator(dir))
     if (e.path().extension() == ".yaml") files.push_back(e.path());
-  CHECK(files.size() == 16);  // 12 COCO models + 3 schedules in _base_ + the CPU demo
+  CHECK(files.size() == 17);  // 12 COCO models + 3 schedules in _base_ + small_cpu on shapes + the CPU demo
   for (const fs::path& f : files) {
     INFO(f.string());
     RunConfig c;
@@ -516,7 +516,7 @@ TEST_CASE("io/config: every file in configs/ loads, resolves and holds its sched
   CHECK(f101.solver == r50.solver);
   CHECK(load("faster_rcnn_r101_fpn_2x.yaml").solver == r50_2x.solver);
 
-  // scripts/demo.sh's drcnn_train flags.
+  // The earlier demo's settings: the small_cpu preset on shapes.
   const RunConfig demo = load("shapes_small_cpu.yaml");
   models::DetectorConfig small = models::DetectorConfig::small_cpu(6);
   CHECK(demo.model == small);
@@ -528,6 +528,33 @@ TEST_CASE("io/config: every file in configs/ loads, resolves and holds its sched
   CHECK(demo.data.workers == 1);
   CHECK(demo.solver.lr == 0.005);
   CHECK(demo.device == "cpu");
+
+  // scripts/demo.sh and scripts/ablation.sh: small_cpu at half width with the shapes' anchors
+  // (docs/training.md, "The shapes demo"); every other model field is small_cpu's.
+  const RunConfig shapes = load("shapes_demo.yaml");
+  models::DetectorConfig half = models::DetectorConfig::small_cpu(6);
+  half.name = "shapes_demo";
+  half.backbone.base_width = 32;
+  half.backbone.norm.gn_groups = 16;
+  half.neck.in_channels = {32, 64, 128, 256};
+  half.neck.out_channels = 64;
+  half.anchors.scales = {2.0};
+  half.rpn_head.in_channels = 64;
+  half.rpn_head.feat_channels = 64;
+  half.rpn_train.max_per_img = 256;
+  half.roi_head.bbox_head.in_channels = 64;
+  half.roi_head.bbox_head.fc_out_channels = 256;
+  half.dynamic.iou_topk = 19;
+  CHECK(shapes.model == half);
+  CHECK(shapes.solver.lr == 0.02);
+  CHECK(shapes.solver.images_per_batch == 2);
+  CHECK(shapes.solver.max_iters == 1600);
+  CHECK(shapes.solver.steps == std::vector<int64_t>{1300});
+  CHECK(shapes.solver.warmup_iters == 100);
+  CHECK(shapes.solver.grad_clip == 10.0);
+  CHECK(shapes.data.scale_long == 256);
+  CHECK(shapes.data.scale_short == 256);
+  CHECK(shapes.device == "cpu");
 }
 
 TEST_CASE("io/config: the trainer's objects come from the config", "[io][config]") {
