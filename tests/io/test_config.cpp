@@ -546,10 +546,10 @@ TEST_CASE("io/config: every file in configs/ loads, resolves and holds its sched
   half.roi_head.bbox_head.fc_out_channels = 256;
   half.dynamic.iou_topk = 19;
   CHECK(shapes.model == half);
-  CHECK(shapes.solver.lr == 0.02);
+  CHECK(shapes.solver.lr == 0.01);
   CHECK(shapes.solver.images_per_batch == 2);
-  CHECK(shapes.solver.max_iters == 1600);
-  CHECK(shapes.solver.steps == std::vector<int64_t>{1300});
+  CHECK(shapes.solver.max_iters == 3600);
+  CHECK(shapes.solver.steps == std::vector<int64_t>{2925});
   CHECK(shapes.solver.warmup_iters == 100);
   CHECK(shapes.solver.grad_clip == 10.0);
   CHECK(shapes.data.scale_long == 256);
