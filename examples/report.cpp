@@ -182,11 +182,13 @@ std::string report_html(const fs::path& metrics_jsonl, const fs::path& metrics_j
       << svg_plot("IoU threshold (Dynamic R-CNN)", pick({{"iou_threshold", "#8c564b"}})) << "\n"
       << svg_plot("SmoothL1 beta (Dynamic R-CNN)", pick({{"beta", "#e377c2"}})) << "\n";
     // The evaluations during (--eval-every) and after training: {"iteration", "bbox/AP", ...}.
+    // A curve needs two points; a single (final) evaluation is the COCO table below.
     const std::vector<Series> ap =
         pick({{"bbox/AP", "#000"}, {"bbox/AP50", "#1f77b4"}, {"bbox/AP75", "#d62728"}});
-    if (!ap.empty()) h << svg_plot("COCO AP over evaluations", ap) << "\n";
+    const size_t evaluations = by_key.count("bbox/AP") ? by_key["bbox/AP"].x.size() : 0;
+    if (evaluations >= 2) h << svg_plot("COCO AP over evaluations", ap) << "\n";
     h << "<p>" << (by_key.count("total_loss") ? by_key["total_loss"].x.size() : 0) << " log records, "
-      << (by_key.count("bbox/AP") ? by_key["bbox/AP"].x.size() : 0) << " evaluations.</p>\n";
+      << evaluations << (evaluations == 1 ? " evaluation" : " evaluations") << ".</p>\n";
   }
 
   // COCO table from metrics.json.
