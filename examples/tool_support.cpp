@@ -11,8 +11,6 @@
 
 #include <unistd.h>
 
-#include <nlohmann/json.hpp>
-
 #include "drcnn/core/error.h"
 #include "drcnn/core/generator.h"
 #include "drcnn/data/draw.h"
@@ -347,8 +345,7 @@ eval::CocoEvalResult evaluate_split(const models::TwoStageDetector<float>& model
 
 std::map<std::string, double> summary_metrics(const eval::CocoEvalResult& r) {
   std::map<std::string, double> m;
-  const nlohmann::json j = nlohmann::json::parse(eval::result_to_json(r));
-  for (const auto& [k, v] : j.at("stats").items()) m[k] = v.get<double>();
+  for (std::size_t i = 0; i < 12; ++i) m[eval::summary_names()[i]] = r.stats[i];
   return m;
 }
 

@@ -21,6 +21,7 @@
 #include "drcnn/data/loader.h"
 #include "drcnn/data/sampler.h"
 #include "drcnn/dist/communicator.h"
+#include "drcnn/eval/coco_eval.h"
 #include "drcnn/io/safetensors.h"
 #include "drcnn/ops/elementwise.h"
 #include "drcnn/ops/reduce.h"
@@ -576,12 +577,12 @@ struct Trainer::Impl {
                 opt.best_metric, "' (the metric that chooses model_best)");
     // pycocotools' order first (AP, AP50, AP75, APs, APm, APl, AR1, ...), then any other name.
     std::string line = fmt::format("[drcnn.eval]: iteration {}:", iteration);
-    static const std::vector<std::string> kOrder = {"AP",  "AP50",  "AP75", "APs", "APm", "APl",
-                                                    "AR1", "AR10", "AR100", "ARs", "ARm", "ARl"};
-    for (const std::string& k : kOrder)
+    const auto& order = eval::summary_names();
+    for (const char* k : order)
       if (metrics.count(k)) line += fmt::format("  {}: {:.4f}", k, metrics.at(k));
     for (const auto& [k, v] : metrics)
-      if (std::find(kOrder.begin(), kOrder.end(), k) == kOrder.end()) line += fmt::format("  {}: {:.4f}", k, v);
+      if (std::find_if(order.begin(), order.end(), [&](const char* n) { return k == n; }) == order.end())
+        line += fmt::format("  {}: {:.4f}", k, v);
     append_eval_record(opt.run_dir / kMetrics, iteration, metrics);
     if (best_iteration == 0 || found->second > best_value) {
       io::save_safetensors(best_weights_path(), weights());  // atomic (temporary file, rename)

@@ -58,15 +58,19 @@ std::string extras_text(const CocoEvalResult& r) {
   return out;
 }
 
+const std::array<const char*, 12>& summary_names() {
+  static constexpr std::array<const char*, 12> kNames = {"AP",  "AP50", "AP75",  "APs", "APm", "APl",
+                                                         "AR1", "AR10", "AR100", "ARs", "ARm", "ARl"};
+  return kNames;
+}
+
 std::string result_to_json(const CocoEvalResult& r) {
   nlohmann::ordered_json j;
   j["iou_type"] = "bbox";
   j["num_images"] = r.image_ids.size();
   j["num_categories"] = r.K();
-  static constexpr const char* kNames[12] = {"AP", "AP50", "AP75", "APs", "APm", "APl",
-                                             "AR1", "AR10", "AR100", "ARs", "ARm", "ARl"};
   nlohmann::ordered_json stats;
-  for (int i = 0; i < 12; ++i) stats[kNames[i]] = r.stats[static_cast<std::size_t>(i)];
+  for (std::size_t i = 0; i < 12; ++i) stats[summary_names()[i]] = r.stats[i];
   j["stats"] = stats;
   j["stats_array"] = r.stats;
   nlohmann::ordered_json per_iou;

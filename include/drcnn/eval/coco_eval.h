@@ -129,6 +129,9 @@ std::string summary_text(const CocoEvalResult& r);
 std::string extras_text(const CocoEvalResult& r);
 /// Every number above as a JSON document (stats by name, AP per IoU, per-class AP).
 std::string result_to_json(const CocoEvalResult& r);
+/// The names of stats[0..11] in pycocotools' order: "AP", "AP50", "AP75", "APs", "APm", "APl",
+/// "AR1", "AR10", "AR100", "ARs", "ARm", "ARl" (result_to_json's keys).
+const std::array<const char*, 12>& summary_names();
 
 /// What `drcnn-cocoeval GT.json RESULTS.json --iou-type TYPE` runs: loads both files and
 /// evaluates. Throws drcnn::Error naming the file and the record on a malformed file, an id
