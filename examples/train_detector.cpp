@@ -254,7 +254,8 @@ int main(int argc, char** argv) {
                  "PATH (a model_N.safetensors with its state_N.safetensors beside it)")
       ->expected(0, 1);
   app.add_flag("--overwrite", o.overwrite, "start a new run in a RUN folder that holds an earlier run, removing that "
-               "run's checkpoints, last_checkpoint and metrics.jsonl (without it such a folder is refused)");
+               "run's checkpoints, last_checkpoint and metrics.jsonl (without it such a folder is refused); with --resume PATH "
+               "to an earlier checkpoint than the run's newest, remove the later ones (refused without it)");
   app.add_option("--dist-timeout", dist_timeout, "data parallel: seconds a collective may take before the run stops "
                  "with an error naming it (a rank died or hangs; default 300, or DRCNN_DIST_TIMEOUT)")
       ->check(CLI::PositiveNumber);

@@ -706,6 +706,20 @@ Trainer::Trainer(const models::DetectorConfig& config, const data::DetectionData
       m->log(fmt::format("new run (no --resume): removed {} files of an earlier run from {}", removed.size(),
                          (o.run_dir / "checkpoints").string()));
   }
+  if (main_rank && from && !o.resume_from.empty() && !o.overwrite) {
+    // --resume PATH to an earlier checkpoint than the run's newest abandons the checkpoints,
+    // metrics and model_best after it; like a fresh run's, that removal is never unasked.
+    // (Checkpoints beyond the one last_checkpoint names are interrupted writes, not the run's:
+    // an automatic resume removes them, and so does this one.)
+    const std::optional<int64_t> at = checkpoint_iteration(*from);
+    const std::optional<fs::path> newest = last_checkpoint(o.run_dir);
+    const std::optional<int64_t> newest_at = newest ? checkpoint_iteration(*newest) : std::nullopt;
+    DRCNN_CHECK(!at || !newest_at || *newest_at <= *at, "--resume ", from->string(), ": the run folder ",
+                o.run_dir.string(), " holds later checkpoints of its run (last_checkpoint: ", newest->string(),
+                ", iteration ", newest_at.value_or(0), "); resuming from iteration ", at.value_or(0),
+                " would remove them, with the metrics.jsonl records and model_best after it: pass --overwrite to do "
+                "so, or copy the checkpoint into another --out");
+  }
   if (from) {
     m->restore(*from);
     DRCNN_CHECK(m->iteration <= o.iters, "--resume ", from->string(), ": the checkpoint is at iteration ", m->iteration,
@@ -785,6 +799,7 @@ void Trainer::train() {
       } else {
         out.total.backward();
       }
+      if (o.after_backward) o.after_backward(it + 1, s.params);
       // The norm stays on the device; it is read with the losses (flush). Clipping or not, the
       // gradients are those of train::clip_grad_norm.
       const Tensor norm = clip_grad_norm_on_device(s.params, o.grad_clip);

@@ -11,6 +11,7 @@
 #include <fstream>
 #include <limits>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <sstream>
 
 #include <fmt/core.h>
@@ -252,6 +253,54 @@ TEST_CASE("engine/trainer: a non-finite loss stops the run, naming the losses, l
   fs::remove_all(run);
 }
 
+TEST_CASE("engine/trainer: a non-finite gradient with finite losses stops the run before its step",
+          "[engine][trainer]") {
+  const ShapesSet set("nangrad");
+  const int64_t nc = int64_t(set.dataset->class_names().size());
+  const fs::path run = fresh_dir("nangrad");
+  TrainerOptions o = tiny_options(run, 6);
+  o.checkpoint_every = 2;
+  // One gradient element of iteration 3 becomes NaN after the backward (a fault no loss shows:
+  // the losses of iteration 3 are the finite values the model computed).
+  std::vector<Tensor> weights_seen;
+  std::optional<Variable> first_param;  // shares the model's storage
+  o.after_backward = [&](int64_t iteration, const std::vector<Variable>& params) {
+    REQUIRE_FALSE(params.empty());
+    if (iteration != 3) return;
+    first_param = params[0];
+    weights_seen.push_back(params[0].data().clone());
+    REQUIRE(params[0].has_grad());
+    params[0].grad().data<float>()[0] = std::numeric_limits<float>::quiet_NaN();
+  };
+  Trainer t(tiny_config(nc), *set.dataset, o);
+  std::string message;
+  try {
+    t.train();
+  } catch (const NonFiniteError& e) {
+    message = e.what();
+  }
+  INFO(message);
+  REQUIRE_FALSE(message.empty());
+  CHECK_THAT(message, Contains("non-finite gradient norm (nan) at iteration 3") && Contains("loss_cls ") &&
+                          Contains("total_loss ") && Contains("lr ") && Contains("IoU threshold ") &&
+                          Contains("beta ") && Contains("the last checkpoint is untouched"));
+  // The losses it names are finite numbers.
+  CHECK(message.find("nan,") == std::string::npos);
+  CHECK(message.find("inf") == std::string::npos);
+  // It stopped before the step of iteration 3: the weights are those iteration 3 started from,
+  // and the last checkpoint is iteration 2's, with nothing written for 3.
+  CHECK(t.iteration() == 2);
+  REQUIRE(weights_seen.size() == 1);
+  REQUIRE(first_param.has_value());
+  CHECK(same_bytes(first_param->data(), weights_seen[0]));
+  const auto last = last_checkpoint(run);
+  REQUIRE(last.has_value());
+  CHECK(*last == run / "checkpoints" / checkpoint_file_name(2));
+  CHECK_FALSE(fs::exists(run / "checkpoints" / checkpoint_file_name(3)));
+  CHECK(load_checkpoint(*last).state.iteration == 2);
+  fs::remove_all(run);
+}
+
 TEST_CASE("engine/trainer: multi-scale training reaches the pipeline, reproducibly, and is a recorded setting",
           "[engine][trainer]") {
   const ShapesSet set("multiscale");
@@ -336,6 +385,71 @@ TEST_CASE("engine/trainer: a resume with other settings is refused, naming the s
   CHECK_THAT(lines[0], Contains("last_checkpoint does not exist yet: starting at iteration 0"));
   fs::remove_all(run);
   fs::remove_all(empty);
+}
+
+TEST_CASE("engine/trainer: --resume PATH to an earlier checkpoint removes the later ones only with --overwrite",
+          "[engine][trainer]") {
+  const ShapesSet set("branch");
+  const int64_t nc = int64_t(set.dataset->class_names().size());
+  const fs::path run = fresh_dir("branch");
+  TrainerOptions o = tiny_options(run, 6);
+  o.checkpoint_every = 2;
+  o.keep = 3;
+  {
+    Trainer t(tiny_config(nc), *set.dataset, o);
+    t.train();
+  }
+  const fs::path ck = run / "checkpoints";
+  const std::string model4 = slurp(ck / "model_0000004.safetensors"), model6 = slurp(ck / "model_0000006.safetensors");
+  const std::string metrics = slurp(run / "metrics.jsonl"), pointer = slurp(run / "last_checkpoint");
+  REQUIRE(fs::exists(ck / "model_0000002.safetensors"));
+
+  // Refused: nothing in the folder changes.
+  o.resume = true;
+  o.resume_from = ck / "model_0000002.safetensors";
+  CHECK_THROWS_WITH(Trainer(tiny_config(nc), *set.dataset, o),
+                    Contains("model_0000002.safetensors") && Contains("holds later checkpoints of its run") &&
+                        Contains("model_0000006.safetensors, iteration 6") && Contains("pass --overwrite"));
+  CHECK(slurp(ck / "model_0000004.safetensors") == model4);
+  CHECK(slurp(ck / "model_0000006.safetensors") == model6);
+  CHECK(slurp(run / "metrics.jsonl") == metrics);
+  CHECK(slurp(run / "last_checkpoint") == pointer);
+
+  // The newest checkpoint itself (or a later one) needs no consent.
+  {
+    TrainerOptions same = o;
+    same.resume_from = ck / "model_0000006.safetensors";
+    Trainer t(tiny_config(nc), *set.dataset, same);
+    CHECK(t.iteration() == 6);
+  }
+
+  // With --overwrite: the later checkpoints go, and the branch retrains them to the same bytes
+  // (exact resume), with metrics.jsonl cut at iteration 2 and written again after it.
+  o.overwrite = true;
+  std::vector<std::string> lines;
+  o.log = [&](const std::string& l) { lines.push_back(l); };
+  {
+    Trainer t(tiny_config(nc), *set.dataset, o);
+    CHECK(t.iteration() == 2);
+    CHECK_FALSE(fs::exists(ck / "model_0000004.safetensors"));
+    CHECK_FALSE(fs::exists(ck / "model_0000006.safetensors"));
+    t.train();
+  }
+  bool said = false;
+  for (const auto& l : lines) said = said || l.find("model_0000006.safetensors (after the resumed iteration") != std::string::npos;
+  CHECK(said);
+  CHECK(slurp(ck / "model_0000004.safetensors") == model4);
+  CHECK(slurp(ck / "model_0000006.safetensors") == model6);
+  // The same iterations logged once each (the times in the records differ from run to run).
+  const auto iterations = [](const std::string& text) {
+    std::vector<int64_t> its;
+    std::istringstream in(text);
+    for (std::string line; std::getline(in, line);) its.push_back(nlohmann::json::parse(line).at("iteration").get<int64_t>());
+    return its;
+  };
+  CHECK(iterations(slurp(run / "metrics.jsonl")) == iterations(metrics));
+  CHECK(iterations(metrics) == std::vector<int64_t>{2, 4, 6});
+  fs::remove_all(run);
 }
 
 TEST_CASE("engine/trainer: --device values", "[engine][trainer]") {

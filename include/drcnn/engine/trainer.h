@@ -55,6 +55,9 @@ struct TrainerOptions {
   /// A fresh run (resume false) in a run_dir that holds an earlier run's checkpoints or
   /// last_checkpoint: false refuses to start (nothing of the earlier run is touched); true
   /// removes that run's checkpoints, last_checkpoint and metrics.jsonl first (--overwrite).
+  /// A resume from resume_from earlier than the checkpoint RUN/last_checkpoint names: false
+  /// refuses (the later checkpoints are the run's); true removes the later checkpoints, their
+  /// metrics.jsonl records and a later model_best.
   bool overwrite = false;
   std::filesystem::path resume_from;
   Device device = Device::cpu();
@@ -100,6 +103,11 @@ struct TrainerOptions {
   std::function<std::map<std::string, double>(const models::TwoStageDetector<float>& model, int64_t iteration)>
       evaluate;
   std::string best_metric = "AP";
+  /// Called on every rank after each iteration's backward (and gradient all-reduce), before
+  /// clipping and the step, with the iteration (1-based, as logged) and the trained parameters,
+  /// whose grad() hold its gradients: for inspection or, in tests, to inject a fault. It must
+  /// not change anything when the run is to stay reproducible.
+  std::function<void(int64_t iteration, const std::vector<Variable>& params)> after_backward;
 };
 
 /// A run stopped by a non-finite loss or gradient norm. The message names the iteration, each
