@@ -56,8 +56,9 @@ cmp "$work/one/detections.json" "$work/one_on_two/detections.json" ||
 cmp "$work/one/metrics.json" "$work/one_on_two/metrics.json" || fail "the gathered evaluation's metrics differ"
 echo "dist_train: gathered evaluation on 2 ranks = single process ($(grep -o image_id "$work/one/detections.json" | wc -l) detections, $(wc -c < "$work/one/detections.json") bytes)"
 
-# 3. The two-rank run's checkpoint at iteration 3, resumed on one process to iteration 6.
-"$train" "${common[@]}" --batch 1 --lr 0.005 --resume "$work/two/checkpoints/model_0000003.safetensors" \
+# 3. The two-rank run's checkpoint at iteration 3, resumed on one process to iteration 6 (--overwrite:
+#    the run folder holds its checkpoint 6, which this branch replaces).
+"$train" "${common[@]}" --batch 1 --lr 0.005 --resume "$work/two/checkpoints/model_0000003.safetensors" --overwrite \
   --out "$work/two" >"$work/two_resumed.log" 2>&1 || { cat "$work/two_resumed.log"; fail "resuming on one process failed"; }
 grep -q "resumed from .*model_0000003.safetensors at iteration 3" "$work/two_resumed.log" ||
   { cat "$work/two_resumed.log"; fail "the one-process resume did not start at iteration 3"; }
