@@ -115,4 +115,40 @@ void memcpy_device_to_device(Stream s, void* dst, const void* src, size_t bytes)
   // by that stream as soon as the caller returns: finish reading it first.
   DRCNN_CUDA_CHECK(cudaStreamSynchronize(stream));
 }
+void memcpy_host_to_device_async(Stream s, void* dst, const void* src, size_t bytes) {
+  DRCNN_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, static_cast<cudaStream_t>(s.handle)));
+}
+void* host_alloc_pinned(size_t bytes) {
+  void* p = nullptr;
+  DRCNN_CUDA_CHECK(cudaHostAlloc(&p, bytes == 0 ? 1 : bytes, cudaHostAllocPortable));
+  return p;
+}
+void host_free_pinned(void* p) noexcept {
+  if (p && cudaFreeHost(p) != cudaSuccess) cudaGetLastError();
+}
+Stream stream_create(Device device) {
+  DeviceGuard guard(device);
+  cudaStream_t s = nullptr;
+  DRCNN_CUDA_CHECK(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
+  return Stream{s};
+}
+void stream_destroy(Stream s) noexcept {
+  if (s.handle && cudaStreamDestroy(static_cast<cudaStream_t>(s.handle)) != cudaSuccess) cudaGetLastError();
+}
+void* event_create(Device device) {
+  DeviceGuard guard(device);
+  cudaEvent_t e = nullptr;
+  DRCNN_CUDA_CHECK(cudaEventCreateWithFlags(&e, cudaEventDisableTiming));
+  return e;
+}
+void event_destroy(void* event) noexcept {
+  if (event && cudaEventDestroy(static_cast<cudaEvent_t>(event)) != cudaSuccess) cudaGetLastError();
+}
+void event_record(void* event, Stream s) {
+  DRCNN_CUDA_CHECK(cudaEventRecord(static_cast<cudaEvent_t>(event), static_cast<cudaStream_t>(s.handle)));
+}
+void stream_wait_event(Stream s, void* event) {
+  DRCNN_CUDA_CHECK(cudaStreamWaitEvent(static_cast<cudaStream_t>(s.handle), static_cast<cudaEvent_t>(event), 0));
+}
+void event_synchronize(void* event) { DRCNN_CUDA_CHECK(cudaEventSynchronize(static_cast<cudaEvent_t>(event))); }
 }  // namespace drcnn::ops::cuda

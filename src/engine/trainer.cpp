@@ -1,6 +1,8 @@
 // The training loop (include/drcnn/engine/trainer.h).
 #include "drcnn/engine/trainer.h"
 
+#include "batch_stager.h"
+
 #include <fmt/chrono.h>
 #include <fmt/core.h>
 #include <sys/resource.h>
@@ -72,11 +74,6 @@ double peak_host_rss_mb() {
 std::string hms(double seconds) {
   const int64_t s = int64_t(std::max(0.0, seconds) + 0.5);
   return fmt::format("{}:{:02d}:{:02d}", s / 3600, (s / 60) % 60, s % 60);
-}
-
-Instances to_device(const Instances& t, Device d) {
-  return Instances(t.image_size, Boxes(t.boxes.tensor().to(d)), t.labels.to(d),
-                   t.scores.defined() ? t.scores.to(d) : Tensor(), t.ignore.defined() ? t.ignore.to(d) : Tensor());
 }
 
 uint64_t splitmix64(uint64_t x) {
@@ -316,6 +313,10 @@ struct Trainer::Impl {
   train::DynamicSchedule schedule;
   std::unique_ptr<data::GroupSampler> sampler;
   std::unique_ptr<data::DataLoader> loader;
+  // On a GPU: the next iteration's batch, copied to the device while this one computes, and the
+  // loader's position before it was taken (what a checkpoint records: the batch is not trained yet).
+  std::unique_ptr<BatchStager> stager;
+  std::optional<std::pair<uint64_t, int64_t>> loader_position;
   int64_t iteration = 0;
   std::vector<LogRecord> records;
 
@@ -388,8 +389,8 @@ struct Trainer::Impl {
     for (size_t i = 0; i < bufs.size(); ++i)
       if (bufs[i].defined()) s.momentum[names[i]] = bufs[i];
     s.generators = {{"init", init_gen}, {"sample", sample_gen}};
-    s.loader_epoch = loader->epoch();
-    s.loader_next_batch = loader->next_batch();
+    s.loader_epoch = loader_position ? loader_position->first : loader->epoch();
+    s.loader_next_batch = loader_position ? loader_position->second : loader->next_batch();
     s.run_settings = settings();
     // Not a setting a resume must repeat: another number of ranks resumes too (restore()).
     s.run_settings["world_size"] = std::to_string(comm.size());
@@ -771,16 +772,28 @@ void Trainer::train() {
   while (s.iteration < o.iters) {
     const int64_t it = s.iteration;  // 0-based index of this iteration
     const auto t_iter = Clock::now();
-    if (!s.loader->next(batch)) {
-      s.loader->start_epoch(s.loader->epoch() + 1);
-      DRCNN_CHECK(s.loader->next(batch), "the training loader produced no batch (epoch ", s.loader->epoch(), ")");
+    const auto next_batch = [&](data::Batch& b) {
+      if (!s.loader->next(b)) {
+        s.loader->start_epoch(s.loader->epoch() + 1);
+        DRCNN_CHECK(s.loader->next(b), "the training loader produced no batch (epoch ", s.loader->epoch(), ")");
+      }
+    };
+    if (o.device.is_cpu()) {
+      next_batch(batch);
+    } else {
+      // The batch was staged (page-locked memory, copy stream) during the previous iteration;
+      // the compute stream waits for its copy on the device. The first one is staged here.
+      if (!s.stager) s.stager = std::make_unique<BatchStager>(o.device);
+      if (!s.stager->has_staged()) {
+        data::Batch first;
+        next_batch(first);
+        s.stager->stage(std::move(first));
+      }
+      batch = s.stager->take(cuda::current_stream(o.device));
+      s.loader_position.reset();
     }
-    ImageList images = batch.images;
-    std::vector<Instances> targets = batch.targets;
-    if (!o.device.is_cpu()) {
-      images = ImageList(batch.images.tensor().to(o.device), batch.images.image_sizes());
-      for (Instances& t : targets) t = to_device(t, o.device);
-    }
+    const ImageList& images = batch.images;
+    const std::vector<Instances>& targets = batch.targets;
     s.sgd->set_lr(s.lr.at(it));
     const train::DynamicParams params = s.schedule.current();
     try {
@@ -832,6 +845,13 @@ void Trainer::train() {
       // several ranks: flush() is a collective the others are not in (this error ends the job).
       if (s.comm.size() == 1) s.flush();
       throw;
+    }
+    if (s.stager && it + 1 < o.iters) {
+      // The next batch's copy starts now and overlaps the rest of this iteration's device work.
+      s.loader_position = std::make_pair(s.loader->epoch(), s.loader->next_batch());
+      data::Batch next;
+      next_batch(next);
+      s.stager->stage(std::move(next));
     }
     s.iteration = it + 1;
 

@@ -113,5 +113,23 @@ void sort(Stream s, DType dtype, const SortLaunch& l);
 void memcpy_host_to_device(Stream s, void* dst, const void* src, size_t bytes);
 void memcpy_device_to_host(Stream s, void* dst, const void* src, size_t bytes);
 void memcpy_device_to_device(Stream s, void* dst, const void* src, size_t bytes);
+/// cudaMemcpyAsync host -> device with no wait at all: `src` must be page-locked (host_alloc_pinned)
+/// and stay unchanged until the copy is done (an event recorded on `s` after it).
+void memcpy_host_to_device_async(Stream s, void* dst, const void* src, size_t bytes);
+/// Page-locked host memory (cudaHostAlloc, portable) for asynchronous copies; free with
+/// host_free_pinned (never throws).
+void* host_alloc_pinned(size_t bytes);
+void host_free_pinned(void* p) noexcept;
+/// A stream on `device` that does not synchronise with the legacy default stream
+/// (cudaStreamNonBlocking); stream_destroy never throws.
+Stream stream_create(Device device);
+void stream_destroy(Stream s) noexcept;
+/// Events without timing: record a point of a stream's work, make another stream wait for it
+/// on the device (no host wait), or wait for it on the host.
+void* event_create(Device device);
+void event_destroy(void* event) noexcept;
+void event_record(void* event, Stream s);
+void stream_wait_event(Stream s, void* event);
+void event_synchronize(void* event);
 }  // namespace cuda
 }  // namespace drcnn::ops
