@@ -332,13 +332,18 @@ eval::CocoEvalResult evaluate_split(const models::TwoStageDetector<float>& model
   for (const auto& [index, det] : drawn) {
     const data::DetectionRecord rec = split.dataset->record(size_t(index));
     data::Image image = data::read_image(rec.image_path);
+    // Ground truth and predictions told apart by colour (report.cpp's legend), the same image
+    // as report.html shows.
+    const data::Image shown = draw_gt_and_predictions(image, rec.boxes, det, classes, thr);
     if (report_images)
-      report_images->push_back({fmt::format("image {} ({})", rec.image_id, fs::path(rec.image_path).filename().string()),
-                                draw_gt_and_predictions(image, rec.boxes, det, classes, thr)});
-    const int64_t n = draw_instances(image, det, classes, thr);
+      report_images->push_back(
+          {fmt::format("image {} ({})", rec.image_id, fs::path(rec.image_path).filename().string()), shown});
+    const std::vector<float> scores = det.scores.to_vector<float>();
+    const auto n = std::count_if(scores.begin(), scores.end(), [thr](float s) { return s >= thr; });
     const fs::path png = out / "vis" / fmt::format("val_{:06d}.png", rec.image_id);
-    data::write_png(png, image);
-    fmt::print("drew {} ({} detections with score >= {})\n", png.string(), n, thr);
+    data::write_png(png, shown);
+    fmt::print("drew {} ({} ground-truth boxes in green, {} detections with score >= {} in red)\n", png.string(),
+               rec.boxes.size(), n, thr);
   }
   return metrics;
 }
