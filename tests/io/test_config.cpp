@@ -339,7 +339,7 @@ TEST_CASE("io/config: error messages name the source, the key, what was expected
         "depth, style, norm, frozen_stages, norm_eval, in_channels, base_width, stage_with_dcn, dcn_deform_groups)");
   CHECK(err("solvr:\n  lr: 0.1\n") ==
         "run.yaml:1:1: solvr: unknown key; did you mean solver? (the top level takes: preset, _base_, model, solver, "
-        "data, eval, logging, device, seed, threads)");
+        "data, eval, logging, device, seed, threads, cpu_precision)");
   // Wrong types.
   CHECK(err("solver:\n  lr: fast\n") == "run.yaml:2:7: solver.lr: expected a number >= 0, got 'fast'");
   CHECK(err("solver:\n  max_iters: 1.5\n") == "run.yaml:2:14: solver.max_iters: expected an integer > 0, got '1.5'");
