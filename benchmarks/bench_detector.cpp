@@ -20,6 +20,7 @@
 #include <ctime>
 #include <cstdlib>
 #include <cstring>
+#include <exception>
 #include <map>
 #include <string>
 #include <vector>
@@ -155,7 +156,12 @@ void run(const char* key, const char* label, const models::DetectorConfig& cfg, 
 int main(int argc, char** argv) {
   const Args args = parse(argc, argv);
   set_cpu_threads(args.threads);
-  if (args.bf16) ops::set_cpu_precision(ops::CpuPrecision::BFloat16);
+  try {
+    if (args.bf16) ops::set_cpu_precision(ops::CpuPrecision::BFloat16);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "bench_detector --cpu-bf16: %s\n", e.what());
+    return 1;
+  }
   std::printf("CPU precision: %s\n", ops::cpu_precision_name(ops::cpu_precision()));
   if (args.model == "small" || args.model == "all")
     run("small", "small_cpu (ResNet-18 GN, FPN 128)", models::DetectorConfig::small_cpu(6), 256, args);

@@ -371,6 +371,8 @@ TEST_CASE("io/config: error messages name the source, the key, what was expected
   CHECK(err("solver:\n  warmup_ratio: 0\n") ==
         "run.yaml:2:17: solver.warmup_ratio: expected a number in (0, 1], got '0'");
   CHECK(err("device: gpu\n") == "run.yaml:1:9: device: expected cpu, cuda or cuda:N, got 'gpu'");
+  CHECK(err("cpu_precision: fp16\n") == "run.yaml:1:16: cpu_precision: expected fp32 or bf16, got 'fp16'");
+  CHECK(io::parse_config("cpu_precision: bf16\n", "run.yaml").cpu_precision == "bf16");
   // Fields that disagree (no single line to point at).
   CHECK(err("model:\n  anchors:\n    ratios: [1.0]\n") ==
         "run.yaml: model.rpn_head.num_anchors: must equal model.anchors' ratios x scales (1 x 1 = 1), got 3");

@@ -1,12 +1,12 @@
 // Opt-in bfloat16 arithmetic for the CPU's float32 convolutions and matrix products (issue 14).
 // Default: float32 everywhere. BFloat16: oneDNN's float32 conv2d / conv2d_backward read their
 // operands (input, weight, grad_out) rounded to bfloat16 and accumulate in float32 with
-// float32 outputs and gradients; float32 matmul (cpu::gemm) does the same through oneDNN's
-// gemm_bf16bf16f32. Master weights, the optimizer, norms, losses and every other op stay
+// float32 outputs and gradients; float32 ops::matmul / linear do the same through oneDNN's
+// bf16 matmul primitive (kernels/cpu/gemm_bf16.cpp). Master weights, the optimizer, norms, losses and every other op stay
 // float32, and float64 is never affected. Needs a build with oneDNN and a CPU with AVX-512 BF16
 // (vdpbf16ps; Zen 4, Cooper Lake, Sapphire Rapids); set_cpu_precision refuses it otherwise.
 // Results stay bitwise identical for every thread count. Accuracy and speed: docs/kernels/conv2d.md,
-// docs/benchmarks.md. Tests: tests/ops/test_conv_bf16.cpp.
+// docs/benchmarks.md. Tests: tests/ops/test_conv_bf16.cpp, tests/ops/test_matmul_bf16.cpp.
 #pragma once
 #include <string_view>
 
