@@ -202,7 +202,7 @@ TEST_CASE("ops/conv2d bf16: forward and backward within bf16's error bound of th
   }
 }
 
-TEST_CASE("ops/conv2d bf16: bitwise identical for 1 and 2 threads; float64 unaffected", "[ops][cpu][conv][bf16]") {
+TEST_CASE("ops/conv2d bf16: bitwise identical for 1 and 2 threads, float64 unaffected", "[ops][cpu][conv][bf16]") {
   if (!ops::cpu_has_bf16()) {
     WARN("this CPU has no AVX-512 BF16: bf16 is refused, nothing to compare");
     CHECK_THROWS(ops::set_cpu_precision(ops::CpuPrecision::BFloat16));
