@@ -12,18 +12,22 @@
 // (CPU time of all threads, std::clock: less disturbed than wall time on a shared machine).
 // is what tools/bench_compare.py reads.
 //   bench_detector [--model small|r50|all] [--mode train|infer|both] [--iters N] [--warmup N] [--threads N]
+//                  [--cpu-bf16]
+// --cpu-bf16: bfloat16 convolutions (ops::set_cpu_precision; refused without AVX-512 BF16).
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <ctime>
 #include <cstdlib>
 #include <cstring>
+#include <exception>
 #include <map>
 #include <string>
 #include <vector>
 
 #include "drcnn/core/parallel_cpu.h"
 #include "drcnn/models/detector.h"
+#include "drcnn/ops/cpu_precision.h"
 #include "drcnn/ops/elementwise.h"
 #include "drcnn/train/sgd.h"
 
@@ -35,6 +39,7 @@ struct Args {
   std::string model = "all";
   std::string mode = "train";
   int iters = 5, warmup = 1, threads = 1;
+  bool bf16 = false;
 };
 
 Args parse(int argc, char** argv) {
@@ -52,8 +57,9 @@ Args parse(int argc, char** argv) {
     else if (!std::strcmp(argv[i], "--iters")) a.iters = std::atoi(next("--iters"));
     else if (!std::strcmp(argv[i], "--warmup")) a.warmup = std::atoi(next("--warmup"));
     else if (!std::strcmp(argv[i], "--threads")) a.threads = std::atoi(next("--threads"));
+    else if (!std::strcmp(argv[i], "--cpu-bf16")) a.bf16 = true;
     else {
-      std::fprintf(stderr, "usage: bench_detector [--model small|r50|all] [--mode train|infer|both] [--iters N] [--warmup N] [--threads N]\n");
+      std::fprintf(stderr, "usage: bench_detector [--model small|r50|all] [--mode train|infer|both] [--iters N] [--warmup N] [--threads N] [--cpu-bf16]\n");
       std::exit(2);
     }
   }
@@ -150,6 +156,13 @@ void run(const char* key, const char* label, const models::DetectorConfig& cfg, 
 int main(int argc, char** argv) {
   const Args args = parse(argc, argv);
   set_cpu_threads(args.threads);
+  try {
+    if (args.bf16) ops::set_cpu_precision(ops::CpuPrecision::BFloat16);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "bench_detector --cpu-bf16: %s\n", e.what());
+    return 1;
+  }
+  std::printf("CPU precision: %s\n", ops::cpu_precision_name(ops::cpu_precision()));
   if (args.model == "small" || args.model == "all")
     run("small", "small_cpu (ResNet-18 GN, FPN 128)", models::DetectorConfig::small_cpu(6), 256, args);
   if (args.model == "r50" || args.model == "all")

@@ -15,6 +15,7 @@
 #include "drcnn/engine/checkpoint.h"
 #include "drcnn/engine/trainer.h"
 #include "drcnn/io/config.h"
+#include "drcnn/ops/cpu_precision.h"
 #include "tool_support.h"
 
 using namespace drcnn;
@@ -59,6 +60,9 @@ int main(int argc, char** argv) {
   app.add_option("--draw", draw, "validation images to draw (default: the config's eval.draw)")
       ->check(CLI::NonNegativeNumber);
   app.add_option("--threads", threads, "compute threads (default: the config's)")->check(CLI::PositiveNumber);
+  bool cpu_bf16 = false;
+  app.add_flag("--cpu-bf16", cpu_bf16, "bfloat16 CPU convolutions (default: the run's cpu_precision; "
+               "--set cpu_precision=fp32 turns it off)");
   app.add_option("--device", device_flag, "cpu | cuda | cuda:N")->capture_default_str();
   CLI11_PARSE(app, argc, argv);
   const auto given = [&](const char* flag) { return app.count(flag) > 0; };
@@ -78,6 +82,7 @@ int main(int argc, char** argv) {
     if (given("--val-list")) c.data.val.image_list = val_list;
     if (given("--draw")) c.eval.draw = draw;
     if (given("--threads")) c.threads = threads;
+    if (given("--cpu-bf16")) c.cpu_precision = "bf16";
     if (given("--tta")) tools::apply_tta_file(c, tta_file);
     for (const std::string& s : sets) io::apply_override(c, s);
     io::validate(c);
@@ -86,6 +91,8 @@ int main(int argc, char** argv) {
                   "data.val.ann=... --set data.val.images=...)");
     const Device device = engine::parse_device(device_flag);
     set_cpu_threads(c.threads);
+    ops::set_cpu_precision(ops::parse_cpu_precision(c.cpu_precision, "cpu_precision"));
+    if (c.cpu_precision != "fp32") fmt::print("CPU precision: {} convolutions\n", c.cpu_precision);
 
     fs::path checkpoint;
     if (iter >= 0) {

@@ -41,6 +41,7 @@
 #include "drcnn/io/config.h"
 #include "drcnn/io/safetensors.h"
 #include "drcnn/models/detector.h"
+#include "drcnn/ops/cpu_precision.h"
 #include "drcnn/train/dynamic_schedule.h"
 #include "tool_support.h"
 
@@ -92,6 +93,8 @@ int run(Options& o) {
     throw Error("no training set: give --train-ann and --train-images, or data.train.ann and data.train.images in "
                 "--config (or --set data.train.ann=...)");
   set_cpu_threads(c.threads);
+  ops::set_cpu_precision(ops::parse_cpu_precision(c.cpu_precision, "cpu_precision"));
+  if (c.cpu_precision != "fp32") fmt::print("CPU precision: {} convolutions\n", c.cpu_precision);
   const fs::path out = c.logging.out;
   fs::create_directories(out);
   const Split train = load_split(c.data.train, true, {});
@@ -234,6 +237,9 @@ int main(int argc, char** argv) {
   app.add_option("--flip", flip, "horizontal flip probability")->capture_default_str();
   app.add_option("--workers", workers, "loader worker threads (0: load in the training thread)")->capture_default_str();
   app.add_option("--threads", threads, "compute threads")->capture_default_str()->check(CLI::PositiveNumber);
+  bool cpu_bf16 = false;
+  app.add_flag("--cpu-bf16", cpu_bf16, "bfloat16 CPU convolutions (f32 accumulation, f32 weights and optimizer; "
+               "needs AVX-512 BF16) = cpu_precision: bf16");
   app.add_option("--seed", seed, "seed of the weights, the sampling and the data order")->capture_default_str();
   app.add_option("--log-every", log_every, "iterations per log line")->capture_default_str()->check(CLI::PositiveNumber);
   app.add_option("--draw", draw, "validation images to draw")->capture_default_str();
@@ -313,6 +319,7 @@ int main(int argc, char** argv) {
     if (given("--flip")) c.data.flip = flip;
     if (given("--workers")) c.data.workers = workers;
     if (given("--threads")) c.threads = threads;
+    if (given("--cpu-bf16")) c.cpu_precision = "bf16";
     if (given("--seed")) c.seed = seed;
     if (given("--log-every")) c.logging.log_every = log_every;
     if (given("--draw")) c.eval.draw = draw;

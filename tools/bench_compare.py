@@ -28,7 +28,15 @@ linear layers; their backward); drcnn's GFLOP/s divides the same count by its ti
 (`uptime`) sampled before its rounds: the machine may be shared.
 
   tools/bench_compare.py --build build/ci [--threads 1 2] [--rounds 3] [--cases ...]
-      [--markdown out.md] [--json out.json]
+      [--bf16] [--markdown out.md] [--json out.json]
+
+--bf16 (issue 14's opt-in bfloat16 convolutions) adds, for every case but box_iou, drcnn with
+DRCNN_CPU_PRECISION=bf16 (bf16 operands, f32 accumulation and outputs) and torch under
+torch.autocast('cpu', dtype=torch.bfloat16) (forward in autocast, backward and SGD outside it,
+as PyTorch's AMP recipe) to each round, interleaved with the float32 pair: each such case then
+has three rows, drcnn fp32 vs torch fp32, drcnn bf16 vs torch fp32, and drcnn bf16 vs torch
+autocast bf16 (the like-for-like peer). GFLOP/s of a bf16 row use the same FLOP count; the peak
+is still the fp32 one (--peak-gflops; AVX-512 BF16's vdpbf16ps doubles it).
 
 torch: the interpreter running this script (/work/venv: PyPI torch, oneDNN + MKL).
 drcnn: the benchmark binaries in --build/benchmarks (built with DRCNN_BUILD_BENCHMARKS, the ci
@@ -58,9 +66,13 @@ def load():
 
 
 # --------------------------------------------------------------------------- torch workers
-def torch_worker(case, threads, iters, warmup):
+def torch_worker(case, threads, iters, warmup, bf16=False):
+    import contextlib
     import torch
     torch.set_num_threads(threads)
+    # bf16: the forward under CPU autocast (convolutions and linear layers in bf16), the backward
+    # and the optimizer outside it, as torch.amp's recipe.
+    amp = (lambda: torch.autocast("cpu", dtype=torch.bfloat16)) if bf16 else contextlib.nullcontext
     sys.path.insert(0, HERE)
     times, cpu = [], []
 
@@ -91,19 +103,21 @@ def torch_worker(case, threads, iters, warmup):
         params = [p for p in model.parameters() if p.requires_grad]
 
         def fwd():
-            with torch.no_grad():
+            with torch.no_grad(), amp():
                 model(x)
 
         def fwdbwd():
             for p in params:
                 p.grad = None
-            sum(o.sum() for o in model(x)).backward()
+            with amp():
+                loss = sum(o.float().sum() for o in model(x))
+            loss.backward()
 
         fn = fwd if case == "r50fpn_fwd" else fwdbwd
         flops = count_flops(fn)
         timed(fn, warmup, iters)
     else:
-        fn, flops = detector_step(case)
+        fn, flops = detector_step(case, amp)
         timed(fn, warmup, iters)
     return times, cpu, flops
 
@@ -146,7 +160,7 @@ def small_cpu_torchvision():
                       box_predictor=FastRCNNPredictor(512, 7), box_batch_size_per_image=128)
 
 
-def detector_step(case):
+def detector_step(case, amp):
     import torch
     from torchvision.models import resnet50
     from torchvision.models.detection import FasterRCNN
@@ -172,15 +186,17 @@ def detector_step(case):
         model.eval()
 
         def fn():
-            with torch.no_grad():
+            with torch.no_grad(), amp():
                 model([image])
     else:
         model.train()
 
         def fn():
-            losses = model([image], targets)
+            with amp():
+                losses = model([image], targets)
+                loss = sum(v.float() for v in losses.values())
             opt.zero_grad()
-            sum(losses.values()).backward()
+            loss.backward()
             opt.step()
     return fn, count_flops(fn)
 
@@ -214,10 +230,10 @@ def parse_drcnn(case, out):
     return [float(m[-1][1]) / 1e3], [float(m[-1][2]) / 1e3]  # that process's median step
 
 
-def measure(cmd, threads):
+def measure(cmd, threads, extra_env=None):
     """Runs cmd; returns (stdout, peak RSS of that process in MiB, from wait4)."""
     import tempfile
-    env = dict(os.environ, OMP_NUM_THREADS=str(threads))
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads), **(extra_env or {}))
     with tempfile.TemporaryFile("w+") as err:
         p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err, env=env, text=True)
         out = p.stdout.read()
@@ -230,11 +246,11 @@ def measure(cmd, threads):
 
 
 def write_table(rows, raw, a, final):
-    head = ("| case | threads | torch ms | drcnn ms | ratio (range) | CPU-time ratio | target | GFLOP "
-            "| torch GFLOP/s (% peak) | drcnn GFLOP/s (% peak) | peak RSS torch / drcnn MiB | load |")
-    lines = [head, "|" + "---|" * 12]
+    head = ("| case | threads | precision drcnn / torch | torch ms | drcnn ms | ratio (range) | CPU-time ratio | target "
+            "| GFLOP | torch GFLOP/s (% peak) | drcnn GFLOP/s (% peak) | peak RSS torch / drcnn MiB | load |")
+    lines = [head, "|" + "---|" * 13]
     for r in rows:
-        lines.append(f"| {r['case']} | {r['threads']} | {r['torch_ms']:.2f} | {r['drcnn_ms']:.2f} | "
+        lines.append(f"| {r['case']} | {r['threads']} | {r['precision']} | {r['torch_ms']:.2f} | {r['drcnn_ms']:.2f} | "
                      f"**{r['ratio']:.2f}x** ({r['ratio_range'][0]:.2f}-{r['ratio_range'][1]:.2f}) | "
                      f"{r['cpu_ratio']:.2f}x | "
                      f">= {r['target']}x | {r['gflop']:.3g} | {r['torch_gflops']:.1f} ({r['torch_peak_pct']:.0f}%) | "
@@ -252,6 +268,27 @@ def write_table(rows, raw, a, final):
             json.dump({"rows": rows, "raw": raw}, f, indent=1)
 
 
+# The processes of one round, in this order (interleaved), and the rows formed from them.
+SIDES_FP32 = [("drcnn", "fp32"), ("torch", "fp32")]
+SIDES_BF16 = [("drcnn", "bf16"), ("torch", "bf16")]
+PAIRS = [("fp32", "fp32", "fp32 / fp32"), ("bf16", "fp32", "bf16 / fp32"), ("bf16", "bf16", "bf16 / autocast bf16")]
+
+
+def run_side(a, case, threads, side, prec):
+    """One process of one side; returns (wall s, CPU s, peak RSS MiB, flops or None)."""
+    if side == "drcnn":
+        env = {"DRCNN_CPU_PRECISION": prec} if prec == "bf16" else None
+        out, rss = measure(drcnn_command(a.build, case, threads, a.iters, a.warmup), threads, env)
+        wall, cpu = parse_drcnn(case, out)
+        return statistics.median(wall), statistics.median(cpu), rss, None
+    cmd = [sys.executable, os.path.abspath(__file__), "--worker", case, str(threads), str(a.iters), str(a.warmup)]
+    if prec == "bf16":
+        cmd.append("--worker-bf16")
+    out, rss = measure(cmd, threads)
+    res = json.loads(out.strip().splitlines()[-1])
+    return statistics.median(res["times"]), statistics.median(res["cpu"]), rss, res["flops"]
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--build", default="build/ci", help="drcnn build directory (with benchmarks/)")
@@ -260,15 +297,18 @@ def main():
     ap.add_argument("--iters", type=int, default=5, help="timed iterations per process")
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--cases", nargs="+", default=CASES, choices=CASES)
+    ap.add_argument("--bf16", action="store_true",
+                    help="also drcnn bf16 convolutions vs torch fp32 and vs torch autocast bf16 (not box_iou)")
     ap.add_argument("--peak-gflops", type=float, default=100.0, help="fp32 peak per thread (one core)")
     ap.add_argument("--markdown", help="also write the table here")
     ap.add_argument("--json", help="also write every measurement here")
     ap.add_argument("--worker", nargs=4, metavar=("CASE", "THREADS", "ITERS", "WARMUP"), help=argparse.SUPPRESS)
+    ap.add_argument("--worker-bf16", action="store_true", help=argparse.SUPPRESS)
     a = ap.parse_args()
 
     if a.worker:
         case, threads, iters, warmup = a.worker[0], int(a.worker[1]), int(a.worker[2]), int(a.worker[3])
-        times, cpu, flops = torch_worker(case, threads, iters, warmup)
+        times, cpu, flops = torch_worker(case, threads, iters, warmup, a.worker_bf16)
         print(json.dumps({"times": times, "cpu": cpu, "flops": flops}))
         return
 
@@ -285,39 +325,41 @@ def main():
     rows, raw = [], []
     for threads in a.threads:
         for case in a.cases:
-            tt, dt, tc, dc, trss, drss, loads, flops = [], [], [], [], [], [], [], None
+            sides = SIDES_FP32 + (SIDES_BF16 if a.bf16 and case != "box_iou" else [])
+            m = {k: {"wall": [], "cpu": [], "rss": []} for k in sides}
+            loads, flops = [], None
             for r in range(a.rounds):
-                loads.append(load())
-                out, rss = measure(drcnn_command(a.build, case, threads, a.iters, a.warmup), threads)
-                wall, cpu = parse_drcnn(case, out)
-                dt.append(statistics.median(wall))
-                dc.append(statistics.median(cpu))
-                drss.append(rss)
-                loads.append(load())
-                out, rss = measure([sys.executable, os.path.abspath(__file__), "--worker", case, str(threads),
-                                    str(a.iters), str(a.warmup)], threads)
-                res = json.loads(out.strip().splitlines()[-1])
-                tt.append(statistics.median(res["times"]))
-                tc.append(statistics.median(res["cpu"]))
-                trss.append(rss)
-                flops = res["flops"]
-                raw.append({"case": case, "threads": threads, "round": r, "drcnn_s": dt[-1], "torch_s": tt[-1],
-                            "drcnn_cpu_s": dc[-1], "torch_cpu_s": tc[-1],
-                            "drcnn_rss_mib": drss[-1], "torch_rss_mib": trss[-1], "load": loads[-2:]})
-                print(f"  {case} t{threads} round {r}: drcnn {dt[-1] * 1e3:.2f} ms (CPU {dc[-1] * 1e3:.2f}), "
-                      f"torch {tt[-1] * 1e3:.2f} ms (CPU {tc[-1] * 1e3:.2f}), RSS {drss[-1]:.0f} / {trss[-1]:.0f} MiB "
-                      f"(load {loads[-2]}/{loads[-1]})", flush=True)
-            d, t = statistics.median(dt), statistics.median(tt)
-            d_cpu, t_cpu = statistics.median(dc), statistics.median(tc)
-            peak = a.peak_gflops * threads
-            row = {"case": case, "threads": threads, "torch_ms": t * 1e3, "drcnn_ms": d * 1e3, "ratio": t / d,
-                   "torch_cpu_ms": t_cpu * 1e3, "drcnn_cpu_ms": d_cpu * 1e3, "cpu_ratio": t_cpu / d_cpu,
-                   "gflop": flops / 1e9, "torch_gflops": flops / t / 1e9, "drcnn_gflops": flops / d / 1e9,
-                   "torch_peak_pct": 100 * flops / t / 1e9 / peak, "drcnn_peak_pct": 100 * flops / d / 1e9 / peak,
-                   "torch_rss_mib": max(trss), "drcnn_rss_mib": max(drss), "target": TARGET[case],
-                   "ratio_range": (min(x / y for x, y in zip(tt, dt)), max(x / y for x, y in zip(tt, dt))),
-                   "load": f"{min(map(float, loads)):.1f}-{max(map(float, loads)):.1f}"}
-            rows.append(row)
+                for side, prec in sides:
+                    loads.append(load())
+                    wall, cpu, rss, f = run_side(a, case, threads, side, prec)
+                    m[(side, prec)]["wall"].append(wall)
+                    m[(side, prec)]["cpu"].append(cpu)
+                    m[(side, prec)]["rss"].append(rss)
+                    flops = f if f is not None else flops
+                    raw.append({"case": case, "threads": threads, "round": r, "side": side, "precision": prec,
+                                "wall_s": wall, "cpu_s": cpu, "rss_mib": rss, "load": loads[-1]})
+                print(f"  {case} t{threads} round {r}: " + ", ".join(
+                    f"{side} {prec} {m[(side, prec)]['wall'][-1] * 1e3:.2f} ms (CPU {m[(side, prec)]['cpu'][-1] * 1e3:.2f}, "
+                    f"RSS {m[(side, prec)]['rss'][-1]:.0f} MiB)" for side, prec in sides) +
+                    f" (load {loads[-len(sides)]}..{loads[-1]})", flush=True)
+            for dp, tp, label in PAIRS:
+                if ("drcnn", dp) not in m or ("torch", tp) not in m:
+                    continue
+                dm, tm = m[("drcnn", dp)], m[("torch", tp)]
+                d, t = statistics.median(dm["wall"]), statistics.median(tm["wall"])
+                d_cpu, t_cpu = statistics.median(dm["cpu"]), statistics.median(tm["cpu"])
+                peak = a.peak_gflops * threads
+                rows.append({"case": case, "threads": threads, "precision": label, "torch_ms": t * 1e3,
+                             "drcnn_ms": d * 1e3, "ratio": t / d,
+                             "torch_cpu_ms": t_cpu * 1e3, "drcnn_cpu_ms": d_cpu * 1e3, "cpu_ratio": t_cpu / d_cpu,
+                             "gflop": flops / 1e9, "torch_gflops": flops / t / 1e9, "drcnn_gflops": flops / d / 1e9,
+                             "torch_peak_pct": 100 * flops / t / 1e9 / peak,
+                             "drcnn_peak_pct": 100 * flops / d / 1e9 / peak,
+                             "torch_rss_mib": max(tm["rss"]), "drcnn_rss_mib": max(dm["rss"]),
+                             "target": TARGET[case],
+                             "ratio_range": (min(x / y for x, y in zip(tm["wall"], dm["wall"])),
+                                             max(x / y for x, y in zip(tm["wall"], dm["wall"]))),
+                             "load": f"{min(map(float, loads)):.1f}-{max(map(float, loads)):.1f}"})
             write_table(rows, raw, a, False)
     write_table(rows, raw, a, True)
 

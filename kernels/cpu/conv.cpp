@@ -10,7 +10,8 @@
 //   tile, the pixel (reduction) axis is split into a shape-determined number of slices whose
 //   partial sums are added in slice order at the end. grad_bias sums each channel in order.
 // - col2im is the gather form (each input cell written once).
-// float32 goes to oneDNN first when the build has it and it is selected (conv_onednn.cpp).
+// float32 goes to oneDNN first when the build has it and it is selected (conv_onednn.cpp), in
+// bfloat16 when ops::set_cpu_precision selected it (the im2col fallback stays float32).
 // Tests: tests/ops/test_conv.cpp. Benchmark: benchmarks/bench_conv.cpp.
 #include <algorithm>
 #include <atomic>
@@ -21,6 +22,7 @@
 
 #include "drcnn/core/error.h"
 #include "drcnn/ops/conv.h"
+#include "drcnn/ops/cpu_precision.h"
 #if DRCNN_HAVE_ONEDNN
 #include "conv_onednn.h"
 #endif
@@ -155,13 +157,14 @@ template <typename T>
 bool use_onednn() {
   return std::is_same_v<T, float> && DRCNN_HAVE_ONEDNN && impl_setting().load() == CpuConvImpl::OneDnn;
 }
+bool bf16_selected() { return cpu_precision() == CpuPrecision::BFloat16; }
 }  // namespace
 
 template <typename T>
 void conv2d_forward(const Conv2dForwardLaunch<T>& l) {
 #if DRCNN_HAVE_ONEDNN
   if constexpr (std::is_same_v<T, float>)
-    if (use_onednn<T>() && onednn::conv2d_forward(l)) return;
+    if (use_onednn<T>() && onednn::conv2d_forward(l, bf16_selected())) return;
 #endif
   const Conv2dGeometry& g = l.g;
   const int64_t P = g.p(), kg = g.k_g(), cog = g.cout_g(), K = g.k_all();
@@ -214,7 +217,7 @@ void conv2d_backward(const Conv2dBackwardLaunch<T>& l) {
   if (!l.grad_weight && !l.grad_input) return;
 #if DRCNN_HAVE_ONEDNN
   if constexpr (std::is_same_v<T, float>)
-    if (use_onednn<T>() && onednn::conv2d_backward(l)) return;
+    if (use_onednn<T>() && onednn::conv2d_backward(l, bf16_selected())) return;
 #endif
   if (g.n == 0 || P == 0) {  // nothing flows: zero gradients
     if (l.grad_weight) std::fill(l.grad_weight, l.grad_weight + g.c_out * kg, T(0));

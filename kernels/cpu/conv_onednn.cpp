@@ -6,6 +6,10 @@
 //   AVX-512) and cached per shape together with the reorders from/to drcnn's plain NCHW / OIHW.
 // - Scratchpads and reorder buffers come from drcnn's caching allocator (no per-call malloc).
 // - grad_bias stays with conv.cpp (double accumulation, as for float64).
+// - bfloat16 (ops::set_cpu_precision, include/drcnn/ops/cpu_precision.h): the operands read by
+//   a primitive (src/weights forward, diff_dst/weights backward-data, src/diff_dst
+//   backward-weights) are reordered from drcnn's float32 into oneDNN's bf16 blocked layouts
+//   (round to nearest even); outputs and gradients stay float32 (f32 accumulation and dst).
 // - Bitwise the same for every thread count: the thread count is in the plan key (oneDNN fixes
 //   a primitive's work split at creation; forward and backward-data give each output to one
 //   thread), and backward-weights runs as shape-determined channel slices of one-thread
@@ -45,11 +49,11 @@ enum class Dir { Forward, BackwardData, BackwardWeights };
 // The thread count is part of the key: oneDNN fixes a primitive's work split (and the number of
 // threads it runs) when the primitive is created.
 using Key = std::tuple<int, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t,
-                       int64_t, int64_t, int64_t, int64_t, int64_t, bool, int>;
-Key key_of(Dir d, const Conv2dGeometry& g, bool bias) {
+                       int64_t, int64_t, int64_t, int64_t, int64_t, bool, int, bool>;
+Key key_of(Dir d, const Conv2dGeometry& g, bool bias, bool bf16) {
   const int threads = d == Dir::BackwardWeights ? 1 : cpu_threads();  // see weight_slices()
   return {int(d), g.n,  g.c_in, g.h,  g.w,  g.c_out, g.kh,  g.kw,   g.sh,
-          g.sw,   g.ph, g.pw,   g.dh, g.dw, g.groups, g.ho, bias, threads};
+          g.sw,   g.ph, g.pw,   g.dh, g.dw, g.groups, g.ho, bias, threads, bf16};
 }
 
 /// Backward-weights is the one direction whose oneDNN result depends on the thread count (it
@@ -87,21 +91,36 @@ struct Descs {
   memory::desc src_any, wei_any, dst_any, bias_any;
   memory::dims strides, dilates, pad_l, pad_r;
 };
-Descs descs_of(const Conv2dGeometry& g) {
+/// The data types of a primitive's src, weights and dst (or their diffs): float32 everywhere,
+/// or bf16 for the operands it reads and float32 for the one it writes.
+struct Types {
+  dt src = dt::f32, wei = dt::f32, dst = dt::f32;
+};
+Types types_of(Dir dir, bool bf16) {
+  if (!bf16) return {};
+  switch (dir) {
+    case Dir::Forward: return {dt::bf16, dt::bf16, dt::f32};
+    case Dir::BackwardData: return {dt::f32, dt::bf16, dt::bf16};
+    case Dir::BackwardWeights: return {dt::bf16, dt::f32, dt::bf16};
+  }
+  return {};
+}
+
+Descs descs_of(const Conv2dGeometry& g, Types t = {}) {
   Descs d;
   d.src_plain = memory::desc({g.n, g.c_in, g.h, g.w}, dt::f32, tag::nchw);
   d.dst_plain = memory::desc({g.n, g.c_out, g.ho, g.wo}, dt::f32, tag::nchw);
   d.bias_plain = memory::desc({g.c_out}, dt::f32, tag::x);
   if (g.groups == 1) {
     d.wei_plain = memory::desc({g.c_out, g.c_in, g.kh, g.kw}, dt::f32, tag::oihw);
-    d.wei_any = memory::desc({g.c_out, g.c_in, g.kh, g.kw}, dt::f32, tag::any);
+    d.wei_any = memory::desc({g.c_out, g.c_in, g.kh, g.kw}, t.wei, tag::any);
   } else {
     const memory::dims wd = {g.groups, g.cout_g(), g.cin_g(), g.kh, g.kw};
     d.wei_plain = memory::desc(wd, dt::f32, tag::goihw);
-    d.wei_any = memory::desc(wd, dt::f32, tag::any);
+    d.wei_any = memory::desc(wd, t.wei, tag::any);
   }
-  d.src_any = memory::desc({g.n, g.c_in, g.h, g.w}, dt::f32, tag::any);
-  d.dst_any = memory::desc({g.n, g.c_out, g.ho, g.wo}, dt::f32, tag::any);
+  d.src_any = memory::desc({g.n, g.c_in, g.h, g.w}, t.src, tag::any);
+  d.dst_any = memory::desc({g.n, g.c_out, g.ho, g.wo}, t.dst, tag::any);
   d.bias_any = memory::desc({g.c_out}, dt::f32, tag::any);
   d.strides = {g.sh, g.sw};
   d.dilates = {g.dh - 1, g.dw - 1};
@@ -116,8 +135,10 @@ dnnl::primitive_attr user_scratchpad() {
   return a;
 }
 
-dnnl::convolution_forward::primitive_desc forward_pd(const Conv2dGeometry& g, bool bias) {
-  const Descs d = descs_of(g);
+/// The forward primitive (types: Types of Forward), or the hint of a backward one (bf16: every
+/// operand bf16, as oneDNN's bf16 backward kernels expect of their forward hint).
+dnnl::convolution_forward::primitive_desc forward_pd(const Conv2dGeometry& g, bool bias, Types t = {}) {
+  const Descs d = descs_of(g, t);
   const auto desc = bias ? dnnl::convolution_forward::desc(dnnl::prop_kind::forward_training,
                                                            dnnl::algorithm::convolution_direct, d.src_any, d.wei_any,
                                                            d.bias_any, d.dst_any, d.strides, d.dilates, d.pad_l, d.pad_r)
@@ -152,10 +173,12 @@ struct Plan {
                              // bwd weights: src in, dst=diff_dst in, wei=diff_weights out
 };
 
-std::shared_ptr<const Plan> make_plan(Dir dir, const Conv2dGeometry& g, bool bias) {
+Types hint_types(bool bf16) { return bf16 ? Types{dt::bf16, dt::bf16, dt::bf16} : Types{}; }
+
+std::shared_ptr<const Plan> make_plan(Dir dir, const Conv2dGeometry& g, bool bias, bool bf16) {
   auto p = std::make_shared<Plan>();
-  const Descs d = descs_of(g);
-  const auto fwd = forward_pd(g, bias);
+  const Descs d = descs_of(g, types_of(dir, bf16));
+  const auto fwd = forward_pd(g, bias, dir == Dir::Forward ? types_of(dir, bf16) : hint_types(bf16));
   if (dir == Dir::Forward) {
     p->prim = dnnl::convolution_forward(fwd);
     p->scratch_bytes = fwd.scratchpad_desc().get_size();
@@ -177,15 +200,15 @@ std::shared_ptr<const Plan> make_plan(Dir dir, const Conv2dGeometry& g, bool bia
 
 /// Backward-weights plan for one output-channel slice of g (weight_slices): a one-thread
 /// primitive whose diff_dst is read through a strided view of the whole [N, Cout, Ho, Wo].
-std::shared_ptr<const Plan> make_weights_plan(const Conv2dGeometry& g) {
+std::shared_ptr<const Plan> make_weights_plan(const Conv2dGeometry& g, bool bf16) {
   const OneThread one;
   Conv2dGeometry gs = g;
   gs.c_out = g.c_out / weight_slices(g);
   auto p = std::make_shared<Plan>();
-  const Descs d = descs_of(gs);
+  const Descs d = descs_of(gs, types_of(Dir::BackwardWeights, bf16));
   const memory::desc dst_view({gs.n, gs.c_out, gs.ho, gs.wo}, dt::f32,
                               memory::dims{g.c_out * g.ho * g.wo, g.ho * g.wo, g.wo, 1});
-  const auto fwd = forward_pd(gs, false);
+  const auto fwd = forward_pd(gs, false, hint_types(bf16));
   const dnnl::convolution_backward_weights::desc desc(dnnl::algorithm::convolution_direct, d.src_any, d.wei_any,
                                                       d.dst_any, d.strides, d.dilates, d.pad_l, d.pad_r);
   const dnnl::convolution_backward_weights::primitive_desc pd(desc, user_scratchpad(), engine(), fwd);
@@ -209,15 +232,15 @@ std::map<Key, std::shared_ptr<const Plan>>& plans() {
   return m;
 }
 
-std::shared_ptr<const Plan> plan_for(Dir dir, const Conv2dGeometry& g, bool bias) {
-  const Key k = key_of(dir, g, bias);
+std::shared_ptr<const Plan> plan_for(Dir dir, const Conv2dGeometry& g, bool bias, bool bf16) {
+  const Key k = key_of(dir, g, bias, bf16);
   {
     std::lock_guard<std::mutex> lock(g_mutex);
     auto it = plans().find(k);
     if (it != plans().end()) return it->second;
   }
   // Outside the lock: JIT compilation takes milliseconds.
-  auto p = dir == Dir::BackwardWeights ? make_weights_plan(g) : make_plan(dir, g, bias);
+  auto p = dir == Dir::BackwardWeights ? make_weights_plan(g, bf16) : make_plan(dir, g, bias, bf16);
   std::lock_guard<std::mutex> lock(g_mutex);
   if (plans().size() >= kMaxPlans) plans().clear();
   return plans().emplace(k, std::move(p)).first->second;
@@ -274,11 +297,11 @@ bool guarded(const char* what, const F& f) {
 }
 }  // namespace
 
-bool conv2d_forward(const Conv2dForwardLaunch<float>& l) {
+bool conv2d_forward(const Conv2dForwardLaunch<float>& l, bool bf16) {
   const Conv2dGeometry& g = l.g;
   if (!supported(g)) return false;
   std::shared_ptr<const Plan> p;
-  if (!guarded("conv2d", [&] { p = plan_for(Dir::Forward, g, l.bias != nullptr); })) return false;
+  if (!guarded("conv2d", [&] { p = plan_for(Dir::Forward, g, l.bias != nullptr, bf16); })) return false;
   guarded("conv2d", [&] {
     const Descs d = descs_of(g);
     dnnl::stream s(engine());
@@ -296,13 +319,13 @@ bool conv2d_forward(const Conv2dForwardLaunch<float>& l) {
   return true;
 }
 
-bool conv2d_backward(const Conv2dBackwardLaunch<float>& l) {
+bool conv2d_backward(const Conv2dBackwardLaunch<float>& l, bool bf16) {
   const Conv2dGeometry& g = l.g;
   if (!supported(g)) return false;
   std::shared_ptr<const Plan> pd, pw;
   if (!guarded("conv2d_backward", [&] {
-        if (l.grad_input) pd = plan_for(Dir::BackwardData, g, false);
-        if (l.grad_weight) pw = plan_for(Dir::BackwardWeights, g, false);
+        if (l.grad_input) pd = plan_for(Dir::BackwardData, g, false, bf16);
+        if (l.grad_weight) pw = plan_for(Dir::BackwardWeights, g, false, bf16);
       }))
     return false;
   guarded("conv2d_backward", [&] {

@@ -4,6 +4,8 @@
 // of CPU time on one Zen 4 core against Eigen's ~72 on the RoI head's 512 x 12544 x 1024
 // products), in the same fixed row blocks, each single-threaded: still bitwise the same for
 // every thread count.
+// GemmLaunch::bf16 (float32, oneDNN builds): A and B are rounded to bfloat16 once, then each
+// block runs oneDNN's bf16 matmul primitive on one thread (kernels/cpu/gemm_bf16.cpp).
 // Tests: tests/ops/test_matmul.cpp. Benchmark: benchmarks/bench_core.cpp.
 #include <Eigen/Core>
 
@@ -12,6 +14,8 @@
 
 #if DRCNN_HAVE_ONEDNN
 #include <oneapi/dnnl/dnnl.h>
+
+#include "gemm_bf16.h"
 #if DRCNN_WITH_OPENMP
 #include <omp.h>
 #endif
@@ -19,6 +23,7 @@
 
 #include "drcnn/core/error.h"
 #include "drcnn/core/parallel_cpu.h"
+#include "drcnn/core/storage.h"
 #include "drcnn/ops/launch.h"
 
 namespace drcnn::ops::cpu {
@@ -47,6 +52,24 @@ void gemm(const GemmLaunch<T>& l) {
   const int64_t blocks = (l.m + kRowBlock - 1) / kRowBlock;
   const int64_t tasks = l.batch * blocks;
   const int64_t macs_per_task = std::min(l.m, kRowBlock) * l.n * std::max<int64_t>(l.k, 1);
+#if DRCNN_HAVE_ONEDNN
+  // bf16: both operands converted once (their stored spans, each batch that is not broadcast).
+  ScratchBuffer<uint16_t> a16, b16;
+  int64_t span_a = 0, span_b = 0;
+  if constexpr (std::is_same_v<T, float>) {
+    if (l.bf16 && l.k > 0) {
+      span_a = ((l.trans_a ? l.k : l.m) - 1) * l.lda + (l.trans_a ? l.m : l.k);
+      span_b = ((l.trans_b ? l.n : l.k) - 1) * l.ldb + (l.trans_b ? l.k : l.n);
+      const int64_t na = l.stride_a ? l.batch : 1, nb = l.stride_b ? l.batch : 1;
+      a16 = ScratchBuffer<uint16_t>(na * span_a, Device::cpu());
+      b16 = ScratchBuffer<uint16_t>(nb * span_b, Device::cpu());
+      parallel_for_cpu(na + nb, [&](int64_t i) {
+        if (i < na) onednn::to_bf16(l.a + i * l.stride_a, a16.data() + i * span_a, span_a);
+        else onednn::to_bf16(l.b + (i - na) * l.stride_b, b16.data() + (i - na) * span_b, span_b);
+      }, 1);
+    }
+  }
+#endif
   // Task t: batch t / blocks, rows [r0, r0 + rows) of C.
   auto task = [&](int64_t t) {
     const int64_t b = t / blocks, r0 = (t % blocks) * kRowBlock;
@@ -62,6 +85,13 @@ void gemm(const GemmLaunch<T>& l) {
     if constexpr (std::is_same_v<T, float>) {
       if (k == 0) {  // empty inner dimension: C = beta * C
         if (l.beta != T(0) && l.beta != T(1)) C *= l.beta;
+        return;
+      }
+      if (l.bf16) {
+        const uint16_t* a_b = a16.data() + (l.stride_a ? b * span_a : 0) + (l.trans_a ? r0 : r0 * l.lda);
+        const uint16_t* b_b = b16.data() + (l.stride_b ? b * span_b : 0);
+        onednn::gemm_bf16_block(l.trans_a, l.trans_b, rows, n, k, l.alpha, a_b, l.lda, b_b, l.ldb, l.beta, C.data(),
+                                l.ldc);
         return;
       }
       // One thread inside the block whatever the caller's count (oneDNN reads OpenMP's max

@@ -25,6 +25,7 @@
 #include "drcnn/dist/communicator.h"
 #include "drcnn/eval/coco_eval.h"
 #include "drcnn/io/safetensors.h"
+#include "drcnn/ops/cpu_precision.h"
 #include "drcnn/ops/elementwise.h"
 #include "drcnn/ops/reduce.h"
 #include "drcnn/ops/shape_ops.h"
@@ -377,7 +378,9 @@ struct Trainer::Impl {
             {"weight_decay", fmt::format("{}", opt.weight_decay)},
             {"grad_clip", fmt::format("{}", opt.grad_clip)},
             {"flip", fmt::format("{}", opt.flip)},
-            {"scale", scales_setting(opt)}};
+            {"scale", scales_setting(opt)},
+            // bf16 CPU convolutions and matmuls change every step's bits (ops/cpu_precision.h).
+            {"cpu_precision", ops::cpu_precision_name(ops::cpu_precision())}};
   }
 
   TrainingState state() const {
@@ -407,7 +410,9 @@ struct Trainer::Impl {
     const Checkpoint c = load_checkpoint(path, opt.device);
     const auto mine = settings();
     for (const auto& [key, value] : mine) {
-      const auto it = c.state.run_settings.find(key);
+      auto it = c.state.run_settings.find(key);
+      // Checkpoints from before the setting existed were all trained in float32.
+      if (it == c.state.run_settings.end() && key == "cpu_precision" && value == "fp32") continue;
       DRCNN_CHECK(it != c.state.run_settings.end() && it->second == value, "--resume ", path.string(),
                   ": the checkpoint was trained with ", key, " ",
                   it == c.state.run_settings.end() ? std::string("<not recorded>") : it->second, ", this run has ", key,

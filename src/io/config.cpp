@@ -121,6 +121,13 @@ Rule device_rule() {
   return r;
 }
 
+Rule precision_rule() {
+  Rule r;
+  r.string_ok = [](const std::string& s) { return s == "fp32" || s == "bf16"; };
+  r.string_expect = "fp32 or bf16";
+  return r;
+}
+
 // ------------------------------------------------------------------------------ enums
 template <typename E>
 struct EnumNames;
@@ -464,6 +471,8 @@ void visit(V& v, RunConfig& o) {
   v.leaf("device", o.device, "where the model runs", device_rule());
   v.leaf("seed", o.seed, "seed of the weights, the sampling and the data order", any());
   v.leaf("threads", o.threads, "CPU compute threads", gt(0));
+  v.leaf("cpu_precision", o.cpu_precision,
+         "fp32 | bf16: bfloat16 CPU convolutions (f32 accumulation; needs AVX-512 BF16)", precision_rule());
 }
 
 std::string join(const std::string& path, const std::string& key) { return path.empty() ? key : path + "." + key; }

@@ -2,7 +2,10 @@
 // transposed views), then one batched GEMM.
 #include "drcnn/ops/matmul.h"
 
+#include <type_traits>
+
 #include "dispatch.h"
+#include "drcnn/ops/cpu_precision.h"
 #include "drcnn/ops/elementwise.h"
 
 namespace drcnn::ops {
@@ -73,6 +76,7 @@ Tensor matmul(const Tensor& a_in, const Tensor& b_in) {
       l.stride_a = ba == 1 ? 0 : a.stride(0);
       l.stride_b = bb == 1 ? 0 : b.stride(0);
       l.stride_c = m * n;
+      l.bf16 = std::is_same_v<T, float> && a.device().is_cpu() && cpu_precision() == CpuPrecision::BFloat16;
       runtime::on_device(
           a.device(), "matmul", [&] { cpu::gemm<T>(l); }, [&](auto s) { cuda::gemm<T>(s, l); });
     });

@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "common/conv_params.h"
 #include "common/device_compare.h"
 #include "common/random.h"
 #include "drcnn/autograd/conv.h"
@@ -29,14 +30,7 @@ using drcnn::test::require_device_close;
 namespace {
 const Device kGpu = Device::cuda(0);
 
-ops::Conv2dParams params(int64_t s, int64_t p, int64_t d, int64_t g) {
-  ops::Conv2dParams c;
-  c.stride = {s, s};
-  c.padding = {p, p};
-  c.dilation = {d, d};
-  c.groups = g;
-  return c;
-}
+ops::Conv2dParams params(int64_t s, int64_t p, int64_t d, int64_t g) { return drcnn::test::conv_params(s, p, d, g); }
 
 /// t on the GPU as a contiguous view one element into its buffer: its data pointer is 4 (f32)
 /// or 8 (f64) bytes past a 16-byte boundary, which cuDNN's vectorised paths must not assume.

@@ -22,6 +22,7 @@
 #include "common/files.h"
 #include "drcnn/engine/trainer.h"
 #include "drcnn/io/safetensors.h"
+#include "drcnn/ops/cpu_precision.h"
 #include "drcnn/train/sgd.h"
 
 using namespace drcnn;
@@ -348,6 +349,14 @@ TEST_CASE("engine/trainer: a resume with other settings is refused, naming the s
   o.seed = 6;
   CHECK_THROWS_WITH(Trainer(tiny_config(nc), *set.dataset, o),
                     Contains("model_0000001.safetensors") && Contains("trained with seed 5, this run has seed 6"));
+  if (ops::cpu_has_bf16()) {  // bf16 convolutions change the trajectory: recorded and checked
+    o = tiny_options(run, 2);
+    o.resume = true;
+    ops::set_cpu_precision(ops::CpuPrecision::BFloat16);
+    CHECK_THROWS_WITH(Trainer(tiny_config(nc), *set.dataset, o),
+                      Contains("trained with cpu_precision fp32, this run has cpu_precision bf16"));
+    ops::set_cpu_precision(ops::CpuPrecision::Float32);
+  }
   o = tiny_options(run, 2);
   o.resume = true;
   o.resume_from = run / "checkpoints" / "model_0000009.safetensors";

@@ -339,7 +339,7 @@ TEST_CASE("io/config: error messages name the source, the key, what was expected
         "depth, style, norm, frozen_stages, norm_eval, in_channels, base_width, stage_with_dcn, dcn_deform_groups)");
   CHECK(err("solvr:\n  lr: 0.1\n") ==
         "run.yaml:1:1: solvr: unknown key; did you mean solver? (the top level takes: preset, _base_, model, solver, "
-        "data, eval, logging, device, seed, threads)");
+        "data, eval, logging, device, seed, threads, cpu_precision)");
   // Wrong types.
   CHECK(err("solver:\n  lr: fast\n") == "run.yaml:2:7: solver.lr: expected a number >= 0, got 'fast'");
   CHECK(err("solver:\n  max_iters: 1.5\n") == "run.yaml:2:14: solver.max_iters: expected an integer > 0, got '1.5'");
@@ -371,6 +371,8 @@ TEST_CASE("io/config: error messages name the source, the key, what was expected
   CHECK(err("solver:\n  warmup_ratio: 0\n") ==
         "run.yaml:2:17: solver.warmup_ratio: expected a number in (0, 1], got '0'");
   CHECK(err("device: gpu\n") == "run.yaml:1:9: device: expected cpu, cuda or cuda:N, got 'gpu'");
+  CHECK(err("cpu_precision: fp16\n") == "run.yaml:1:16: cpu_precision: expected fp32 or bf16, got 'fp16'");
+  CHECK(io::parse_config("cpu_precision: bf16\n", "run.yaml").cpu_precision == "bf16");
   // Fields that disagree (no single line to point at).
   CHECK(err("model:\n  anchors:\n    ratios: [1.0]\n") ==
         "run.yaml: model.rpn_head.num_anchors: must equal model.anchors' ratios x scales (1 x 1 = 1), got 3");

@@ -12,6 +12,7 @@
 #include <string>
 
 #include "common/allclose.h"
+#include "common/conv_params.h"
 #include "common/random.h"
 #include "drcnn/core/parallel_cpu.h"
 #include "drcnn/ops/conv.h"
@@ -27,17 +28,9 @@ namespace ops = drcnn::ops;
 namespace ref = drcnn::ref;
 
 namespace {
-ops::Conv2dParams params(int64_t s, int64_t p, int64_t d, int64_t g) {
-  ops::Conv2dParams c;
-  c.stride = {s, s};
-  c.padding = {p, p};
-  c.dilation = {d, d};
-  c.groups = g;
-  return c;
-}
-ref::ConvRefParams ref_params(const ops::Conv2dParams& p) {
-  return {p.stride[0], p.stride[1], p.padding[0], p.padding[1], p.dilation[0], p.dilation[1], p.groups};
-}
+using drcnn::test::conv_params;
+ops::Conv2dParams params(int64_t s, int64_t p, int64_t d, int64_t g) { return conv_params(s, p, d, g); }
+ref::ConvRefParams ref_params(const ops::Conv2dParams& p) { return drcnn::test::conv_ref_params(p); }
 
 // Tolerances against the float64 reference: inputs are uniform in [-1, 1), so every product
 // is at most 1 in magnitude and a sum of `terms` products carries at most about terms * u of

@@ -105,6 +105,7 @@ struct RunConfig {
   std::string device = "cpu";  ///< cpu | cuda | cuda:N
   uint64_t seed = 0;           ///< weights, sampling and data order
   int threads = 1;             ///< CPU compute threads
+  std::string cpu_precision = "fp32";  ///< fp32 | bf16: CPU convolutions (ops/cpu_precision.h)
   friend bool operator==(const RunConfig&, const RunConfig&) = default;
 };
 

@@ -67,6 +67,9 @@ struct GemmLaunch {
   T* c = nullptr;
   int64_t ldc = 0;
   int64_t batch = 1, stride_a = 0, stride_b = 0, stride_c = 0;
+  /// CPU float32 only: bfloat16 operands with float32 accumulation (ops/cpu_precision.h; matmul
+  /// sets it when selected). Ignored elsewhere.
+  bool bf16 = false;
 };
 
 /// Sorts each row of a contiguous [rows, len] tensor (stable; NaN greatest), writing the
