@@ -149,6 +149,14 @@ def dcn_layout(names, prefix):
     return stages, (groups.pop() if groups else None)
 
 
+def set_detectron_input(r):
+    """The input the seed's / Detectron's MSRA weights were trained on: BGR 0..255 minus the
+    mean, std 1 (INPUT.PIXEL_MEAN / PIXEL_STD / TO_BGR255)."""
+    set_key(r.config, "data.normalize.mean", [102.9801, 115.9465, 122.7717])
+    set_key(r.config, "data.normalize.std", [1.0, 1.0, 1.0])
+    set_key(r.config, "data.normalize.to_rgb", False)
+
+
 def set_dcn_config(r, stages, groups):
     if any(stages):
         set_key(r.config, "model.backbone.stage_with_dcn", stages)
@@ -359,8 +367,10 @@ def convert_detectron(state, r):
     set_key(r.config, "model.backbone.style", "caffe")
     set_key(r.config, "model.backbone.norm.kind", "frozen_bn")
     set_key(r.config, "model.backbone.norm.eps", 0.0)
+    set_detectron_input(r)
     r.notes.append("Detectron's ImageNet models take BGR images minus the mean (102.98, 115.95, 122.77) with std 1 "
-                   "(the seed's INPUT.PIXEL_MEAN/PIXEL_STD, TO_BGR255)")
+                   "(the seed's INPUT.PIXEL_MEAN/PIXEL_STD, TO_BGR255): data.normalize says so; give the file to "
+                   "drcnn_train as init.backbone (--init-backbone)")
     r.source = "Detectron (caffe2) ResNet"
     return [k for k in r.expected if k not in r.tensors]
 
@@ -431,9 +441,10 @@ def convert_maskrcnn_benchmark(state, r):
     set_key(r.config, "model.backbone.norm.kind", "frozen_bn")
     set_key(r.config, "model.backbone.norm.eps", 0.0)
     set_dcn_config(r, dcn_stages, dcn_groups)
+    set_detectron_input(r)
     r.notes.append("maskrcnn-benchmark's conventions (+1 box widths, RoIAlign aligned=false with sampling ratio 2, "
-                   "its anchors and level mapper, BGR input with std 1) are not drcnn options yet: the weights "
-                   "load, but detections will differ from the seed's (docs/checkpoints.md)")
+                   "its anchors and level mapper) are not drcnn options yet: the weights load, but detections "
+                   "will differ from the seed's (docs/checkpoints.md)")
     r.source = "maskrcnn-benchmark"
     return []
 

@@ -147,6 +147,8 @@ class ConvertTest(unittest.TestCase):
         self.assertIn("bbox_pred.weight[0:4]: the background class's box regression", log)
         self.assertIn("iteration: top-level entry", log)
         self.assertIn("norm:\n      kind: \"frozen_bn\"\n      eps: 0.0", cfg)
+        self.assertIn("normalize:\n    mean: [102.9801, 115.9465, 122.7717]\n    std: [1.0, 1.0, 1.0]\n"
+                      "    to_rgb: false", cfg)
 
     def test_torchvision_resnet(self):
         m = torchvision.models.resnet18()
@@ -182,6 +184,7 @@ class ConvertTest(unittest.TestCase):
                 self.assertTrue(torch.equal(t[k], sd[k]), k)
         self.assertIn('style: "caffe"', cfg)
         self.assertIn("eps: 0.0", cfg)
+        self.assertIn("to_rgb: false", cfg)
 
     def dcn_detector(self, groups=1):
         """An MMDetection-named ResNet-50 detector with DCNv2 in layer2..layer4 (trunk tensors small

@@ -225,13 +225,18 @@ std::string node_text(const YAML::Node& n) {
 
 // Shortest text that reads back to exactly the same double (fmt), with ".0" on integral values
 // so the YAML says it is a float.
-std::string double_text(double x) {
+// The shortest text that reads back to x in x's own type (a float field as 123.675, not the
+// double 123.67500305175781).
+template <typename F>
+std::string float_text(F x) {
   if (std::isnan(x)) return ".nan";
   if (std::isinf(x)) return x > 0 ? ".inf" : "-.inf";
   std::string s = fmt::format("{}", x);
   if (s.find_first_of(".e") == std::string::npos) s += ".0";
   return s;
 }
+std::string double_text(double x) { return float_text(x); }
+std::string double_text(float x) { return float_text(x); }
 
 // Scalar -> value. Integers: std::from_chars, decimal only (yaml-cpp's stream conversion would
 // read "010" as octal). Floats and booleans: yaml-cpp's conversion (accepts .inf / .nan, yes/no).
@@ -425,6 +430,12 @@ void visit(V& v, DatasetConfig& o) {
   v.leaf("image_list", o.image_list, "VOC only: ImageSets/Main/<split>.txt (empty: every XML)", any());
 }
 template <typename V>
+void visit(V& v, data::NormalizeOptions& o) {
+  v.leaf("mean", o.mean, "subtracted per channel, in the output order (RGB when to_rgb, else BGR)", any());
+  v.leaf("std", o.std, "divides per channel after the mean (the seed's Detectron models: 1)", gt(0));
+  v.leaf("to_rgb", o.to_rgb, "true: RGB channels (MMDetection to_rgb=True); false: BGR (the seed's TO_BGR255)", any());
+}
+template <typename V>
 void visit(V& v, DataConfig& o) {
   v.group("train", o.train, "training set");
   v.group("val", o.val, "validation set (ann empty: no evaluation)");
@@ -435,6 +446,7 @@ void visit(V& v, DataConfig& o) {
   v.leaf("multi_scale_long", o.multi_scale_long, "multi-scale training: long-edge cap", gt(0));
   v.leaf("flip", o.flip, "horizontal flip probability (training)", unit());
   v.leaf("workers", o.workers, "loader worker threads (0: in the training thread)", ge(0));
+  v.group("normalize", o.normalize, "input normalisation: (pixel - mean) / std (train, test, TTA)");
 }
 template <typename V>
 void visit(V& v, EvalConfig& o) {
@@ -455,12 +467,18 @@ void visit(V& v, LoggingConfig& o) {
   v.leaf("out", o.out, "output folder", any());
 }
 template <typename V>
+void visit(V& v, InitConfig& o) {
+  v.leaf("backbone", o.backbone, "backbone weights, safetensors (mmdet init_cfg Pretrained; empty: random)", any());
+  v.leaf("detector", o.detector, "whole-detector weights, safetensors, after backbone (mmdet load_from)", any());
+}
+template <typename V>
 void visit(V& v, RunConfig& o) {
   v.group("model", o.model, "the detector (DetectorConfig)");
   v.group("solver", o.solver, "SGD and the lr schedule");
   v.group("data", o.data, "datasets and augmentation");
   v.group("eval", o.eval, "evaluation");
   v.group("logging", o.logging, "logs, checkpoints, output");
+  v.group("init", o.init, "initial weights of a fresh run (engine::load_pretrained)");
   v.leaf("device", o.device, "where the model runs", device_rule());
   v.leaf("seed", o.seed, "seed of the weights, the sampling and the data order", any());
   v.leaf("threads", o.threads, "CPU compute threads", gt(0));
