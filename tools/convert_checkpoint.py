@@ -442,8 +442,8 @@ def convert_maskrcnn_benchmark(state, r):
     set_key(r.config, "model.backbone.norm.eps", 0.0)
     set_dcn_config(r, dcn_stages, dcn_groups)
     set_detectron_input(r)
-    r.notes.append("maskrcnn-benchmark's conventions (+1 box widths, RoIAlign aligned=false with sampling ratio 2, "
-                   "its anchors and level mapper) are not drcnn options yet: the weights load, but detections "
+    r.notes.append("maskrcnn-benchmark's conventions (+1 box widths, its anchors, level mapper and proposal rules) "
+                   "are not a drcnn detector option yet (the box ops have them): the weights load, but detections "
                    "will differ from the seed's (docs/checkpoints.md)")
     r.source = "maskrcnn-benchmark"
     return []
