@@ -308,6 +308,7 @@ void visit(V& v, ops::AnchorConfig& o) {
   v.leaf("base_sizes", o.base_sizes, "per-level base sizes; empty: the strides", gt(0));
   v.leaf("center_offset", o.center_offset, "anchor centre = offset * base size", unit());
   v.leaf("scale_major", o.scale_major, "anchor order: a = r * num_scales + s (true) or s * num_ratios + r", any());
+  v.leaf("detectron", o.detectron, "Detectron's generate_anchors (+1 widths, rounded; the seed's)", any());
 }
 template <typename V>
 void visit(V& v, models::RpnHeadOptions& o) {

@@ -143,6 +143,7 @@ TEST_CASE("io/config: to_yaml loads back to an identical struct", "[io][config]"
   m.backbone.norm_eval = true;
   m.backbone.in_channels = 1;
   m.backbone.base_width = 32;
+  m.anchors.detectron = true;
   c.data.normalize = {{102.9801f, 115.9465f, 122.7717f}, {1.0f, 1.0f, 1.0f}, false};
   c.init.backbone = "R-50.safetensors";
   c.init.detector = "zoo/dynamic_rcnn.safetensors";

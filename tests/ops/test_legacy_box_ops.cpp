@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "common/golden.h"
+#include "drcnn/ops/anchors.h"
 #include "drcnn/ops/box_ops.h"
 #include "drcnn/ops/nms.h"
 
@@ -106,3 +107,24 @@ TEST_CASE("legacy boxes: clipping needs an image of at least one pixel", "[ops][
                     Catch::Contains("box_clip: with legacy (+1) boxes the image must be at least 1 x 1"));
   CHECK_NOTHROW(ops::box_clip(b, 0.5, 10.0));
 }
+
+TEST_CASE("detectron anchors equal the seed's generate_anchors and grid", "[ops][anchors][legacy]") {
+  const auto g = drcnn::test::load_golden("maskrcnn_benchmark/anchors");
+  ops::AnchorConfig c;  // strides 4..64, ratios 0.5 / 1 / 2, scales {8}: the seed's sizes 32..512
+  c.detectron = true;
+  const std::vector<ops::FeatureSize> sizes(5, ops::FeatureSize{3, 5});
+  for (DType dt : {DType::Float32, DType::Float64}) {
+    const std::vector<Tensor> grid = ops::grid_anchors(c, sizes, dt);
+    for (int level = 0; level < 5; ++level) {
+      const std::string s = std::to_string(c.strides[size_t(level)]);
+      // Integers and halves: exact in float32 and float64 (the seed's cell anchors are float32).
+      expect_golden_close("detectron base anchors stride " + s, ops::base_anchors(c, level, dt), g["base_" + s], 0, 0);
+      expect_golden_close("detectron grid anchors stride " + s, grid[size_t(level)], g["grid_" + s], 0, 0);
+    }
+  }
+  ops::AnchorConfig mmdet;  // the default differs (no rounding, centre 0)
+  CHECK(max_abs_diff(ops::base_anchors(mmdet, 0, DType::Float64), g["base_4"]) > 1.0);
+  c.center_offset = 0.5;
+  CHECK_THROWS_WITH(ops::base_anchors(c, 0), Catch::Contains("center_offset must be 0, got 0.5"));
+}
+
