@@ -144,6 +144,8 @@ DRCNN_ENUM_NAMES(models::RpnRegressionLoss, {models::RpnRegressionLoss::L1, "l1"
 DRCNN_ENUM_NAMES(train::IouPooling, {train::IouPooling::kMeanOverImages, "mean_over_images"},
                  {train::IouPooling::kConcatenated, "concatenated"})
 DRCNN_ENUM_NAMES(train::MedianRule, {train::MedianRule::kNumpy, "numpy"}, {train::MedianRule::kUpper, "upper"})
+DRCNN_ENUM_NAMES(train::StatPopulation, {train::StatPopulation::kMmdet, "mmdet"},
+                 {train::StatPopulation::kOriginal, "original"})
 DRCNN_ENUM_NAMES(DatasetFormat, {DatasetFormat::Coco, "coco"}, {DatasetFormat::Voc, "voc"})
 #undef DRCNN_ENUM_NAMES
 
@@ -393,6 +395,7 @@ void visit(V& v, train::DynamicRcnnConfig& o) {
   v.leaf("beta_eps", o.beta_eps, "an update with median < beta_eps keeps beta (0: off)", ge(0));
   v.leaf("iou_pooling", o.iou_pooling, "mean_over_images (mmdet) or concatenated (original)", any());
   v.leaf("beta_median", o.beta_median, "numpy median (mmdet) or upper middle value (original)", any());
+  v.leaf("population", o.population, "statistic populations: mmdet (sampled positives) or original (the seed's)", any());
   v.leaf("static_mode", o.static_mode, "Faster R-CNN baseline: fixed start_iou and start_beta", any());
 }
 template <typename V>
