@@ -1,8 +1,9 @@
 // Loads a torchvision ResNet state_dict exported to safetensors into drcnn's ResNet (by name,
 // frozen BatchNorm with eps 1e-5) and compares C2..C5 with torchvision's outputs.
-//   drcnn_compare_resnet WEIGHTS.safetensors IO.safetensors DEPTH [pytorch|caffe EPS]
+//   drcnn_compare_resnet WEIGHTS.safetensors IO.safetensors DEPTH [pytorch|caffe EPS [DCN]]
 // IO holds "input" and the reference's "C2".."C5" (tools/check_torchvision_resnet.py writes both;
-// tools/check_detectron_resnet.py a converted Detectron trunk, style caffe, eps 0).
+// tools/check_detectron_resnet.py a converted Detectron trunk, style caffe, eps 0;
+// tools/check_dcn_resnet.py a converted DCNv2 trunk, DCN "0111" = stage_with_dcn per layer).
 // Prints the max errors; exits 1 when an output is off by more than 1e-4 relative to its scale.
 #include <algorithm>
 #include <chrono>
@@ -19,8 +20,9 @@
 int main(int argc, char** argv) {
   using namespace drcnn;
   using namespace drcnn::models;
-  if (argc != 4 && argc != 6) {
-    std::fprintf(stderr, "usage: %s WEIGHTS.safetensors IO.safetensors DEPTH [pytorch|caffe EPS]\n", argv[0]);
+  if (argc != 4 && argc != 6 && argc != 7) {
+    std::fprintf(stderr, "usage: %s WEIGHTS.safetensors IO.safetensors DEPTH [pytorch|caffe EPS [DCN, e.g. 0111]]\n",
+                 argv[0]);
     return 2;
   }
   try {
@@ -29,8 +31,16 @@ int main(int argc, char** argv) {
     ResNetOptions o;
     o.depth = std::atoi(argv[3]);
     o.norm.kind = NormKind::FrozenBatchNorm;
-    o.norm.eps = argc == 6 ? std::atof(argv[5]) : 1e-5;
-    if (argc == 6) {
+    o.norm.eps = argc >= 6 ? std::atof(argv[5]) : 1e-5;
+    if (argc == 7) {
+      const std::string dcn = argv[6];
+      if (dcn.size() != 4 || dcn.find_first_not_of("01") != std::string::npos) {
+        std::fprintf(stderr, "drcnn_compare_resnet: DCN must be four 0/1 digits (layer1..layer4), got '%s'\n", argv[6]);
+        return 2;
+      }
+      for (size_t s = 0; s < 4; ++s) o.stage_with_dcn[s] = dcn[s] == '1';
+    }
+    if (argc >= 6) {
       const std::string style = argv[4];
       if (style != "pytorch" && style != "caffe") {
         std::fprintf(stderr, "drcnn_compare_resnet: style must be pytorch or caffe, got '%s'\n", argv[4]);

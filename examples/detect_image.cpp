@@ -57,7 +57,7 @@ int main(int argc, char** argv) {
     data::Image image = data::read_image(argv[3]);
     data::Sample sample = data::make_sample(data::DetectionRecord{}, image);
     data::RandomStream rng(0, 0);  // the test pipeline draws nothing
-    data::test_pipeline(io::test_resize(cfg.data)).run(sample, rng);
+    data::test_pipeline(io::test_resize(cfg.data), cfg.data.normalize).run(sample, rng);
     const ImageList batch = ImageList::from_images({sample.tensor}, cfg.model.size_divisor);
 
     // Detections in the original image's pixels.

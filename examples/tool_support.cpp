@@ -134,7 +134,7 @@ eval::CocoResults predict_dataset_tta(const models::TwoStageDetector<float>& mod
   const eval::TtaOptions o = tta_options(c);
   for (size_t i = 0; i < split.dataset->size(); ++i) {
     const data::DetectionRecord rec = split.dataset->record(i);
-    const Instances det = eval::predict_tta(model, data::read_image(rec.image_path), o, {}, device);
+    const Instances det = eval::predict_tta(model, data::read_image(rec.image_path), o, c.data.normalize, device);
     push_results(results, *split.dataset, rec.image_id, det);
     if (keep && int64_t(keep->size()) < keep_count) keep->emplace(int64_t(i), det);
   }
@@ -177,8 +177,8 @@ void apply_tta_file(io::RunConfig& c, const std::string& path) {
 
 Instances predict_with_config(const models::TwoStageDetector<float>& model, const data::Image& image,
                               const io::RunConfig& c, Device device) {
-  if (!c.eval.tta_short.empty()) return eval::predict_tta(model, image, tta_options(c), {}, device);
-  return predict_image(model, image, data::test_pipeline(io::test_resize(c.data)), device);
+  if (!c.eval.tta_short.empty()) return eval::predict_tta(model, image, tta_options(c), c.data.normalize, device);
+  return predict_image(model, image, data::test_pipeline(io::test_resize(c.data), c.data.normalize), device);
 }
 
 eval::CocoResults predict_dataset(const models::TwoStageDetector<float>& model, const Split& split,
@@ -269,7 +269,8 @@ eval::CocoResults evaluate_predictions(const models::TwoStageDetector<float>& mo
                                                   c.eval.tta_short.size() * (c.eval.tta_flip ? 2 : 1)));
   }
   const eval::CocoResults mine =
-      predict_dataset(model, split, data::test_pipeline(io::test_resize(c.data)), c.data.workers, device, &drawn,
+      predict_dataset(model, split, data::test_pipeline(io::test_resize(c.data), c.data.normalize), c.data.workers,
+                      device, &drawn,
                       c.eval.draw, tool + " detections", comm.size(), comm.rank());
   if (comm.size() == 1) return mine;
   // Each detection's dataset index: the shard's images are r, r + W, ... in order, and

@@ -124,6 +124,9 @@ int run(Options& o) {
   to.scale_short = c.data.scale_short;
   if (!c.data.multi_scale_short.empty()) to.train_scales = io::train_resize(c.data).scales;  // multi-scale training
   to.workers = c.data.workers;
+  to.normalize = c.data.normalize;
+  to.init_backbone = c.init.backbone;
+  to.load_from = c.init.detector;
   to.seed = c.seed;
   to.log_every = c.logging.log_every;
   to.checkpoint_every = c.logging.checkpoint_every;
@@ -205,6 +208,7 @@ int main(int argc, char** argv) {
   uint64_t seed = d.seed;
   bool static_schedule = false;
   std::vector<int32_t> scale;
+  std::string init_backbone, load_from;
   Options o;
   double dist_timeout = 0;
 
@@ -235,6 +239,10 @@ int main(int argc, char** argv) {
   app.add_option("--scale", scale, "resize target: long,short (keep ratio); default 1333,800")
       ->delimiter(',')->expected(2);
   app.add_option("--flip", flip, "horizontal flip probability")->capture_default_str();
+  app.add_option("--init-backbone", init_backbone, "backbone weights (safetensors, e.g. tools/convert_checkpoint.py's "
+                 "ResNet from torchvision or Detectron; config init.backbone)");
+  app.add_option("--load-from", load_from, "whole-detector weights to start from (safetensors; mmdet load_from; "
+                 "config init.detector)");
   app.add_option("--workers", workers, "loader worker threads (0: load in the training thread)")->capture_default_str();
   app.add_option("--threads", threads, "compute threads")->capture_default_str()->check(CLI::PositiveNumber);
   bool cpu_bf16 = false;
@@ -317,6 +325,8 @@ int main(int argc, char** argv) {
       c.data.scale_short = scale[1];
     }
     if (given("--flip")) c.data.flip = flip;
+    if (given("--init-backbone")) c.init.backbone = init_backbone;
+    if (given("--load-from")) c.init.detector = load_from;
     if (given("--workers")) c.data.workers = workers;
     if (given("--threads")) c.threads = threads;
     if (given("--cpu-bf16")) c.cpu_precision = "bf16";

@@ -5,7 +5,7 @@
 
 IN is one of (the format is detected from the file when --from is omitted):
 
-  mmdet               an MMDetection v2 or v3 Faster / Dynamic R-CNN (ResNet-FPN) .pth
+  mmdet               an MMDetection v2 or v3 Faster / Dynamic R-CNN (ResNet-FPN, DCNv2 or not) .pth
                       ({"state_dict": ..., "meta": ...}); names are drcnn's already.
   maskrcnn-benchmark  the seed's (hkzhang95/DynamicRCNN) or maskrcnn-benchmark's .pth
                       ({"model": {"module.backbone.body.*", ...}}): renamed, the background class
@@ -130,8 +130,42 @@ def resnet_layout(names, prefix):
     return depth
 
 
-def trunk_names(depth):
-    """The names drcnn's ResNet (norm frozen_bn) has, in torchvision's spelling."""
+def dcn_layout(names, prefix):
+    """(stage_with_dcn [4 bools], deform groups or None) from the DCNv2 offset convs among `names`
+    (drcnn's spelling `{prefix}layerS.B.conv2.conv_offset.weight`, shape [27 g, C, 3, 3])."""
+    stages, groups = [False] * 4, set()
+    for n, shape in names.items():
+        m = re.fullmatch(rf"{re.escape(prefix)}layer(\d)\.\d+\.conv2\.conv_offset\.weight", n)
+        if not m:
+            continue
+        stages[int(m.group(1)) - 1] = True
+        if shape[0] % 27 or len(shape) != 4 or tuple(shape[2:]) != (3, 3):
+            raise ConversionError(f"{n}: shape {list(shape)}, expected [27 x deform groups, C, 3, 3] (a 3x3 DCNv2's "
+                                  "18 offsets and 9 mask logits per deform group)")
+        groups.add(shape[0] // 27)
+    if len(groups) > 1:
+        raise ConversionError(f"the DCNv2 convs have different deform groups {sorted(groups)}; drcnn's ResNet has one "
+                              "dcn_deform_groups")
+    return stages, (groups.pop() if groups else None)
+
+
+def set_detectron_input(r):
+    """The input the seed's / Detectron's MSRA weights were trained on: BGR 0..255 minus the
+    mean, std 1 (INPUT.PIXEL_MEAN / PIXEL_STD / TO_BGR255)."""
+    set_key(r.config, "data.normalize.mean", [102.9801, 115.9465, 122.7717])
+    set_key(r.config, "data.normalize.std", [1.0, 1.0, 1.0])
+    set_key(r.config, "data.normalize.to_rgb", False)
+
+
+def set_dcn_config(r, stages, groups):
+    if any(stages):
+        set_key(r.config, "model.backbone.stage_with_dcn", stages)
+        set_key(r.config, "model.backbone.dcn_deform_groups", int(groups))
+
+
+def trunk_names(depth, dcn_stages=(False, False, False, False)):
+    """The names drcnn's ResNet (norm frozen_bn) has, in torchvision's spelling; a block of a stage
+    with DCN has conv2.conv_offset.{weight,bias} besides conv2.weight."""
     blocks = {18: (2, 2, 2, 2), 34: (3, 4, 6, 3), 50: (3, 4, 6, 3), 101: (3, 4, 23, 3)}[depth]
     convs = 3 if depth >= 50 else 2
     bn = ("weight", "bias", "running_mean", "running_var")
@@ -141,6 +175,8 @@ def trunk_names(depth):
             p = f"layer{s}.{b}."
             for c in range(1, convs + 1):
                 names += [f"{p}conv{c}.weight"] + [f"{p}bn{c}.{q}" for q in bn]
+                if c == 2 and dcn_stages[s - 1]:
+                    names += [f"{p}conv2.conv_offset.weight", f"{p}conv2.conv_offset.bias"]
             if b == 0 and (s > 1 or depth >= 50):
                 names += [f"{p}downsample.0.weight"] + [f"{p}downsample.1.{q}" for q in bn]
     return names
@@ -165,10 +201,10 @@ def set_key(cfg, dotted, value):
     cfg[parts[-1]] = value
 
 
-def detector_expected(depth, num_levels_in=4, num_outs=5, norm="bn"):
+def detector_expected(depth, num_levels_in=4, num_outs=5, norm="bn", dcn_stages=(False, False, False, False)):
     bn_extra = ["num_batches_tracked"] if norm == "bn" else []
     names = []
-    for n in trunk_names(depth):
+    for n in trunk_names(depth, dcn_stages):
         names.append("backbone." + n)
         if n.endswith(".running_var") and bn_extra:
             names.append("backbone." + n.replace("running_var", "num_batches_tracked"))
@@ -244,7 +280,8 @@ def convert_mmdet(state, meta, r):
     version, classes, cfg_text = mmdet_info(meta)
     depth = resnet_layout(state.keys(), "backbone.")
     norm = "bn" if "backbone.bn1.num_batches_tracked" in state else "frozen_bn"
-    r.expected = detector_expected(depth, norm=norm)
+    dcn_stages, dcn_groups = dcn_layout({k: v.shape for k, v in state.items()}, "backbone.")
+    r.expected = detector_expected(depth, norm=norm, dcn_stages=dcn_stages)
     missing = take_expected(r, state, "not part of drcnn's ResNet-FPN Faster/Dynamic R-CNN")
     if missing:
         return missing
@@ -258,6 +295,7 @@ def convert_mmdet(state, meta, r):
                        "R-CNN set model.rpn_test.nms_iou: 0.7")
     if norm == "frozen_bn":
         set_key(r.config, "model.backbone.norm.kind", "frozen_bn")
+    set_dcn_config(r, dcn_stages, dcn_groups)
     m = re.match(r"(\d+)\.(\d+|x)", version)
     major = int(m.group(1)) if m else None
     minor = int(m.group(2)) if m and m.group(2).isdigit() else None
@@ -329,14 +367,19 @@ def convert_detectron(state, r):
     set_key(r.config, "model.backbone.style", "caffe")
     set_key(r.config, "model.backbone.norm.kind", "frozen_bn")
     set_key(r.config, "model.backbone.norm.eps", 0.0)
+    set_detectron_input(r)
     r.notes.append("Detectron's ImageNet models take BGR images minus the mean (102.98, 115.95, 122.77) with std 1 "
-                   "(the seed's INPUT.PIXEL_MEAN/PIXEL_STD, TO_BGR255)")
+                   "(the seed's INPUT.PIXEL_MEAN/PIXEL_STD, TO_BGR255): data.normalize says so; give the file to "
+                   "drcnn_train as init.backbone (--init-backbone)")
     r.source = "Detectron (caffe2) ResNet"
     return [k for k in r.expected if k not in r.tensors]
 
 
 MRCNN_RULES = [
     (r"backbone\.body\.stem\.(conv1|bn1)\.(.*)", r"backbone.\1.\2"),
+    # DFConv2d (DCNv2): offset conv and the deformable kernel (docs/checkpoints.md).
+    (r"backbone\.body\.(layer\d\.\d+\.conv2)\.offset\.(weight|bias)", r"backbone.\1.conv_offset.\2"),
+    (r"backbone\.body\.(layer\d\.\d+\.conv2)\.conv\.weight", r"backbone.\1.weight"),
     (r"backbone\.body\.(layer\d\..*)", r"backbone.\1"),
     (r"backbone\.fpn\.fpn_inner(\d)\.(weight|bias)", lambda m: f"neck.lateral_convs.{int(m.group(1)) - 1}.conv.{m.group(2)}"),
     (r"backbone\.fpn\.fpn_layer(\d)\.(weight|bias)", lambda m: f"neck.fpn_convs.{int(m.group(1)) - 1}.conv.{m.group(2)}"),
@@ -376,7 +419,13 @@ def convert_maskrcnn_benchmark(state, r):
             v = v[4:]
         renamed[n] = v
     depth = resnet_layout([n[len("backbone."):] for n in renamed if n.startswith("backbone.")], "")
-    r.expected = detector_expected(depth, norm="frozen_bn")
+    dcn_stages, dcn_groups = dcn_layout({k: v.shape for k, v in renamed.items()}, "backbone.")
+    if dcn_groups not in (None, 1):
+        # DFConv2d.forward: offset = out[:, :18], mask = sigmoid(out[:, -9:]) whatever the groups.
+        raise ConversionError(f"the DCNv2 offset convs have {27 * dcn_groups} channels ({dcn_groups} deform groups); "
+                              "maskrcnn-benchmark's DFConv2d reads the first 18 as offsets and the last 9 as masks, "
+                              "so only 1 deform group runs there and drcnn cannot reproduce another")
+    r.expected = detector_expected(depth, norm="frozen_bn", dcn_stages=dcn_stages)
     missing = take_expected(r, renamed, "renamed, but drcnn has no such tensor")
     # Old maskrcnn-benchmark FrozenBatchNorm2d had no running statistics (scale and shift only).
     for k in list(missing):
@@ -391,9 +440,11 @@ def convert_maskrcnn_benchmark(state, r):
     set_key(r.config, "model.backbone.style", "caffe")  # STRIDE_IN_1X1 (MSRA weights)
     set_key(r.config, "model.backbone.norm.kind", "frozen_bn")
     set_key(r.config, "model.backbone.norm.eps", 0.0)
-    r.notes.append("maskrcnn-benchmark's conventions (+1 box widths, RoIAlign aligned=false with sampling ratio 2, "
-                   "its anchors and level mapper, BGR input with std 1) are not drcnn options yet: the weights "
-                   "load, but detections will differ from the seed's (docs/checkpoints.md)")
+    set_dcn_config(r, dcn_stages, dcn_groups)
+    set_detectron_input(r)
+    r.notes.append("maskrcnn-benchmark's conventions (+1 box widths, its anchors, level mapper and proposal rules) "
+                   "are not a drcnn detector option yet (the box ops have them): the weights load, but detections "
+                   "will differ from the seed's (docs/checkpoints.md)")
     r.source = "maskrcnn-benchmark"
     return []
 
@@ -424,11 +475,6 @@ def convert(inp, out, fmt=None, allow_missing=False, unsafe_pickle=False, log=pr
     if not state:
         raise ConversionError(f"{inp}: no tensors found")
     detected = detect_format(state.keys()) if fmt is None else fmt
-    dcn = [k for k in state if re.search(r"\.conv2\.(conv_offset|offset)\.", k)]
-    if dcn:
-        raise ConversionError(f"{inp}: a DCNv2 model ({len(dcn)} deformable-offset tensors, e.g. {dcn[0]}): drcnn has "
-                              "no deformable convolution yet, and loading the rest would silently run plain 3x3 "
-                              "convolutions in their place (docs/checkpoints.md lists the keys it will need)")
     r = Result()
     r.unused.update(skipped)
     for k in other:

@@ -53,6 +53,9 @@ def to_maskrcnn_benchmark(t):
             continue
         n = k
         n = re.sub(r"^backbone\.(conv1|bn1)\.", r"backbone.body.stem.\1.", n)
+        if ".conv2." in n and k.replace(".weight", ".conv_offset.weight") in t:  # DFConv2d's kernel
+            n = n.replace(".conv2.weight", ".conv2.conv.weight")
+        n = n.replace(".conv2.conv_offset.", ".conv2.offset.")
         n = re.sub(r"^backbone\.(layer\d)", r"backbone.body.\1", n)
         n = re.sub(r"^neck\.lateral_convs\.(\d)\.conv\.", lambda m: f"backbone.fpn.fpn_inner{int(m.group(1)) + 1}.", n)
         n = re.sub(r"^neck\.fpn_convs\.(\d)\.conv\.", lambda m: f"backbone.fpn.fpn_layer{int(m.group(1)) + 1}.", n)
@@ -144,6 +147,8 @@ class ConvertTest(unittest.TestCase):
         self.assertIn("bbox_pred.weight[0:4]: the background class's box regression", log)
         self.assertIn("iteration: top-level entry", log)
         self.assertIn("norm:\n      kind: \"frozen_bn\"\n      eps: 0.0", cfg)
+        self.assertIn("normalize:\n    mean: [102.9801, 115.9465, 122.7717]\n    std: [1.0, 1.0, 1.0]\n"
+                      "    to_rgb: false", cfg)
 
     def test_torchvision_resnet(self):
         m = torchvision.models.resnet18()
@@ -179,15 +184,70 @@ class ConvertTest(unittest.TestCase):
                 self.assertTrue(torch.equal(t[k], sd[k]), k)
         self.assertIn('style: "caffe"', cfg)
         self.assertIn("eps: 0.0", cfg)
+        self.assertIn("to_rgb: false", cfg)
 
-    def test_dcn_refused(self):
+    def dcn_detector(self, groups=1):
+        """An MMDetection-named ResNet-50 detector with DCNv2 in layer2..layer4 (trunk tensors small
+        placeholders: the converter renames and checks names, the offset conv's shape): the
+        golden's neck and heads, distinct values per tensor."""
+        stages = (False, True, True, True)
+        state = {k: v for k, v in self.golden.items() if not k.startswith("backbone.")}
+        for i, n in enumerate(cc.trunk_names(50, stages)):
+            shape = {"conv1.weight": (64, 3, 7, 7)}.get(n, (2,))
+            if n.endswith("conv_offset.weight"):
+                shape = (27 * groups, 4, 3, 3)
+            state["backbone." + n] = torch.full(shape, float(i))
+        return state
+
+    def test_mmdet_dcn(self):
         pth = self.path("dcn.pth")
-        state = dict(self.golden)
-        state["backbone.layer2.0.conv2.conv_offset.weight"] = torch.zeros(27, 8, 3, 3)
+        state = self.dcn_detector()
+        torch.save({"meta": {"mmdet_version": "3.3.0", "config": "roi_head=dict(type='DynamicRoIHead')"},
+                    "state_dict": state}, pth)
+        r, t, _, cfg, log = self.run_convert(pth)
+        self.assertEqual(set(t), set(state))
+        for k in t:
+            self.assertTrue(torch.equal(t[k], state[k].to(t[k].dtype)), k)
+        self.assertIn("backbone.layer4.2.conv2.conv_offset.bias", t)
+        self.assertNotIn("backbone.layer1.0.conv2.conv_offset.weight", t)
+        self.assertIn('stage_with_dcn: [false, true, true, true]\n    dcn_deform_groups: 1', cfg)
+        # A DCN stage whose block lacks its offset conv is a missing tensor, not a plain conv.
+        del state["backbone.layer3.5.conv2.conv_offset.bias"]
         torch.save({"meta": {}, "state_dict": state}, pth)
         with self.assertRaises(cc.ConversionError) as e:
             self.run_convert(pth)
-        self.assertIn("a DCNv2 model (1 deformable-offset tensors", str(e.exception))
+        self.assertIn("1 tensors missing", str(e.exception))
+
+    def test_mmdet_dcn_deform_groups_and_bad_shape(self):
+        pth = self.path("dcn.pth")
+        torch.save({"meta": {}, "state_dict": self.dcn_detector(groups=4)}, pth)
+        _, _, _, cfg, _ = self.run_convert(pth)
+        self.assertIn("dcn_deform_groups: 4", cfg)
+        state = self.dcn_detector()
+        state["backbone.layer2.1.conv2.conv_offset.weight"] = torch.zeros(18, 4, 3, 3)  # DCNv1
+        torch.save({"meta": {}, "state_dict": state}, pth)
+        with self.assertRaises(cc.ConversionError) as e:
+            self.run_convert(pth)
+        self.assertIn("conv_offset.weight: shape [18, 4, 3, 3], expected [27 x deform groups", str(e.exception))
+
+    def test_maskrcnn_benchmark_dcn(self):
+        state = self.dcn_detector()
+        seed = to_maskrcnn_benchmark(state)
+        self.assertIn("module.backbone.body.layer2.0.conv2.offset.weight", seed)  # the seed's DFConv2d names
+        self.assertIn("module.backbone.body.layer2.0.conv2.conv.weight", seed)
+        self.assertNotIn("module.backbone.body.layer1.0.conv2.conv.weight", seed)
+        pth = self.path("seed_dcn.pth")
+        torch.save({"model": seed}, pth)
+        r, t, _, cfg, log = self.run_convert(pth)
+        want = {k: v for k, v in state.items() if not k.endswith("num_batches_tracked")}
+        self.assertEqual(set(t), set(want))
+        for k in want:
+            self.assertTrue(torch.equal(t[k], want[k]), k)
+        self.assertIn("stage_with_dcn: [false, true, true, true]", cfg)
+        torch.save({"model": to_maskrcnn_benchmark(self.dcn_detector(groups=2))}, pth)
+        with self.assertRaises(cc.ConversionError) as e:
+            self.run_convert(pth)
+        self.assertIn("only 1 deform group runs there", str(e.exception))
 
     def test_unknown_format_and_refused_pickle(self):
         pth = self.path("x.pth")

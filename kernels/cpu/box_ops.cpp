@@ -19,6 +19,7 @@ void overlap_matrix(const BoxLaunch& l) {
   const T* a = static_cast<const T*>(l.a);
   const T* b = static_cast<const T*>(l.b);
   T* out = static_cast<T*>(l.out);
+  const T off = l.legacy ? T(1) : T(0);  // + 0 is exact: MMDetection's values are unchanged
   ScratchBuffer<T> soa_holder(5 * M, Device::cpu());
   T* soa = soa_holder.data();
   T* __restrict bx1 = soa;
@@ -29,7 +30,7 @@ void overlap_matrix(const BoxLaunch& l) {
   for (int64_t j = 0; j < M; ++j) {
     const T* q = b + 4 * j;
     bx1[j] = q[0], by1[j] = q[1], bx2[j] = q[2], by2[j] = q[3];
-    barea[j] = detail::box_mul(q[2] - q[0], q[3] - q[1]);
+    barea[j] = detail::box_mul(q[2] - q[0] + off, q[3] - q[1] + off);
   }
   const int64_t grain = std::max<int64_t>(2, kParallelGrain / std::max<int64_t>(M, 1) / 4);
   parallel_for_cpu(
@@ -37,11 +38,11 @@ void overlap_matrix(const BoxLaunch& l) {
       [&](int64_t i) {
         const T* p = a + 4 * i;
         const T px1 = p[0], py1 = p[1], px2 = p[2], py2 = p[3];
-        const T area_p = detail::box_mul(px2 - px1, py2 - py1);
+        const T area_p = detail::box_mul(px2 - px1 + off, py2 - py1 + off);
         T* __restrict row = out + i * M;
         for (int64_t j = 0; j < M; ++j) {
-          const T iw = hd::max(hd::min(px2, bx2[j]) - hd::max(px1, bx1[j]), T(0));
-          const T ih = hd::max(hd::min(py2, by2[j]) - hd::max(py1, by1[j]), T(0));
+          const T iw = hd::max(hd::min(px2, bx2[j]) - hd::max(px1, bx1[j]) + off, T(0));
+          const T ih = hd::max(hd::min(py2, by2[j]) - hd::max(py1, by1[j]) + off, T(0));
           const T inter = iw * ih;
           T denom = area_p;
           if constexpr (!Iof) denom = area_p + barea[j] - inter;

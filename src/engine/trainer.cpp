@@ -23,6 +23,7 @@
 #include "drcnn/data/loader.h"
 #include "drcnn/data/sampler.h"
 #include "drcnn/dist/communicator.h"
+#include "drcnn/engine/init_weights.h"
 #include "drcnn/eval/coco_eval.h"
 #include "drcnn/io/safetensors.h"
 #include "drcnn/ops/cpu_precision.h"
@@ -634,6 +635,9 @@ Trainer::Trainer(const models::DetectorConfig& config, const data::DetectionData
 
   // Weights are drawn on the CPU from the seed, so every device starts from the same ones.
   m->model = std::make_unique<models::TwoStageDetector<float>>(m->cfg, m->init_gen);
+  if (!o.init_backbone.empty())
+    m->log(load_pretrained(*m->model, o.init_backbone, "init.backbone", "backbone.").summary());
+  if (!o.load_from.empty()) m->log(load_pretrained(*m->model, o.load_from, "init.detector").summary());
   if (!o.device.is_cpu()) m->model->to(o.device);
   for (const auto& [name, p] : m->model->named_parameters())
     if (p.requires_grad()) {
@@ -660,7 +664,8 @@ Trainer::Trainer(const models::DetectorConfig& config, const data::DetectionData
   data::ResizeOptions resize;
   resize.scales = o.train_scales.empty() ? std::vector<std::array<int32_t, 2>>{{o.scale_long, o.scale_short}}
                                          : o.train_scales;
-  m->loader = std::make_unique<data::DataLoader>(dataset, *m->sampler, data::train_pipeline(resize, o.flip), lo);
+  m->loader =
+      std::make_unique<data::DataLoader>(dataset, *m->sampler, data::train_pipeline(resize, o.flip, o.normalize), lo);
 
   std::optional<fs::path> from;
   // Rank 0 alone decides (and touches the run folder); the others take its answer.

@@ -151,6 +151,8 @@ DRCNN_ENUM_NAMES(models::RpnRegressionLoss, {models::RpnRegressionLoss::L1, "l1"
 DRCNN_ENUM_NAMES(train::IouPooling, {train::IouPooling::kMeanOverImages, "mean_over_images"},
                  {train::IouPooling::kConcatenated, "concatenated"})
 DRCNN_ENUM_NAMES(train::MedianRule, {train::MedianRule::kNumpy, "numpy"}, {train::MedianRule::kUpper, "upper"})
+DRCNN_ENUM_NAMES(train::StatPopulation, {train::StatPopulation::kMmdet, "mmdet"},
+                 {train::StatPopulation::kOriginal, "original"})
 DRCNN_ENUM_NAMES(DatasetFormat, {DatasetFormat::Coco, "coco"}, {DatasetFormat::Voc, "voc"})
 #undef DRCNN_ENUM_NAMES
 
@@ -232,13 +234,18 @@ std::string node_text(const YAML::Node& n) {
 
 // Shortest text that reads back to exactly the same double (fmt), with ".0" on integral values
 // so the YAML says it is a float.
-std::string double_text(double x) {
+// The shortest text that reads back to x in x's own type (a float field as 123.675, not the
+// double 123.67500305175781).
+template <typename F>
+std::string float_text(F x) {
   if (std::isnan(x)) return ".nan";
   if (std::isinf(x)) return x > 0 ? ".inf" : "-.inf";
   std::string s = fmt::format("{}", x);
   if (s.find_first_of(".e") == std::string::npos) s += ".0";
   return s;
 }
+std::string double_text(double x) { return float_text(x); }
+std::string double_text(float x) { return float_text(x); }
 
 // Scalar -> value. Integers: std::from_chars, decimal only (yaml-cpp's stream conversion would
 // read "010" as octal). Floats and booleans: yaml-cpp's conversion (accepts .inf / .nan, yes/no).
@@ -310,6 +317,7 @@ void visit(V& v, ops::AnchorConfig& o) {
   v.leaf("base_sizes", o.base_sizes, "per-level base sizes; empty: the strides", gt(0));
   v.leaf("center_offset", o.center_offset, "anchor centre = offset * base size", unit());
   v.leaf("scale_major", o.scale_major, "anchor order: a = r * num_scales + s (true) or s * num_ratios + r", any());
+  v.leaf("detectron", o.detectron, "Detectron's generate_anchors (+1 widths, rounded; the seed's)", any());
 }
 template <typename V>
 void visit(V& v, models::RpnHeadOptions& o) {
@@ -394,6 +402,7 @@ void visit(V& v, train::DynamicRcnnConfig& o) {
   v.leaf("beta_eps", o.beta_eps, "an update with median < beta_eps keeps beta (0: off)", ge(0));
   v.leaf("iou_pooling", o.iou_pooling, "mean_over_images (mmdet) or concatenated (original)", any());
   v.leaf("beta_median", o.beta_median, "numpy median (mmdet) or upper middle value (original)", any());
+  v.leaf("population", o.population, "statistic populations: mmdet (sampled positives) or original (the seed's)", any());
   v.leaf("static_mode", o.static_mode, "Faster R-CNN baseline: fixed start_iou and start_beta", any());
 }
 template <typename V>
@@ -432,6 +441,12 @@ void visit(V& v, DatasetConfig& o) {
   v.leaf("image_list", o.image_list, "VOC only: ImageSets/Main/<split>.txt (empty: every XML)", any());
 }
 template <typename V>
+void visit(V& v, data::NormalizeOptions& o) {
+  v.leaf("mean", o.mean, "subtracted per channel, in the output order (RGB when to_rgb, else BGR)", any());
+  v.leaf("std", o.std, "divides per channel after the mean (the seed's Detectron models: 1)", gt(0));
+  v.leaf("to_rgb", o.to_rgb, "true: RGB channels (MMDetection to_rgb=True); false: BGR (the seed's TO_BGR255)", any());
+}
+template <typename V>
 void visit(V& v, DataConfig& o) {
   v.group("train", o.train, "training set");
   v.group("val", o.val, "validation set (ann empty: no evaluation)");
@@ -442,6 +457,7 @@ void visit(V& v, DataConfig& o) {
   v.leaf("multi_scale_long", o.multi_scale_long, "multi-scale training: long-edge cap", gt(0));
   v.leaf("flip", o.flip, "horizontal flip probability (training)", unit());
   v.leaf("workers", o.workers, "loader worker threads (0: in the training thread)", ge(0));
+  v.group("normalize", o.normalize, "input normalisation: (pixel - mean) / std (train, test, TTA)");
 }
 template <typename V>
 void visit(V& v, EvalConfig& o) {
@@ -462,12 +478,18 @@ void visit(V& v, LoggingConfig& o) {
   v.leaf("out", o.out, "output folder", any());
 }
 template <typename V>
+void visit(V& v, InitConfig& o) {
+  v.leaf("backbone", o.backbone, "backbone weights, safetensors (mmdet init_cfg Pretrained; empty: random)", any());
+  v.leaf("detector", o.detector, "whole-detector weights, safetensors, after backbone (mmdet load_from)", any());
+}
+template <typename V>
 void visit(V& v, RunConfig& o) {
   v.group("model", o.model, "the detector (DetectorConfig)");
   v.group("solver", o.solver, "SGD and the lr schedule");
   v.group("data", o.data, "datasets and augmentation");
   v.group("eval", o.eval, "evaluation");
   v.group("logging", o.logging, "logs, checkpoints, output");
+  v.group("init", o.init, "initial weights of a fresh run (engine::load_pretrained)");
   v.leaf("device", o.device, "where the model runs", device_rule());
   v.leaf("seed", o.seed, "seed of the weights, the sampling and the data order", any());
   v.leaf("threads", o.threads, "CPU compute threads", gt(0));

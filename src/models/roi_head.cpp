@@ -163,8 +163,13 @@ RoiLossOutput RoiHead<T>::loss(const std::vector<Variable>& features, const std:
     const Tensor ignore = targets[i].has_ignore() ? targets[i].ignored_boxes().tensor().to(dtype) : Tensor();
     AssignResult assign = assigner.assign(cand, gt_boxes, gt.labels, ignore);
     const SamplingResult s = sampler.sample(assign, cand, gt_boxes, gt.labels, gen.for_image(i));
-    const std::vector<double> overlaps = assign.max_overlaps.to(DType::Float64).to(Device::cpu()).to_vector<double>();
-    out.stats.max_overlaps.push_back(overlaps);
+    if (params.population == train::StatPopulation::kOriginal) {
+      append_original_dynamic_stats(cand, gt_boxes, params.iou_threshold, m_cfg.target_means, m_cfg.target_stds,
+                                    false, out.stats);
+    } else {
+      out.stats.max_overlaps.push_back(
+          assign.max_overlaps.to(DType::Float64).to(Device::cpu()).to_vector<double>());
+    }
     const int64_t np = s.pos_inds.size(0), nn = s.neg_inds.size(0);
     roi_boxes.push_back(ops::concat({s.pos_bboxes, s.neg_bboxes}, 0));
     labels.push_back(ops::concat({s.pos_gt_labels, Tensor::full({nn}, double(num_classes), DType::Int64, device)}, 0));
@@ -191,9 +196,13 @@ RoiLossOutput RoiHead<T>::loss(const std::vector<Variable>& features, const std:
     const Variable pred = index_select(reshape(head_out.bbox_pred, Shape{offset * num_classes, 4}), 0, flat);
     const Tensor target = ops::concat(pos_targets, 0);
     out.loss_bbox = smooth_l1_loss(pred, target, params.beta, reduce);
-    // Label errors (|t_x| + |t_y|) / 2 of the normalised targets (spec A.1, A.3).
-    const std::vector<double> t = target.to(DType::Float64).to(Device::cpu()).to_vector<double>();
-    for (size_t r = 0; r + 3 < t.size(); r += 4) out.stats.regression_errors.push_back((std::fabs(t[r]) + std::fabs(t[r + 1])) / 2);
+    // Label errors (|t_x| + |t_y|) / 2 of the normalised targets (spec A.1, A.3); the original
+    // population has every candidate's already.
+    if (params.population != train::StatPopulation::kOriginal) {
+      const std::vector<double> t = target.to(DType::Float64).to(Device::cpu()).to_vector<double>();
+      for (size_t r = 0; r + 3 < t.size(); r += 4)
+        out.stats.regression_errors.push_back((std::fabs(t[r]) + std::fabs(t[r + 1])) / 2);
+    }
   } else {
     out.loss_bbox = sum(head_out.bbox_pred) * 0.0;  // mmdet: bbox_pred[pos_inds].sum(), keeps the graph
   }
@@ -259,5 +268,36 @@ std::vector<Instances> RoiHead<T>::predict(const std::vector<Variable>& features
 
 template class RoiHead<float>;
 template class RoiHead<double>;
+
+void append_original_dynamic_stats(const Tensor& proposals, const Tensor& gt_boxes, double iou_threshold,
+                                   const std::array<double, 4>& means, const std::array<double, 4>& stds,
+                                   bool legacy, train::DynamicStats& stats) {
+  const Tensor cand = ops::concat({proposals, gt_boxes.to(proposals.dtype())}, 0);  // gts appended
+  const int64_t n = cand.size(0), g = gt_boxes.size(0);
+  if (g == 0) {
+    stats.max_overlaps.push_back(std::vector<double>(size_t(n), 0.0));
+    return;
+  }
+  // IoU [G, N] as the seed's boxlist_iou(targets, proposals); the match of column j is the first
+  // GT with the column's maximum (Matcher: max(dim=0)); below the threshold it is GT 0.
+  const std::vector<double> q =
+      ops::box_iou(gt_boxes.to(proposals.dtype()), cand, legacy).to(DType::Float64).to(Device::cpu()).to_vector<double>();
+  std::vector<int64_t> match(size_t(n), 0);
+  std::vector<double> values(static_cast<size_t>(n));
+  for (int64_t j = 0; j < n; ++j) {
+    int64_t best = 0;
+    for (int64_t k = 1; k < g; ++k)
+      if (q[size_t(k * n + j)] > q[size_t(best * n + j)]) best = k;
+    const bool positive = q[size_t(best * n + j)] >= iou_threshold;
+    match[size_t(j)] = positive ? best : 0;
+    values[size_t(j)] = q[size_t(match[size_t(j)] * n + j)];
+  }
+  stats.max_overlaps.push_back(std::move(values));
+  const Tensor matched = ops::index_select(gt_boxes.to(proposals.dtype()), 0,
+                                           Tensor::from_vector<int64_t>(match, Shape{n}).to(proposals.device()));
+  const std::vector<double> t =
+      ops::box_encode(cand, matched, means, stds, legacy).to(DType::Float64).to(Device::cpu()).to_vector<double>();
+  for (size_t r = 0; r + 3 < t.size(); r += 4) stats.regression_errors.push_back((std::fabs(t[r]) + std::fabs(t[r + 1])) / 2);
+}
 
 }  // namespace drcnn::models

@@ -36,6 +36,8 @@ void check_config(const char* op, const AnchorConfig& c) {
   }
   DRCNN_CHECK(c.center_offset >= 0 && c.center_offset <= 1, op, ": config.center_offset must be in [0, 1], got ",
               c.center_offset);
+  DRCNN_CHECK(!c.detectron || c.center_offset == 0, op, ": config.detectron anchors are centred at (base - 1) / 2 ",
+              "by their own rule; center_offset must be 0, got ", c.center_offset);
 }
 
 void check_sizes(const char* op, const AnchorConfig& c, const std::vector<FeatureSize>& sizes) {
@@ -58,6 +60,7 @@ AnchorLaunch level_launch(const AnchorConfig& c, size_t level, const FeatureSize
   l.base_size = c.base_sizes.empty() ? double(c.strides[level]) : c.base_sizes[level];
   l.center = c.center_offset * l.base_size;  // a Python float in mmdet, rounded to T in the body
   l.scale_major = c.scale_major;
+  l.detectron = c.detectron;
   l.width = fs.width;
   l.n = fs.height * fs.width * l.num_ratios * l.num_scales;
   return l;

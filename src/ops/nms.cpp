@@ -41,9 +41,16 @@ void check_nms_inputs(const char* op, const Tensor& boxes, const Tensor& scores,
 Tensor score_order(const Tensor& scores) { return argsort(neg(scores), 0, false); }
 
 /// Runs the backend into keep (capacity entries) and count ([1], int64, boxes' device).
+/// legacy: maskrcnn-benchmark's IoU with +1 widths is the IoU of the boxes (x1, y1, x2 + 1, y2 + 1),
+/// so those go to the unchanged kernels (min(x2 + 1) - max(x1) rounds once where the seed's
+/// min(x2) - max(x1) + 1 rounds twice: equal for integer and half-pixel coordinates).
 void launch(const char* op, const Tensor& boxes, const Tensor& scores, double iou_threshold, Tensor& keep,
-            Tensor& count, bool pad) {
-  const Tensor cb = boxes.contiguous();
+            Tensor& count, bool pad, bool legacy) {
+  const Tensor cb = legacy ? add(boxes, Tensor::from_vector<double>({0, 0, 1, 1}, Shape{1, 4})
+                                            .to(boxes.dtype())
+                                            .to(boxes.device()))
+                                   .contiguous()
+                           : boxes.contiguous();
   const Tensor order = score_order(scores);
   NmsLaunch l;
   l.n = boxes.size(0);
@@ -61,7 +68,7 @@ void launch(const char* op, const Tensor& boxes, const Tensor& scores, double io
 Tensor empty_keep(const Tensor& like) { return Tensor::empty({0}, DType::Int64, like.device()); }
 }  // namespace
 
-Tensor nms(const Tensor& boxes, const Tensor& scores, double iou_threshold, int64_t max_output) {
+Tensor nms(const Tensor& boxes, const Tensor& scores, double iou_threshold, int64_t max_output, bool legacy) {
   const char* op = "nms";
   check_nms_inputs(op, boxes, scores, iou_threshold, max_output);
   const int64_t n = boxes.size(0);
@@ -69,13 +76,14 @@ Tensor nms(const Tensor& boxes, const Tensor& scores, double iou_threshold, int6
   if (cap == 0) return empty_keep(boxes);
   Tensor keep = Tensor::empty({cap}, DType::Int64, boxes.device());
   Tensor count = Tensor::empty({1}, DType::Int64, boxes.device());
-  launch(op, boxes, scores, iou_threshold, keep, count, false);
+  launch(op, boxes, scores, iou_threshold, keep, count, false, legacy);
   // The one host synchronisation on CUDA: the length of the result.
   const int64_t k = count.device().is_cpu() ? count.item<int64_t>() : count.to(Device::cpu()).item<int64_t>();
   return keep.narrow(0, 0, k);
 }
 
-NmsFixed nms_fixed(const Tensor& boxes, const Tensor& scores, double iou_threshold, int64_t max_output) {
+NmsFixed nms_fixed(const Tensor& boxes, const Tensor& scores, double iou_threshold, int64_t max_output,
+                   bool legacy) {
   const char* op = "nms_fixed";
   check_nms_inputs(op, boxes, scores, iou_threshold, max_output);
   DRCNN_CHECK(max_output >= 0, op, ": max_output (the buffer size) must be >= 0, got ", max_output);
@@ -86,12 +94,12 @@ NmsFixed nms_fixed(const Tensor& boxes, const Tensor& scores, double iou_thresho
     return r;
   }
   r.keep = Tensor::empty({max_output}, DType::Int64, boxes.device());
-  launch(op, boxes, scores, iou_threshold, r.keep, r.count, true);
+  launch(op, boxes, scores, iou_threshold, r.keep, r.count, true, legacy);
   return r;
 }
 
 Tensor batched_nms(const Tensor& boxes, const Tensor& scores, const Tensor& idxs, double iou_threshold,
-                   int64_t max_output, int64_t split_threshold) {
+                   int64_t max_output, int64_t split_threshold, bool legacy) {
   const char* op = "batched_nms";
   check_nms_inputs(op, boxes, scores, iou_threshold, max_output);
   runtime::check_defined(op, idxs, "idxs");
@@ -107,7 +115,8 @@ Tensor batched_nms(const Tensor& boxes, const Tensor& scores, const Tensor& idxs
     // torchvision's _batched_nms_coordinate_trick, same operation order:
     // offsets = idx * (max + 1) in the boxes' dtype, then boxes + offsets[:, None].
     const Tensor offsets = mul(idxs.to(boxes.dtype()), add(max(boxes), 1.0));  // [N]
-    return nms(add(boxes, offsets.unsqueeze(1)), scores, iou_threshold, max_output);
+    // legacy: groups stay apart, as a box of group k ends at x2 + 1 <= (k + 1) (max + 1).
+    return nms(add(boxes, offsets.unsqueeze(1)), scores, iou_threshold, max_output, legacy);
   }
 
   // Per-group loop (mmcv above split_thr): nms on each group, then one stable score sort of
@@ -118,7 +127,8 @@ Tensor batched_nms(const Tensor& boxes, const Tensor& scores, const Tensor& idxs
   std::vector<int64_t> kept;
   for (const auto& [id, pos] : groups) {
     const Tensor where = Tensor::from_vector<int64_t>(pos, Shape{int64_t(pos.size())}).to(boxes.device());
-    const Tensor k = nms(index_select(boxes, 0, where), index_select(scores, 0, where), iou_threshold, max_output);
+    const Tensor k =
+        nms(index_select(boxes, 0, where), index_select(scores, 0, where), iou_threshold, max_output, legacy);
     for (int64_t j : k.to(Device::cpu()).to_vector<int64_t>()) kept.push_back(pos[size_t(j)]);
   }
   std::sort(kept.begin(), kept.end());

@@ -84,6 +84,7 @@ DynamicRcnnConfig DynamicRcnnConfig::original() {
   c.start_iou = c.initial_iou;  // WARMUP_IOU is the starting value and the floor
   c.iou_pooling = IouPooling::kConcatenated;
   c.beta_median = MedianRule::kUpper;
+  c.population = StatPopulation::kOriginal;
   return c;
 }
 
@@ -110,6 +111,8 @@ void DynamicRcnnConfig::validate() const {
               "DynamicRcnnConfig: beta_eps must be finite and >= 0, got ", beta_eps);
   DRCNN_CHECK(iou_pooling == IouPooling::kMeanOverImages || iou_pooling == IouPooling::kConcatenated,
               "DynamicRcnnConfig: unknown iou_pooling ", static_cast<int>(iou_pooling));
+  DRCNN_CHECK(population == StatPopulation::kMmdet || population == StatPopulation::kOriginal,
+              "DynamicRcnnConfig: unknown population ", static_cast<int>(population));
   DRCNN_CHECK(beta_median == MedianRule::kNumpy || beta_median == MedianRule::kUpper,
               "DynamicRcnnConfig: unknown beta_median ", static_cast<int>(beta_median));
 }

@@ -41,4 +41,14 @@ TEST_CASE("cuda/anchors: grids and valid flags equal the CPU bit for bit", "[cud
   const auto oc = ops::grid_anchors(odd, {{7, 9}, {4, 5}});
   const auto og = ops::grid_anchors(odd, {{7, 9}, {4, 5}}, DType::Float32, kGpu);
   for (size_t i = 0; i < oc.size(); ++i) drcnn::test::require_device_equal(og[i], oc[i]);
+
+  ops::AnchorConfig det;  // Detectron's generate_anchors (rint and sqrt in float64 on the device)
+  det.detectron = true;
+  det.ratios = {0.3, 0.5, 1.0, 2.0, 2.7};
+  det.scales = {2, 8, 11};
+  for (DType dt : {DType::Float32, DType::Float64}) {
+    const auto dc = ops::grid_anchors(det, fs, dt);
+    const auto dg = ops::grid_anchors(det, fs, dt, kGpu);
+    for (size_t i = 0; i < dc.size(); ++i) drcnn::test::require_device_equal(dg[i], dc[i]);
+  }
 }

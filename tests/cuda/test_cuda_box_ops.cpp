@@ -67,3 +67,27 @@ TEST_CASE("cuda/box_ops: every box op matches the CPU", "[cuda]") {
     CHECK(ops::remove_small_boxes(e, 1).device() == kGpu);
   }
 }
+
+TEST_CASE("cuda/box_ops: the legacy (+1) rules match the CPU", "[cuda]") {
+  for (DType dt : {DType::Float32, DType::Float64}) {
+    const double rtol = dt == DType::Float32 ? 1e-5 : 1e-13, atol = dt == DType::Float32 ? 1e-4 : 1e-10;
+    const Tensor a = random_boxes(300, 11, dt), b = random_boxes(170, 12, dt);
+    const Tensor ag = a.to(kGpu), bg = b.to(kGpu);
+    require_device_close(ops::box_area(ag, true), ops::box_area(a, true), rtol, atol);
+    require_device_close(ops::box_iou(ag, bg, true), ops::box_iou(a, b, true), rtol, 1e-6);
+    const std::array<double, 4> m = {0, 0, 0, 0}, s = {0.1, 0.1, 0.2, 0.2};
+    const Tensor g = random_boxes(300, 13, dt);
+    require_device_close(ops::box_encode(ag, g.to(kGpu), m, s, true), ops::box_encode(a, g, m, s, true), rtol, atol);
+    std::mt19937_64 rng(14);
+    std::uniform_real_distribution<double> u(-6, 6);
+    std::vector<double> dv(300 * 8);
+    for (auto& x : dv) x = u(rng);
+    const Tensor d = Tensor::from_vector<double>(dv, Shape{300, 8}).to(dt);
+    require_device_close(ops::box_decode(ag, d.to(kGpu), m, s, ops::ImageShape{400, 350}, 16.0 / 1000, true),
+                         ops::box_decode(a, d, m, s, ops::ImageShape{400, 350}, 16.0 / 1000, true), rtol, atol);
+    require_device_close(ops::box_clip(ag, 200, 250, true), ops::box_clip(a, 200, 250, true), 0, 0);
+    require_device_close(ops::remove_small_boxes(ag, 50, true), ops::remove_small_boxes(a, 50, true), 0, 0);
+    const Tensor r = random_boxes(400, 15, dt, 5);
+    require_device_close(ops::map_roi_levels_legacy(r.to(kGpu)), ops::map_roi_levels_legacy(r), 0, 0);
+  }
+}

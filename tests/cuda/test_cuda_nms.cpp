@@ -8,6 +8,7 @@
 #include <cmath>
 #include <limits>
 #include <random>
+#include <string>
 #include <vector>
 
 #include "common/device_compare.h"
@@ -130,6 +131,15 @@ TEST_CASE("cuda/nms: torchvision goldens on the device", "[cuda]") {
     require_device_equal(ops::batched_nms(b, s, ids, 0.5), bg["keep_" + tag]);
     require_device_equal(ops::batched_nms(b, s, ids, 0.5, -1, 0), bg["keep_" + tag]);
   }
+}
+
+TEST_CASE("cuda/nms: legacy (+1) keep lists equal the CPU's", "[cuda]") {
+  const auto g = drcnn::test::load_golden("maskrcnn_benchmark/nms");  // the seed's nms.cu rule (CPU test: ops/)
+  for (const std::string t : {"0.3", "0.5", "0.7"})
+    for (DType dt : {DType::Float64, DType::Float32}) {
+      const Tensor b = g["boxes"].to(dt), s = g["scores"].to(dt);
+      require_device_equal(ops::nms(b.to(kGpu), s.to(kGpu), std::stod(t), -1, true), ops::nms(b, s, std::stod(t), -1, true));
+    }
 }
 
 TEST_CASE("cuda/nms: above the sweep's shared-memory limit (393,280 boxes, removed bits in global memory)",

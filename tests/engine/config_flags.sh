@@ -100,4 +100,19 @@ grep -q "val: .*(VOC: 1 images kept of 1, 1 targets, 0 difficult)" <<<"$out" || 
 grep -q "Average Precision  (AP) @\[ IoU=0.50:0.95 | area=   all | maxDets=100 \]" <<<"$out" ||
   { echo "$out"; fail "no COCO summary for the VOC val split"; }
 [[ -f $work/voc_run/metrics.json && -f $work/voc_run/detections.json ]] || fail "VOC run wrote no metrics/detections"
+
+# Initial weights: --init-backbone takes a detector file's backbone.* (the rest counted outside),
+# --load-from the whole detector; both logged. The same keys from a config file (init.*).
+voc=(--train-format voc --train-ann "$work/voc/annotations" --train-images "$work/voc/images"
+     --train-list "$work/voc/train.txt" --preset tiny_cpu --scale 64,64 --iters 1 --warmup 1 --threads 1 --workers 0)
+out=$("$train" "${voc[@]}" --init-backbone "$work/voc_run/model.safetensors" --load-from "$work/voc_run/model.safetensors" \
+      --out "$work/init_run" 2>&1) || { echo "$out"; fail "--init-backbone / --load-from run failed"; }
+grep -Eq "^init.backbone $work/voc_run/model.safetensors: loaded [0-9]+ tensors \([0-9]+ tensors of the file lie outside" <<<"$out" ||
+  { echo "$out"; fail "--init-backbone not logged"; }
+grep -Eq "^init.detector $work/voc_run/model.safetensors: loaded [0-9]+ tensors$" <<<"$out" ||
+  { echo "$out"; fail "--load-from not logged"; }
+grep -q "backbone: \"$work/voc_run/model.safetensors\"" "$work/init_run/config.yaml" || fail "init.backbone not in RUN/config.yaml"
+printf 'init:\n  detector: %s/absent.safetensors\n' "$work" > "$work/init.yaml"
+out=$("$train" "${voc[@]}" --config "$work/init.yaml" --out "$work/init_run2" 2>&1) && fail "a missing init.detector file must fail"
+grep -q "init.detector $work/absent.safetensors: cannot read the weights" <<<"$out" || { echo "$out"; fail "init.detector error"; }
 echo "config_flags: ok"

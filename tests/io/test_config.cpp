@@ -143,6 +143,10 @@ TEST_CASE("io/config: to_yaml loads back to an identical struct", "[io][config]"
   m.backbone.norm_eval = true;
   m.backbone.in_channels = 1;
   m.backbone.base_width = 32;
+  m.anchors.detectron = true;
+  c.data.normalize = {{102.9801f, 115.9465f, 122.7717f}, {1.0f, 1.0f, 1.0f}, false};
+  c.init.backbone = "R-50.safetensors";
+  c.init.detector = "zoo/dynamic_rcnn.safetensors";
   m.backbone.stage_with_dcn = {false, true, false, true};
   m.backbone.dcn_deform_groups = 2;
   m.neck.in_channels = {128, 256, 512, 1024};
@@ -238,6 +242,9 @@ TEST_CASE("io/config: to_yaml loads back to an identical struct", "[io][config]"
   CHECK_THAT(text, Catch::Contains("grad_clip: 35.0\n"));
   CHECK_THAT(text, Catch::Contains("steps: [60000, 80000]\n"));
   CHECK_THAT(text, Catch::Contains("kind: bn\n"));
+  // Float fields shortest in float, not the double they widen to.
+  CHECK_THAT(text, Catch::Contains("mean: [102.9801, 115.9465, 122.7717]\n"));
+  CHECK_THAT(io::to_yaml(RunConfig{}), Catch::Contains("std: [58.395, 57.12, 57.375]\n"));
   CHECK_THAT(io::to_yaml(RunConfig{}), Catch::Contains("lr: 0.005\n"));
   // bbox_head.num_classes is not a key: it is model.num_classes.
   CHECK_THAT(text, !Catch::Contains("bbox_head:\n      num_classes"));
@@ -339,7 +346,7 @@ TEST_CASE("io/config: error messages name the source, the key, what was expected
         "depth, style, norm, frozen_stages, norm_eval, in_channels, base_width, stage_with_dcn, dcn_deform_groups)");
   CHECK(err("solvr:\n  lr: 0.1\n") ==
         "run.yaml:1:1: solvr: unknown key; did you mean solver? (the top level takes: preset, _base_, model, solver, "
-        "data, eval, logging, device, seed, threads, cpu_precision)");
+        "data, eval, logging, init, device, seed, threads, cpu_precision)");
   // Wrong types.
   CHECK(err("solver:\n  lr: fast\n") == "run.yaml:2:7: solver.lr: expected a number >= 0, got 'fast'");
   CHECK(err("solver:\n  max_iters: 1.5\n") == "run.yaml:2:14: solver.max_iters: expected an integer > 0, got '1.5'");
@@ -373,6 +380,12 @@ TEST_CASE("io/config: error messages name the source, the key, what was expected
   CHECK(err("device: gpu\n") == "run.yaml:1:9: device: expected cpu, cuda or cuda:N, got 'gpu'");
   CHECK(err("cpu_precision: fp16\n") == "run.yaml:1:16: cpu_precision: expected fp32 or bf16, got 'fp16'");
   CHECK(io::parse_config("cpu_precision: bf16\n", "run.yaml").cpu_precision == "bf16");
+  CHECK(err("data:\n  normalize:\n    std: [1, 0, 1]\n") ==
+        "run.yaml:3:14: data.normalize.std[1]: expected a number > 0, got '0'");
+  CHECK(err("data:\n  normalize:\n    mean: [102.98, 115.95]\n") ==
+        "run.yaml:3:11: data.normalize.mean: expected a list of 3 numbers, got [102.98, 115.95]");
+  CHECK(err("data:\n  normalize:\n    to_rgb: bgr\n") ==
+        "run.yaml:3:13: data.normalize.to_rgb: expected true or false, got 'bgr'");
   // Fields that disagree (no single line to point at).
   CHECK(err("model:\n  anchors:\n    ratios: [1.0]\n") ==
         "run.yaml: model.rpn_head.num_anchors: must equal model.anchors' ratios x scales (1 x 1 = 1), got 3");

@@ -258,6 +258,20 @@ TEST_CASE("RoiHead::loss: labels, targets, dynamic beta and both normalisers mat
     label2 += best >= params.iou_threshold && gt_labels[arg] == 2;
   }
   CHECK(out.accuracy == Approx(100.0 * label2 / r).epsilon(1e-12));
+  // The seed's populations (DynamicParams::population kOriginal) change the statistics only: the
+  // values of append_original_dynamic_stats (every candidate, GTs appended), the same losses.
+  train::DynamicParams seed = params;
+  seed.population = train::StatPopulation::kOriginal;
+  const models::RoiLossOutput o2 = head.loss({feature}, {boxes_tensor(props)}, targets, seed, gen);
+  CHECK(o2.loss_cls.data().item<double>() == Approx(ce_sum / r).epsilon(1e-12));
+  CHECK(o2.loss_bbox.data().item<double>() == Approx(reg_sum / r).epsilon(1e-12));
+  train::DynamicStats want;
+  models::append_original_dynamic_stats(boxes_tensor(props), boxes_tensor(gts), 0.55, {0, 0, 0, 0},
+                                        {0.1, 0.1, 0.2, 0.2}, false, want);
+  CHECK(want.max_overlaps[0].size() == cand.size());
+  CHECK(want.regression_errors.size() == cand.size());
+  CHECK(o2.stats.max_overlaps == want.max_overlaps);
+  CHECK(o2.stats.regression_errors == want.regression_errors);
   // Gradient flows back to the features through RoIAlign and the shared FCs.
   Variable total = out.loss_cls + out.loss_bbox;
   total.backward();

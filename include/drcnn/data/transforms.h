@@ -159,6 +159,7 @@ struct NormalizeOptions {
   std::array<float, 3> mean{123.675f, 116.28f, 103.53f};
   std::array<float, 3> std{58.395f, 57.12f, 57.375f};
   bool to_rgb = true;
+  friend bool operator==(const NormalizeOptions&, const NormalizeOptions&) = default;
 };
 
 /// Pixels -> float32 [3, H, W] normalised tensor (sample.image is released).

@@ -24,6 +24,7 @@
 #include "drcnn/core/device.h"
 #include "drcnn/core/error.h"
 #include "drcnn/data/dataset.h"
+#include "drcnn/data/transforms.h"
 #include "drcnn/engine/checkpoint.h"
 #include "drcnn/models/detector.h"
 
@@ -44,6 +45,7 @@ struct TrainerOptions {
   /// multiscale_mode='value'; io::train_resize builds them from data.multi_scale_short). Empty:
   /// the single (scale_long, scale_short).
   std::vector<std::array<int32_t, 2>> train_scales;
+  data::NormalizeOptions normalize;  ///< input normalisation (io::DataConfig::normalize)
   int workers = 1;               ///< loader threads (results do not depend on it)
   uint64_t seed = 0;             ///< weights (seed), sampling (seed + 1), data order and draws (seed)
   int64_t log_every = 20;
@@ -60,6 +62,10 @@ struct TrainerOptions {
   /// metrics.jsonl records and a later model_best.
   bool overwrite = false;
   std::filesystem::path resume_from;
+  /// Initial weights of a fresh run (engine::load_pretrained, logged with what it loaded): the
+  /// backbone's (io::InitConfig::backbone), then the whole detector's (mmdet load_from); a
+  /// resumed checkpoint replaces both. Empty: the seeded random initialisation.
+  std::filesystem::path init_backbone, load_from;
   Device device = Device::cpu();
   /// Iterations between the host reads of the losses and the gradient norm (the non-finite
   /// check and the log window's values; one device-to-host copy each time). 0: every iteration

@@ -66,6 +66,10 @@ struct DataConfig {
   int32_t multi_scale_long = 1333;
   double flip = 0.5;  ///< horizontal flip probability (training)
   int workers = 1;    ///< loader worker threads (0: load in the training thread)
+  /// Input normalisation of the training, test and TTA pipelines (MMDetection's img_norm_cfg;
+  /// the seed's INPUT.PIXEL_MEAN / PIXEL_STD / TO_BGR255 is mean (102.9801, 115.9465, 122.7717),
+  /// std 1, to_rgb false). Default: ImageNet RGB mean/std.
+  data::NormalizeOptions normalize;
   friend bool operator==(const DataConfig&, const DataConfig&) = default;
 };
 
@@ -94,6 +98,18 @@ struct LoggingConfig {
   friend bool operator==(const LoggingConfig&, const LoggingConfig&) = default;
 };
 
+/// Initial weights of a fresh run (a resumed run takes its checkpoint's); safetensors files in
+/// drcnn's names (tools/convert_checkpoint.py writes them from published files). Relative paths
+/// are relative to the working directory. engine::load_pretrained loads them.
+struct InitConfig {
+  /// The backbone's weights (mmdet init_cfg=dict(type='Pretrained'); detectron2's MODEL.WEIGHTS
+  /// of an ImageNet model): a trunk in torchvision's names, or a detector's backbone.* tensors.
+  std::string backbone;
+  /// A whole detector's weights (mmdet load_from), loaded after `backbone`.
+  std::string detector;
+  friend bool operator==(const InitConfig&, const InitConfig&) = default;
+};
+
 /// Everything a run needs. The defaults are drcnn_train's flag defaults with the small_cpu
 /// preset (80 classes; the trainer sets num_classes from its dataset).
 struct RunConfig {
@@ -102,6 +118,7 @@ struct RunConfig {
   DataConfig data;
   EvalConfig eval;
   LoggingConfig logging;
+  InitConfig init;
   std::string device = "cpu";  ///< cpu | cuda | cuda:N
   uint64_t seed = 0;           ///< weights, sampling and data order
   int threads = 1;             ///< CPU compute threads

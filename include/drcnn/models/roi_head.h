@@ -135,4 +135,17 @@ extern template class Shared2FCBBoxHead<double>;
 extern template class RoiHead<float>;
 extern template class RoiHead<double>;
 
+/// The seed's statistic populations of one image (hkzhang95/DynamicRCNN proposal_target_opr.py
+/// and network.py; train::StatPopulation::kOriginal), appended to `stats`: the candidates are
+/// `proposals` [N, 4] with `gt_boxes` [G, 4] appended (its proposal_with_gt). Each candidate's
+/// IoU statistic value is its max IoU over the GTs when that reaches iou_threshold (a positive
+/// of Matcher(thr, thr), first GT on ties), else its IoU with GT 0; its label error is
+/// (|t_x| + |t_y|) / 2 of box_encode(candidate, that GT, means, stds), every candidate, before
+/// sampling. legacy: maskrcnn-benchmark's +1 IoU and coder (the seed's exact arithmetic). With
+/// G = 0 (the seed refuses such images) the values are 0 and no error is added.
+/// Tested against tools/golden_seed_dynamic_stats.py (tests/models/test_seed_dynamic_stats.cpp).
+void append_original_dynamic_stats(const Tensor& proposals, const Tensor& gt_boxes, double iou_threshold,
+                                   const std::array<double, 4>& means, const std::array<double, 4>& stds,
+                                   bool legacy, train::DynamicStats& stats);
+
 }  // namespace drcnn::models

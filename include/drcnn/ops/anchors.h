@@ -22,6 +22,11 @@ struct AnchorConfig {
   std::vector<double> base_sizes{};                ///< empty: the strides; else one per level, > 0
   double center_offset = 0.0;                      ///< in [0, 1]; centre = offset * base_size
   bool scale_major = true;                         ///< a = r * num_scales + s (else s * num_ratios + r)
+  /// Detectron's generate_anchors (maskrcnn-benchmark, the seed): the window [0, 0, b - 1, b - 1]
+  /// (b the base size), widths and heights rounded half to even per ratio, then scaled, corners
+  /// centre -/+ (w - 1) / 2 (+1 widths); computed in float64 and rounded once to the dtype.
+  /// The seed's (ANCHOR_SIZES 32..512, strides 4..64) are scales {8}. Needs center_offset 0.
+  bool detectron = false;
 
   static constexpr int kMaxAnchorRatios = 16;
   static constexpr int kMaxAnchorScales = 16;

@@ -28,7 +28,12 @@ namespace drcnn::ops {
 /// nms_fixed to avoid that.
 /// Requires: boxes [N, 4] and scores [N] of one floating dtype on one device; iou_threshold
 /// not NaN; max_output >= -1.
-Tensor nms(const Tensor& boxes, const Tensor& scores, double iou_threshold, int64_t max_output = -1);
+///
+/// legacy: maskrcnn-benchmark's IoU, +1 in widths, overlaps and areas (the seed's nms.cu, with
+/// its CUDA kernel's IoU > threshold; its CPU kernel nms_cpu.cpp suppresses at >=, the one
+/// place where the two disagree: drcnn follows the GPU, where the seed trains and tests).
+Tensor nms(const Tensor& boxes, const Tensor& scores, double iou_threshold, int64_t max_output = -1,
+           bool legacy = false);
 
 /// nms with a fixed-capacity result and no host synchronisation (for a sync-free step).
 struct NmsFixed {
@@ -38,7 +43,8 @@ struct NmsFixed {
 /// Same keep list as nms(boxes, scores, iou_threshold, max_output), written into a buffer of
 /// max_output entries padded with -1; nothing is copied to the host.
 /// Requires: as nms, and max_output >= 0.
-NmsFixed nms_fixed(const Tensor& boxes, const Tensor& scores, double iou_threshold, int64_t max_output);
+NmsFixed nms_fixed(const Tensor& boxes, const Tensor& scores, double iou_threshold, int64_t max_output,
+                   bool legacy = false);
 
 /// NMS within groups (classes or FPN levels): boxes only suppress boxes with the same idxs
 /// value. Result: int64 positions into the input, descending score order across groups
@@ -56,5 +62,5 @@ NmsFixed nms_fixed(const Tensor& boxes, const Tensor& scores, double iou_thresho
 /// Requires: boxes [N, 4], scores [N], idxs int64 [N], all on one device; iou_threshold not
 /// NaN; max_output >= -1; split_threshold >= 0. Any int64 ids (negative too) separate groups.
 Tensor batched_nms(const Tensor& boxes, const Tensor& scores, const Tensor& idxs, double iou_threshold,
-                   int64_t max_output = -1, int64_t split_threshold = 10000);
+                   int64_t max_output = -1, int64_t split_threshold = 10000, bool legacy = false);
 }  // namespace drcnn::ops

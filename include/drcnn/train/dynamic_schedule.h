@@ -34,6 +34,18 @@ enum class MedianRule {
   kUpper,
 };
 
+/// Which values the RoI head reports as the statistic populations (DynamicStats).
+enum class StatPopulation {
+  /// MMDetection's DynamicRoIHead: the assigner's max_overlaps of every candidate (GTs
+  /// prepended), and the label errors of the sampled positives.
+  kMmdet,
+  /// The seed (proposal_target_opr.py + network.py): every candidate (GTs appended) reports its
+  /// max IoU when it is a positive and its IoU with GT 0 otherwise (matched_idxs.clamp(min=0)),
+  /// and every candidate's label error against that same GT, before sampling
+  /// (models::append_original_dynamic_stats).
+  kOriginal,
+};
+
 /// Every setting of the schedule. Defaults are MMDetection's dynamic_rcnn_r50_fpn_1x_coco.
 struct DynamicRcnnConfig {
   int iou_topk = 75;          ///< K_I: rank of the IoU statistic, per image
@@ -50,6 +62,7 @@ struct DynamicRcnnConfig {
   double beta_eps = 1e-15;
   IouPooling iou_pooling = IouPooling::kMeanOverImages;
   MedianRule beta_median = MedianRule::kNumpy;
+  StatPopulation population = StatPopulation::kMmdet;  ///< the RoI head's statistic populations
   /// Faster R-CNN baseline: current() is always {start_iou, start_beta}; record() validates
   /// and discards its statistics; step() never updates.
   bool static_mode = false;
@@ -57,8 +70,8 @@ struct DynamicRcnnConfig {
   /// MMDetection semantics (spec A.3): the defaults above.
   static DynamicRcnnConfig mmdet();
   /// The original code (spec A.4): starts at initial_iou, pools the IoUs of the batch's
-  /// images before ranking, upper median. The populations the caller passes must follow the
-  /// original too (all raw proposals for the errors; see docs/training.md).
+  /// images before ranking, upper median, and the seed's statistic populations
+  /// (StatPopulation::kOriginal, which the RoI head reads from current()).
   static DynamicRcnnConfig original();
   /// Faster R-CNN baseline: static mode, IoU 0.5, beta 1.0.
   static DynamicRcnnConfig static_baseline();
@@ -73,6 +86,7 @@ struct DynamicRcnnConfig {
 struct DynamicParams {
   double iou_threshold;  ///< pos = neg = min_pos IoU of the R-CNN assigner
   double beta;           ///< SmoothL1 beta of the R-CNN box loss
+  StatPopulation population = StatPopulation::kMmdet;  ///< what DynamicStats holds
 };
 
 /// What the RoI head reports for one iteration (one entry per image of the batch).
@@ -118,7 +132,7 @@ class DynamicSchedule {
   explicit DynamicSchedule(const DynamicRcnnConfig& config = DynamicRcnnConfig::mmdet());
 
   /// The threshold and beta for the current iteration.
-  DynamicParams current() const { return {m_state.iou_threshold, m_state.beta}; }
+  DynamicParams current() const { return {m_state.iou_threshold, m_state.beta, m_config.population}; }
   const DynamicRcnnConfig& config() const { return m_config; }
 
   /// Ranks the statistics of one iteration and appends them to the window: the IoU statistic

@@ -32,6 +32,7 @@ struct AnchorLaunch {
   double base_size = 0;
   double center = 0;         // center_offset * base_size, rounded to T like mmdet's scalar
   bool scale_major = true;
+  bool detectron = false;    // Detectron's generate_anchors (detectron_base_anchor)
   int64_t valid_h = 0, valid_w = 0;  // ValidFlags
   void* out = nullptr;       // T [n, 4] (Grid) or bool [n] (ValidFlags)
 };
@@ -69,6 +70,25 @@ DRCNN_HD void base_anchor(T base, T ratio, T scale, T center, bool scale_major, 
   out[3] = center + hh;
 }
 
+/// Base anchor of one (ratio, scale) pair as Detectron's generate_anchors (maskrcnn-benchmark,
+/// the seed) computes it in float64 numpy: the window [0, 0, base - 1, base - 1], _ratio_enum
+/// (ws = round(sqrt(base^2 / ratio)), hs = round(ws * ratio), half to even as np.round), then
+/// _scale_enum (ws * scale, hs * scale about the same centre), corners ctr -/+ 0.5 (w - 1).
+DRCNN_HD void detectron_base_anchor(double base, double ratio, double scale, double* out) {
+  const double w = base, h = base;  // _whctrs of [0, 0, base - 1, base - 1]
+  const double x_ctr = 0.5 * (w - 1), y_ctr = 0.5 * (h - 1);
+  const double ws = ::rint(::sqrt(w * h / ratio));
+  const double hs = ::rint(ws * ratio);
+  const double r[4] = {x_ctr - 0.5 * (ws - 1), y_ctr - 0.5 * (hs - 1), x_ctr + 0.5 * (ws - 1), y_ctr + 0.5 * (hs - 1)};
+  const double w2 = r[2] - r[0] + 1, h2 = r[3] - r[1] + 1;
+  const double xc = r[0] + 0.5 * (w2 - 1), yc = r[1] + 0.5 * (h2 - 1);
+  const double sw = w2 * scale, sh = h2 * scale;
+  out[0] = xc - 0.5 * (sw - 1);
+  out[1] = yc - 0.5 * (sh - 1);
+  out[2] = xc + 0.5 * (sw - 1);
+  out[3] = yc + 0.5 * (sh - 1);
+}
+
 /// Anchor i = (y * W + x) * A + a of one level.
 template <typename T>
 struct AnchorGridBody {
@@ -77,6 +97,8 @@ struct AnchorGridBody {
   int64_t num_ratios, num_scales, width, stride;
   T base, center;
   bool scale_major;
+  bool detectron;
+  double dratios[AnchorLaunch::kMaxParams], dscales[AnchorLaunch::kMaxParams], dbase;  // detectron
   T* out;
   DRCNN_HD void operator()(int64_t i) const {
     const int64_t A = num_ratios * num_scales;
@@ -85,7 +107,14 @@ struct AnchorGridBody {
     const int64_t r = scale_major ? a / num_scales : a % num_ratios;
     const int64_t s = scale_major ? a % num_scales : a / num_ratios;
     T b[4];
-    base_anchor(base, ratios[r], scales[s], center, scale_major, b);
+    if (detectron) {
+      // Computed in float64 and rounded to T once, as the seed's cell anchors (.float()).
+      double d[4];
+      detectron_base_anchor(dbase, dratios[r], dscales[s], d);
+      for (int k = 0; k < 4; ++k) b[k] = T(d[k]);
+    } else {
+      base_anchor(base, ratios[r], scales[s], center, scale_major, b);
+    }
     const T sx = T(x * stride), sy = T(y * stride);  // exact integers (< 2^24 for any real map)
     out[4 * i + 0] = b[0] + sx;
     out[4 * i + 1] = b[1] + sy;
@@ -123,6 +152,10 @@ void run_anchor(AnchorKind kind, DType dtype, const AnchorLaunch& l, Launch&& la
     body.base = T(l.base_size);
     body.center = T(l.center);
     body.scale_major = l.scale_major;
+    body.detectron = l.detectron;
+    for (int64_t k = 0; k < l.num_ratios; ++k) body.dratios[k] = l.ratios[k];
+    for (int64_t k = 0; k < l.num_scales; ++k) body.dscales[k] = l.scales[k];
+    body.dbase = l.base_size;
     body.out = static_cast<T*>(l.out);
     launch(l.n, body);
   });

@@ -30,6 +30,12 @@ struct BoxLaunch {
   double min_size = 0;              // SmallMask
   double finest_scale = 56;         // RoiLevel
   int64_t num_levels = 1;           // RoiLevel
+  double level0 = 0;                // RoiLevel: added before the floor (maskrcnn-benchmark: 4)
+  int64_t k_min = 0;                // RoiLevel: level of index 0 (maskrcnn-benchmark: 2)
+  // maskrcnn-benchmark / Detectron boxes: widths x2 - x1 + 1 (Area, Iou, Iof, SmallMask,
+  // RoiLevel), centres x1 + 0.5 w and x2 = centre + 0.5 w - 1 (Encode, Decode), dw/dh clamped
+  // above only (Decode). Clipping to W - 1 is the caller's (height / width given less 1).
+  bool legacy = false;
 };
 
 namespace cpu {
@@ -58,9 +64,10 @@ template <typename T>
 struct BoxAreaBody {
   const T* boxes;
   T* out;
+  T off;  // 1 for legacy widths (adding 0 is exact: MMDetection's results are unchanged)
   DRCNN_HD void operator()(int64_t i) const {
     const T* p = boxes + 4 * i;
-    out[i] = (p[2] - p[0]) * (p[3] - p[1]);
+    out[i] = (p[2] - p[0] + off) * (p[3] - p[1] + off);
   }
 };
 
@@ -86,14 +93,16 @@ DRCNN_HD double box_mul(double a, double b) {
 /// denominator floored at 1e-6, so zero-area pairs give 0. Shared with NMS (nms_body.h), whose
 /// keep lists must match torchvision's: the operation order is torchvision's nms
 /// (inter / ((area_p + area_q) - inter)), and no multiply is contracted on either backend.
+/// off = 1: maskrcnn-benchmark's boxlist_iou (+1 in every width and overlap, same order);
+/// off = 0 adds an exact zero.
 template <typename T>
-DRCNN_HD T box_overlap(const T* p, const T* q, bool iof) {
-  const T iw = hd::max(hd::min(p[2], q[2]) - hd::max(p[0], q[0]), T(0));
-  const T ih = hd::max(hd::min(p[3], q[3]) - hd::max(p[1], q[1]), T(0));
+DRCNN_HD T box_overlap(const T* p, const T* q, bool iof, T off = T(0)) {
+  const T iw = hd::max(hd::min(p[2], q[2]) - hd::max(p[0], q[0]) + off, T(0));
+  const T ih = hd::max(hd::min(p[3], q[3]) - hd::max(p[1], q[1]) + off, T(0));
   const T inter = box_mul(iw, ih);
-  const T area_p = box_mul(p[2] - p[0], p[3] - p[1]);
+  const T area_p = box_mul(p[2] - p[0] + off, p[3] - p[1] + off);
   T denom = area_p;
-  if (!iof) denom = area_p + box_mul(q[2] - q[0], q[3] - q[1]) - inter;
+  if (!iof) denom = area_p + box_mul(q[2] - q[0] + off, q[3] - q[1] + off) - inter;
   return inter / hd::max(denom, T(1e-6));
 }
 
@@ -105,7 +114,8 @@ struct BoxOverlapBody {
   T* out;
   int64_t M;
   bool iof;
-  DRCNN_HD void operator()(int64_t i) const { out[i] = box_overlap(a + 4 * (i / M), b + 4 * (i % M), iof); }
+  T off;
+  DRCNN_HD void operator()(int64_t i) const { out[i] = box_overlap(a + 4 * (i / M), b + 4 * (i % M), iof, off); }
 };
 
 template <typename T>
@@ -114,13 +124,20 @@ struct BoxEncodeBody {
   const T* gt;
   T* out;
   T means[4], stds[4];
+  bool legacy;
   DRCNN_HD void operator()(int64_t i) const {
     const T* p = proposals + 4 * i;
     const T* g = gt + 4 * i;
-    const T px = (p[0] + p[2]) * T(0.5), py = (p[1] + p[3]) * T(0.5);
-    const T pw = p[2] - p[0], ph = p[3] - p[1];
-    const T gx = (g[0] + g[2]) * T(0.5), gy = (g[1] + g[3]) * T(0.5);
-    const T gw = g[2] - g[0], gh = g[3] - g[1];
+    T px = (p[0] + p[2]) * T(0.5), py = (p[1] + p[3]) * T(0.5);
+    T pw = p[2] - p[0], ph = p[3] - p[1];
+    T gx = (g[0] + g[2]) * T(0.5), gy = (g[1] + g[3]) * T(0.5);
+    T gw = g[2] - g[0], gh = g[3] - g[1];
+    if (legacy) {  // maskrcnn-benchmark BoxCoder.encode (TO_REMOVE = 1)
+      pw = p[2] - p[0] + T(1), ph = p[3] - p[1] + T(1);
+      px = p[0] + T(0.5) * pw, py = p[1] + T(0.5) * ph;
+      gw = g[2] - g[0] + T(1), gh = g[3] - g[1] + T(1);
+      gx = g[0] + T(0.5) * gw, gy = g[1] + T(0.5) * gh;
+    }
     const T d[4] = {(gx - px) / pw, (gy - py) / ph, hd::log(gw / pw), hd::log(gh / ph)};
     for (int k = 0; k < 4; ++k) out[4 * i + k] = (d[k] - means[k]) / stds[k];
   }
@@ -136,18 +153,26 @@ struct BoxDecodeBody {
   T means[4], stds[4];
   T max_ratio, height, width;
   bool clip;
+  bool legacy;
   DRCNN_HD void operator()(int64_t i) const {
     const T* r = rois + 4 * (i / K);
     const T* d = deltas + 4 * i;
     const T dx = d[0] * stds[0] + means[0];
     const T dy = d[1] * stds[1] + means[1];
-    const T dw = hd::clamp(d[2] * stds[2] + means[2], -max_ratio, max_ratio);
-    const T dh = hd::clamp(d[3] * stds[3] + means[3], -max_ratio, max_ratio);
-    const T px = (r[0] + r[2]) * T(0.5), py = (r[1] + r[3]) * T(0.5);
-    const T pw = r[2] - r[0], ph = r[3] - r[1];
+    // maskrcnn-benchmark clamps dw, dh above only (torch.clamp(max=)).
+    const T dw_raw = d[2] * stds[2] + means[2], dh_raw = d[3] * stds[3] + means[3];
+    const T dw = legacy ? hd::min(dw_raw, max_ratio) : hd::clamp(dw_raw, -max_ratio, max_ratio);
+    const T dh = legacy ? hd::min(dh_raw, max_ratio) : hd::clamp(dh_raw, -max_ratio, max_ratio);
+    T px = (r[0] + r[2]) * T(0.5), py = (r[1] + r[3]) * T(0.5);
+    T pw = r[2] - r[0], ph = r[3] - r[1];
+    if (legacy) {  // BoxCoder.decode: TO_REMOVE = 1, x2 = centre + 0.5 w - 1
+      pw = r[2] - r[0] + T(1), ph = r[3] - r[1] + T(1);
+      px = r[0] + T(0.5) * pw, py = r[1] + T(0.5) * ph;
+    }
     const T gw = pw * hd::exp(dw), gh = ph * hd::exp(dh);
     const T gx = px + pw * dx, gy = py + ph * dy;
-    T b[4] = {gx - gw * T(0.5), gy - gh * T(0.5), gx + gw * T(0.5), gy + gh * T(0.5)};
+    const T end = legacy ? T(1) : T(0);
+    T b[4] = {gx - gw * T(0.5), gy - gh * T(0.5), gx + gw * T(0.5) - end, gy + gh * T(0.5) - end};
     if (clip) clip_box(b, height, width);
     for (int k = 0; k < 4; ++k) out[4 * i + k] = b[k];
   }
@@ -171,9 +196,10 @@ struct SmallBoxMaskBody {
   const T* boxes;
   uint8_t* out;
   T min_size;
+  T off;
   DRCNN_HD void operator()(int64_t i) const {
     const T* p = boxes + 4 * i;
-    out[i] = (p[2] - p[0] >= min_size && p[3] - p[1] >= min_size) ? uint8_t(1) : uint8_t(0);
+    out[i] = (p[2] - p[0] + off >= min_size && p[3] - p[1] + off >= min_size) ? uint8_t(1) : uint8_t(0);
   }
 };
 
@@ -183,10 +209,14 @@ struct RoiLevelBody {
   int64_t* out;
   T finest_scale;
   int64_t num_levels;
+  T off, level0;
+  int64_t k_min;
   DRCNN_HD void operator()(int64_t i) const {
     const T* r = rois + 5 * i;
-    const T scale = hd::sqrt((r[3] - r[1]) * (r[4] - r[2]));
-    const T lvl = box_floor(box_log2(scale / finest_scale + T(1e-6)));
+    const T scale = hd::sqrt((r[3] - r[1] + off) * (r[4] - r[2] + off));
+    // mmdet: floor(log2(s / 56 + 1e-6)) (level0 = k_min = 0: + 0 and - 0 are exact);
+    // maskrcnn-benchmark LevelMapper: floor(4 + log2(s / 224 + 1e-6)) - 2.
+    const T lvl = box_floor(level0 + box_log2(scale / finest_scale + T(1e-6))) - T(k_min);
     int64_t v = 0;  // NaN (negative area) and everything below 0 map to level 0
     if (lvl >= T(num_levels - 1)) v = num_levels - 1;
     else if (lvl > T(0)) v = static_cast<int64_t>(lvl);
@@ -204,25 +234,27 @@ void run_box(BoxKind kind, DType dtype, const BoxLaunch& l, Launch&& launch) {
     T* out = static_cast<T*>(l.out);
     const T means[4] = {T(l.means[0]), T(l.means[1]), T(l.means[2]), T(l.means[3])};
     const T stds[4] = {T(l.stds[0]), T(l.stds[1]), T(l.stds[2]), T(l.stds[3])};
+    const T off = l.legacy ? T(1) : T(0);
     switch (kind) {
-      case BoxKind::Area: return launch(l.n, BoxAreaBody<T>{a, out});
-      case BoxKind::Iou: return launch(l.n, BoxOverlapBody<T>{a, b, out, l.m, false});
-      case BoxKind::Iof: return launch(l.n, BoxOverlapBody<T>{a, b, out, l.m, true});
+      case BoxKind::Area: return launch(l.n, BoxAreaBody<T>{a, out, off});
+      case BoxKind::Iou: return launch(l.n, BoxOverlapBody<T>{a, b, out, l.m, false, off});
+      case BoxKind::Iof: return launch(l.n, BoxOverlapBody<T>{a, b, out, l.m, true, off});
       case BoxKind::Encode: {
-        BoxEncodeBody<T> body{a, b, out, {}, {}};
+        BoxEncodeBody<T> body{a, b, out, {}, {}, l.legacy};
         for (int k = 0; k < 4; ++k) body.means[k] = means[k], body.stds[k] = stds[k];
         return launch(l.n, body);
       }
       case BoxKind::Decode: {
-        BoxDecodeBody<T> body{a, b, out, l.m, {}, {}, T(l.max_ratio), T(l.height), T(l.width), l.clip};
+        BoxDecodeBody<T> body{a, b, out, l.m, {}, {}, T(l.max_ratio), T(l.height), T(l.width), l.clip, l.legacy};
         for (int k = 0; k < 4; ++k) body.means[k] = means[k], body.stds[k] = stds[k];
         return launch(l.n, body);
       }
       case BoxKind::Clip: return launch(l.n, BoxClipBody<T>{a, out, T(l.height), T(l.width)});
       case BoxKind::SmallMask:
-        return launch(l.n, SmallBoxMaskBody<T>{a, static_cast<uint8_t*>(l.out), T(l.min_size)});
+        return launch(l.n, SmallBoxMaskBody<T>{a, static_cast<uint8_t*>(l.out), T(l.min_size), off});
       case BoxKind::RoiLevel:
-        return launch(l.n, RoiLevelBody<T>{a, static_cast<int64_t*>(l.out), T(l.finest_scale), l.num_levels});
+        return launch(l.n, RoiLevelBody<T>{a, static_cast<int64_t*>(l.out), T(l.finest_scale), l.num_levels, off,
+                                           T(l.level0), l.k_min});
     }
   });
 }
