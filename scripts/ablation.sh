@@ -27,7 +27,7 @@ threads=$(( $(nproc) / parallel )); (( threads >= 1 )) || threads=1
 data_dir="$build_dir/demo/shapes"
 out="$build_dir/ablation"
 mkdir -p "$out"
-drcnn_shapes_dataset "$data_dir" "${DRCNN_DEMO_TRAIN:-300}" "${DRCNN_DEMO_VAL:-50}"
+drcnn_shapes_dataset "$data_dir" "${DRCNN_DEMO_TRAIN:-3000}" "${DRCNN_DEMO_VAL:-200}"
 schedule=()
 if [[ -n "${DRCNN_ABL_ITERS:-}" ]]; then
   schedule=(--iters "$DRCNN_ABL_ITERS" --steps $(( DRCNN_ABL_ITERS * 13 / 16 )))

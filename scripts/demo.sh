@@ -4,7 +4,7 @@
 # narrowed, anchors matched to the shapes' sizes) on it (examples/train_detector.cpp), evaluate on
 # the validation split with the pycocotools-equal evaluator, and draw detections.
 #
-#   ./scripts/demo.sh                        # ~11 min on 2 idle cores: 300 train / 50 val images, 3600 iterations
+#   ./scripts/demo.sh                        # ~14 min on 2 idle cores: 3000 train / 200 val images, 4200 iterations
 #   DRCNN_DEMO_ITERS=3000 ./scripts/demo.sh  # another schedule length (the lr step stays at 13/16 of it)
 #   DRCNN_PRESET=cpu-only ./scripts/demo.sh  # build without CUDA
 #   ./scripts/demo.sh --static               # extra arguments go to drcnn_train (--help lists them)
@@ -21,7 +21,7 @@ drcnn_shapes_build drcnn_make_shapes drcnn_train
 demo_dir="$build_dir/demo"
 data_dir="$demo_dir/shapes"
 threads="${DRCNN_DEMO_THREADS:-$(nproc)}"
-drcnn_shapes_dataset "$data_dir" "${DRCNN_DEMO_TRAIN:-300}" "${DRCNN_DEMO_VAL:-50}"
+drcnn_shapes_dataset "$data_dir" "${DRCNN_DEMO_TRAIN:-3000}" "${DRCNN_DEMO_VAL:-200}"
 schedule=()
 if [[ -n "${DRCNN_DEMO_ITERS:-}" ]]; then
   schedule=(--iters "$DRCNN_DEMO_ITERS" --steps $(( DRCNN_DEMO_ITERS * 13 / 16 )))
