@@ -13,13 +13,15 @@
 
 namespace drcnn::ops::cpu {
 namespace {
-template <typename T, bool Iof>
+// Legacy is a template argument: as a run-time value the added offset kept the compiler from
+// vectorising the row loop (box_iou 2000 x 100 went from 56 us to 470 us at one thread).
+template <typename T, bool Iof, bool Legacy>
 void overlap_matrix(const BoxLaunch& l) {
   const int64_t M = l.m, N = l.n / l.m;
   const T* a = static_cast<const T*>(l.a);
   const T* b = static_cast<const T*>(l.b);
   T* out = static_cast<T*>(l.out);
-  const T off = l.legacy ? T(1) : T(0);  // + 0 is exact: MMDetection's values are unchanged
+  constexpr T off = Legacy ? T(1) : T(0);  // + 0 is exact: MMDetection's values are unchanged
   ScratchBuffer<T> soa_holder(5 * M, Device::cpu());
   T* soa = soa_holder.data();
   T* __restrict bx1 = soa;
@@ -56,8 +58,12 @@ void overlap_matrix(const BoxLaunch& l) {
 void box_op(BoxKind kind, DType dtype, const BoxLaunch& l) {
   if ((kind == BoxKind::Iou || kind == BoxKind::Iof) && l.m > 0) {
     const bool iof = kind == BoxKind::Iof;
-    if (dtype == DType::Float32) return iof ? overlap_matrix<float, true>(l) : overlap_matrix<float, false>(l);
-    if (dtype == DType::Float64) return iof ? overlap_matrix<double, true>(l) : overlap_matrix<double, false>(l);
+    const auto run = [&]<typename T>(T) {
+      if (l.legacy) return iof ? overlap_matrix<T, true, true>(l) : overlap_matrix<T, false, true>(l);
+      return iof ? overlap_matrix<T, true, false>(l) : overlap_matrix<T, false, false>(l);
+    };
+    if (dtype == DType::Float32) return run(float{});
+    if (dtype == DType::Float64) return run(double{});
   }
   detail::run_box(kind, dtype, l, [](int64_t n, const auto& body) { parallel_for_cpu(n, body); });
 }
