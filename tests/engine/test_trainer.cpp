@@ -77,6 +77,16 @@ TrainerOptions tiny_options(const fs::path& run, int64_t iters) {
   return o;
 }
 
+/// Trains `t`; the message of the NonFiniteError that stopped it ("" when none did).
+std::string train_until_non_finite(Trainer& t) {
+  try {
+    t.train();
+  } catch (const NonFiniteError& e) {
+    return e.what();
+  }
+  return {};
+}
+
 bool same_bytes(const Tensor& a, const Tensor& b) {
   const Tensor x = a.contiguous(), y = b.contiguous();
   return x.dtype() == y.dtype() && x.shape() == y.shape() &&
@@ -228,12 +238,7 @@ TEST_CASE("engine/trainer: a non-finite loss stops the run, naming the losses, l
   o.grad_clip = 0;
   o.checkpoint_every = 1;
   Trainer t(tiny_config(nc), *set.dataset, o);
-  std::string message;
-  try {
-    t.train();
-  } catch (const NonFiniteError& e) {
-    message = e.what();
-  }
+  const std::string message = train_until_non_finite(t);
   REQUIRE_FALSE(message.empty());
   INFO(message);
   CHECK_THAT(message, Contains("non-finite") && Contains("loss_rpn_cls ") && Contains("loss_cls ") &&
@@ -274,12 +279,7 @@ TEST_CASE("engine/trainer: a non-finite gradient with finite losses stops the ru
     params[0].grad().data<float>()[0] = std::numeric_limits<float>::quiet_NaN();
   };
   Trainer t(tiny_config(nc), *set.dataset, o);
-  std::string message;
-  try {
-    t.train();
-  } catch (const NonFiniteError& e) {
-    message = e.what();
-  }
+  const std::string message = train_until_non_finite(t);
   INFO(message);
   REQUIRE_FALSE(message.empty());
   CHECK_THAT(message, Contains("non-finite gradient norm (nan) at iteration 3") && Contains("loss_cls ") &&
@@ -539,12 +539,7 @@ TEST_CASE("engine/trainer: deferred non-finite checks (the GPU default) change n
   oc.log_every = 5;
   oc.checkpoint_every = 5;
   Trainer t(tiny_config(nc), *set.dataset, oc);
-  std::string message;
-  try {
-    t.train();
-  } catch (const NonFiniteError& e) {
-    message = e.what();
-  }
+  const std::string message = train_until_non_finite(t);
   INFO(message);
   CHECK_THAT(message, Contains("non-finite loss at iteration 2: ") && Contains("lr 1e+30") &&
                           Contains("IoU threshold 0.5") && Contains("beta 1"));
