@@ -10,8 +10,7 @@
 #include <cstring>
 
 #include "common/files.h"
-#include "drcnn/data/coco.h"
-#include "drcnn/data/shapes.h"
+#include "common/shapes_set.h"
 #include "drcnn/engine/checkpoint.h"
 #include "drcnn/engine/trainer.h"
 #include "../src/engine/batch_stager.h"
@@ -73,20 +72,9 @@ TEST_CASE("cuda/batch_stager: the device receives the loader's bytes, staged whi
 
 TEST_CASE("cuda/trainer: staged batches train as the CPU's, and checkpoints record the trained batches' position",
           "[cuda][engine]") {
-  const fs::path root = test::fresh_dir("cuda_stager", "data");
-  data::ShapesOptions so;
-  so.width = so.height = 64;
-  so.train_images = 5;  // batch 2: the third batch of an epoch has one image, then a new epoch
-  so.val_images = 1;
-  so.max_objects = 3;
-  so.seed = 3;
-  so.threads = 1;
-  data::generate_shapes_dataset(so, root);
-  const data::CocoFile file = data::load_coco(root / "annotations" / "instances_train.json");
-  data::CocoDatasetOptions co;
-  co.image_root = root / "train";
-  co.min_size = 0;
-  const data::CocoDataset dataset(file, co);
+  // Batch 2 over 5 images: the third batch of an epoch has one image, then a new epoch.
+  const test::ShapesSet set("cuda_stager", "set", 5);
+  const data::CocoDataset& dataset = *set.dataset;
   const int64_t nc = int64_t(dataset.class_names().size());
 
   const auto options = [&](const fs::path& run, Device d) {
@@ -132,7 +120,6 @@ TEST_CASE("cuda/trainer: staged batches train as the CPU's, and checkpoints reco
     CHECK(a.state.loader_epoch == b.state.loader_epoch);
     CHECK(a.state.loader_next_batch == b.state.loader_next_batch);
   }
-  fs::remove_all(root);
   fs::remove_all(cpu_run);
   fs::remove_all(gpu_run);
 }

@@ -20,6 +20,7 @@
 #include "drcnn/data/coco.h"
 #include "drcnn/data/shapes.h"
 #include "common/files.h"
+#include "common/shapes_set.h"
 #include "drcnn/engine/trainer.h"
 #include "drcnn/io/safetensors.h"
 #include "drcnn/ops/cpu_precision.h"
@@ -36,26 +37,8 @@ fs::path fresh_dir(const std::string& name) { return test::fresh_dir("trainer", 
 using test::slurp;
 
 /// Six 64x64 shapes images (COCO files on disk, read through the real loader).
-struct ShapesSet {
-  fs::path root;
-  data::CocoFile file;
-  std::unique_ptr<data::CocoDataset> dataset;
-  explicit ShapesSet(const std::string& name) : root(fresh_dir(name + "_data")) {
-    data::ShapesOptions o;
-    o.width = o.height = 64;
-    o.train_images = 6;
-    o.val_images = 1;
-    o.max_objects = 3;
-    o.seed = 3;
-    o.threads = 1;
-    data::generate_shapes_dataset(o, root);
-    file = data::load_coco(root / "annotations" / "instances_train.json");
-    data::CocoDatasetOptions co;
-    co.image_root = root / "train";
-    co.min_size = 0;
-    dataset = std::make_unique<data::CocoDataset>(file, co);
-  }
-  ~ShapesSet() { fs::remove_all(root); }
+struct ShapesSet : test::ShapesSet {
+  explicit ShapesSet(const std::string& name) : test::ShapesSet("trainer", name) {}
 };
 
 models::DetectorConfig tiny_config(int64_t num_classes) { return models::DetectorConfig::tiny_cpu(num_classes); }
