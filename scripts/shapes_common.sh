@@ -27,12 +27,19 @@ drcnn_shapes_build() {
 }
 
 # drcnn_shapes_dataset DIR TRAIN VAL: the shapes dataset (examples/make_shapes.cpp, seed 1) in
-# DIR, generated once per (TRAIN, VAL) and reused after that.
+# DIR, generated once per (TRAIN, VAL, generator options) and reused after that. The options are
+# DRCNN_SHAPES_ARGS, default "--min-size 12 --max-aspect 1.6": objects of 12-128 px (longest
+# side of the frame) stretched at most 1.6:1; docs/training.md ("The shapes demo") has why, and
+# what the generator's own defaults (8 px, 2.5:1) reach. DRCNN_SHAPES_ARGS= gives those defaults.
 drcnn_shapes_dataset() {
   local dir=$1 train=$2 val=$3
-  if [[ ! -f "$dir/annotations/instances_val.json" || ! -f "$dir/.done-$train-$val" ]]; then
+  local -a gen_args
+  read -r -a gen_args <<< "${DRCNN_SHAPES_ARGS---min-size 12 --max-aspect 1.6}"
+  local stamp
+  stamp=".done-$train-$val-$(printf '%s' "${gen_args[*]}" | cksum | cut -d' ' -f1)"
+  if [[ ! -f "$dir/annotations/instances_val.json" || ! -f "$dir/$stamp" ]]; then
     rm -rf "$dir"
-    "./$build_dir/examples/drcnn_make_shapes" --out "$dir" --train "$train" --val "$val" --seed 1
-    touch "$dir/.done-$train-$val"
+    "./$build_dir/examples/drcnn_make_shapes" --out "$dir" --train "$train" --val "$val" --seed 1 "${gen_args[@]}"
+    touch "$dir/$stamp"
   fi
 }
