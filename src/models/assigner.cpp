@@ -65,7 +65,7 @@ AssignResult MaxIoUAssigner::assign(const Tensor& candidates, const Tensor& gt, 
               gt.device(), ") and candidates (", candidates.dtype(), " on ", candidates.device(),
               ") must share dtype and device");
   check_labels(op, gt_labels, gt.size(0), candidates.device());
-  Tensor overlaps = ops::box_iou(gt, candidates);  // [K, N]
+  Tensor overlaps = ops::box_iou(gt, candidates, m_opt.legacy_iou);  // [K, N]
   if (gt_ignore.defined()) {
     check_boxes(op, "gt_ignore", gt_ignore);
     DRCNN_CHECK(gt_ignore.dtype() == candidates.dtype() && gt_ignore.device() == candidates.device(), op,

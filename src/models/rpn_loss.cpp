@@ -58,7 +58,10 @@ RpnLossOutput rpn_loss(const std::vector<RpnLevelOutput>& head_outputs, const st
               " targets");
   const Device device = logits.data().device();
   const DType dtype = logits.data().dtype();
-  const MaxIoUAssigner assigner(cfg.assigner);
+  const bool legacy = cfg.convention == BoxConvention::MaskrcnnBenchmark;
+  MaxIoUAssignerOptions assigner_opt = cfg.assigner;
+  assigner_opt.legacy_iou = legacy;
+  const MaxIoUAssigner assigner(assigner_opt);
   const RandomSampler sampler(cfg.sampler);
 
   std::vector<Tensor> cls_index, cls_target, reg_index, reg_target;
@@ -93,7 +96,7 @@ RpnLossOutput rpn_loss(const std::vector<RpnLevelOutput>& head_outputs, const st
     cls_target.push_back(Tensor::full({num_pos}, 1.0, dtype, device));
     cls_target.push_back(Tensor::zeros({num_neg}, dtype, device));
     reg_index.push_back(pos_flat);
-    reg_target.push_back(num_pos > 0 ? ops::box_encode(s.pos_bboxes, s.pos_gt_bboxes, cfg.target_means, cfg.target_stds)
+    reg_target.push_back(num_pos > 0 ? ops::box_encode(s.pos_bboxes, s.pos_gt_bboxes, cfg.target_means, cfg.target_stds, legacy)
                                      : Tensor::zeros({0, 4}, dtype, device));
   }
   out.avg_factor = avg_factor;

@@ -32,6 +32,9 @@ struct RpnLossConfig {
   double smooth_l1_beta = 1.0 / 9.0;  ///< used by RpnRegressionLoss::SmoothL1
   double cls_weight = 1.0;
   double reg_weight = 1.0;
+  /// Set by TwoStageDetector from DetectorConfig::box_convention (not a YAML key of its own).
+  /// MaskrcnnBenchmark: the assigner's IoU and the regression targets +1 (boxlist_iou, BoxCoder).
+  BoxConvention convention = BoxConvention::Mmdet;
   friend bool operator==(const RpnLossConfig&, const RpnLossConfig&) = default;
 };
 
