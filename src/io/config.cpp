@@ -355,6 +355,8 @@ void visit(V& v, models::RpnLossConfig& o) {
   v.leaf("smooth_l1_beta", o.smooth_l1_beta, "SmoothL1 beta (regression_loss smooth_l1)", ge(0));
   v.leaf("cls_weight", o.cls_weight, "objectness loss weight", ge(0));
   v.leaf("reg_weight", o.reg_weight, "box loss weight", ge(0));
+  v.leaf("allowed_border", o.allowed_border, ">= 0: anchors reaching further outside the image are not trained "
+         "(mmdet allowed_border, maskrcnn-benchmark STRADDLE_THRESH); < 0: off", any());
 }
 template <typename V>
 void visit(V& v, models::RpnProposalConfig& o) {
@@ -370,6 +372,8 @@ void visit(V& v, models::RpnProposalConfig& o) {
   v.leaf("nms_split_threshold", o.nms_split_threshold, "mmcv batched_nms split_thr per image", gt(0));
   v.leaf("max_per_level", o.max_per_level, "> 0: proposals kept per level after its NMS (maskrcnn-benchmark "
          "POST_NMS_TOP_N); <= 0: no cap", any());
+  v.leaf("per_batch", o.per_batch, "max_per_img x images over the whole batch (maskrcnn-benchmark "
+         "FPN_POST_NMS_PER_BATCH), not per image", any());
 }
 template <typename V>
 void visit(V& v, models::BBoxHeadOptions& o) {

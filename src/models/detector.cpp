@@ -63,13 +63,15 @@ DetectorConfig DetectorConfig::seed_dynamic_rcnn_r50_fpn_1x(int64_t num_classes)
   c.rpn_test.max_per_img = 1000;   // FPN_POST_NMS_TOP_N_TEST (1 image per GPU)
   c.rpn_train.nms_pre = 2000;
   c.rpn_train.max_per_level = 2000;
-  c.rpn_train.max_per_img = 1000;  // the seed: 2000 over its 2 images per GPU (per batch; not drcnn's rule)
+  c.rpn_train.max_per_img = 1000;  // FPN_POST_NMS_TOP_N_TRAIN = 1000 x IMS_PER_GPU,
+  c.rpn_train.per_batch = true;    // over the batch (FPN_POST_NMS_PER_BATCH)
   for (RpnProposalConfig* p : {&c.rpn_train, &c.rpn_test}) {
     p->nms_iou = 0.85;       // NMS_THRESH
     p->min_bbox_size = 0.0;  // MIN_SIZE
   }
   c.rpn_loss.regression_loss = RpnRegressionLoss::SmoothL1;  // smooth_l1_loss(beta = 1 / 9)
   c.rpn_loss.smooth_l1_beta = 1.0 / 9.0;
+  c.rpn_loss.allowed_border = 0.0;  // STRADDLE_THRESH
   // ROI_BOX_HEAD: POOLER_SAMPLING_RATIO 2, maskrcnn-benchmark's ROIAlign (no half-pixel offset).
   c.roi_head.aligned = false;
   c.roi_head.sampling_ratio = 2;
@@ -215,13 +217,27 @@ DetectorLosses TwoStageDetector<T>::forward_train(const ImageList& images, const
   const std::vector<RpnLevelOutput> rpn_out = m_rpn->forward(feats);
   // The valid flags depend on the geometry only and rpn_loss builds its index lists on the host
   // from them: computed on the host, so a GPU batch does not upload them only to read them back.
-  std::vector<Tensor> valid;
+  std::vector<Tensor> valid, visible;
+  const double border = m_cfg.rpn_loss.allowed_border;
+  const Tensor all_anchors = border >= 0 ? ops::concat(anchors, 0) : Tensor();
   for (const ImageSize& s : images.image_sizes()) {
     const int64_t d = m_cfg.size_divisor;
     const int64_t pad_h = (s.height + d - 1) / d * d, pad_w = (s.width + d - 1) / d * d;
-    valid.push_back(ops::concat(ops::anchor_valid_flags(m_cfg.anchors, sizes, pad_h, pad_w, Device::cpu()), 0));
+    Tensor v = ops::concat(ops::anchor_valid_flags(m_cfg.anchors, sizes, pad_h, pad_w, Device::cpu()), 0);
+    if (border >= 0) {
+      Tensor inside = ops::anchor_inside_flags(all_anchors, s.height, s.width, border);
+      // mmdet drops the anchors outside before assigning; the seed assigns, then ignores them.
+      if (m_cfg.box_convention == BoxConvention::MaskrcnnBenchmark) visible.push_back(std::move(inside));
+      else {
+        std::vector<bool> both = v.to_vector<bool>();
+        const std::vector<bool> in = inside.to_vector<bool>();
+        for (size_t j = 0; j < both.size(); ++j) both[j] = both[j] && in[j];
+        v = Tensor::from_vector(both, v.shape());
+      }
+    }
+    valid.push_back(std::move(v));
   }
-  const RpnLossOutput rpn = rpn_loss(rpn_out, anchors, valid, targets, m_cfg.rpn_loss, gen);
+  const RpnLossOutput rpn = rpn_loss(rpn_out, anchors, valid, targets, m_cfg.rpn_loss, gen, visible);
   lap("rpn", "proposals");
   std::vector<Tensor> proposal_boxes;
   for (RpnProposals& p : generate_proposals(rpn_out, anchors, images.image_sizes(), m_cfg.rpn_train))

@@ -96,6 +96,32 @@ Tensor cap_per_level(const Tensor& keep, const Tensor& levels, int64_t num_level
   return Tensor::from_vector<int64_t>(out, Shape{int64_t(out.size())}).to(keep.device());
 }
 
+// maskrcnn-benchmark's FPN_POST_NMS_PER_BATCH: the `count` highest scores over every image's
+// proposals (torch.topk over their concatenation; equal scores: the lower image, then the lower
+// position), each image keeping its selected ones in its own (descending score) order.
+void keep_top_of_batch(std::vector<RpnProposals>& images, int64_t count) {
+  std::vector<std::vector<double>> scores;
+  std::vector<std::pair<size_t, size_t>> all;  // (image, position)
+  for (size_t i = 0; i < images.size(); ++i) {
+    scores.push_back(images[i].scores.to(DType::Float64).to(Device::cpu()).to_vector<double>());
+    for (size_t j = 0; j < scores[i].size(); ++j) all.emplace_back(i, j);
+  }
+  if (int64_t(all.size()) <= count) return;
+  std::stable_sort(all.begin(), all.end(), [&](const auto& a, const auto& b) {
+    return scores[a.first][a.second] > scores[b.first][b.second];
+  });
+  std::vector<std::vector<int64_t>> chosen(images.size());
+  for (size_t k = 0; k < size_t(count); ++k) chosen[all[k].first].push_back(int64_t(all[k].second));
+  for (size_t i = 0; i < images.size(); ++i) {
+    std::sort(chosen[i].begin(), chosen[i].end());
+    RpnProposals& p = images[i];
+    const Tensor keep = Tensor::from_vector<int64_t>(chosen[i], Shape{int64_t(chosen[i].size())}).to(p.boxes.device());
+    p.boxes = ops::index_select(p.boxes, 0, keep);
+    p.scores = ops::index_select(p.scores, 0, keep);
+    p.levels = ops::index_select(p.levels, 0, keep);
+  }
+}
+
 }  // namespace
 
 std::vector<RpnProposals> generate_proposals(const std::vector<Tensor>& objectness, const std::vector<Tensor>& deltas,
@@ -201,14 +227,17 @@ std::vector<RpnProposals> generate_proposals(const std::vector<Tensor>& objectne
     }
     // batched_nms output is in descending score order; max_per_img caps it (one sync on CUDA).
     // A per-level cap needs the whole keep list and the levels on the host (one more copy).
-    Tensor keep = ops::batched_nms(boxes, sc, lv, cfg.nms_iou, cfg.max_per_level > 0 ? -1 : cfg.max_per_img,
+    // Per batch, the image's own cap is the batch's (max_per_img x N), applied below.
+    const int64_t image_cap = cfg.per_batch ? cfg.max_per_img * N : cfg.max_per_img;
+    Tensor keep = ops::batched_nms(boxes, sc, lv, cfg.nms_iou, cfg.max_per_level > 0 ? -1 : image_cap,
                                    cfg.nms_split_threshold, legacy);
-    if (cfg.max_per_level > 0) keep = cap_per_level(keep, lv, int64_t(L), cfg.max_per_level, cfg.max_per_img);
+    if (cfg.max_per_level > 0) keep = cap_per_level(keep, lv, int64_t(L), cfg.max_per_level, image_cap);
     RpnProposals& p = out[size_t(i)];
     p.boxes = ops::index_select(boxes, 0, keep);
     p.scores = ops::index_select(sc, 0, keep);
     p.levels = ops::index_select(lv, 0, keep);
   }
+  if (cfg.per_batch && N > 1) keep_top_of_batch(out, cfg.max_per_img * N);
   return out;
 }
 

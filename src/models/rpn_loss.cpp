@@ -43,7 +43,7 @@ Variable flatten_rpn_deltas(const std::vector<RpnLevelOutput>& head_outputs) {
 
 RpnLossOutput rpn_loss(const std::vector<RpnLevelOutput>& head_outputs, const std::vector<Tensor>& anchors,
                        const std::vector<Tensor>& valid_flags, const std::vector<Instances>& targets,
-                       const RpnLossConfig& cfg, SamplingStreams gen) {
+                       const RpnLossConfig& cfg, SamplingStreams gen, const std::vector<Tensor>& visible) {
   DRCNN_CHECK(head_outputs.size() == anchors.size(), "rpn_loss: ", head_outputs.size(), " levels of outputs but ",
               anchors.size(), " of anchors");
   const Variable logits = flatten_rpn_objectness(head_outputs);  // [N, T]
@@ -84,6 +84,19 @@ RpnLossOutput rpn_loss(const std::vector<RpnLevelOutput>& head_outputs, const st
     const Tensor gt_boxes = gt.boxes.tensor().to(dtype);
     const Tensor ignore = targets[size_t(i)].has_ignore() ? targets[size_t(i)].ignored_boxes().tensor().to(dtype) : Tensor();
     AssignResult assign = assigner.assign(candidates, gt_boxes, Tensor(), ignore);
+    if (!visible.empty()) {
+      // maskrcnn-benchmark: labels_per_image[~visibility] = -1 after the matcher.
+      DRCNN_CHECK(int64_t(visible.size()) == num_images, "rpn_loss: ", visible.size(), " visibility tensors for ",
+                  num_images, " images");
+      const Tensor& vis = visible[size_t(i)];
+      DRCNN_CHECK(vis.dtype() == DType::Bool && vis.ndim() == 1 && vis.size(0) == total, "rpn_loss: image ", i,
+                  ": visibility must be bool [", total, "], got ", vis.dtype(), " ", vis.shape());
+      const std::vector<bool> host_vis = vis.to(Device::cpu()).to_vector<bool>();
+      std::vector<bool> local(valid.size());
+      for (size_t j = 0; j < valid.size(); ++j) local[j] = host_vis[size_t(valid[j] - i * total)];
+      const Tensor mask = Tensor::from_vector(local, Shape{int64_t(local.size())}, device);
+      assign.gt_inds = ops::where(mask, assign.gt_inds, Tensor::full({}, -1.0, DType::Int64, device));
+    }
     const SamplingResult s = sampler.sample(assign, candidates, gt_boxes, Tensor(), gen.for_image(size_t(i)));
     const int64_t num_pos = s.pos_inds.size(0), num_neg = s.neg_inds.size(0);
     out.num_pos += num_pos;

@@ -171,6 +171,7 @@ TEST_CASE("io/config: to_yaml loads back to an identical struct", "[io][config]"
   m.rpn_loss.smooth_l1_beta = 0.1 + 0.2;  // 0.30000000000000004: needs all 17 digits
   m.rpn_loss.cls_weight = 2.0;
   m.rpn_loss.reg_weight = 0.5;
+  m.rpn_loss.allowed_border = 2.5;
   for (models::RpnProposalConfig* p : {&m.rpn_train, &m.rpn_test}) {
     p->nms_pre = p == &m.rpn_train ? -1 : 123;
     p->nms_iou = 0.75;
@@ -182,6 +183,7 @@ TEST_CASE("io/config: to_yaml loads back to an identical struct", "[io][config]"
     p->wh_ratio_clip = 0.02;
     p->nms_split_threshold = 5000;
     p->max_per_level = p == &m.rpn_train ? 333 : -1;
+    p->per_batch = p == &m.rpn_train;
   }
   m.roi_head.bbox_head.in_channels = 64;
   m.roi_head.bbox_head.roi_feat_size = 5;
