@@ -112,11 +112,36 @@ def matcher(quality, high=0.7, low=0.3):
     return matches
 
 
+def mmdet_low_quality(quality, min_pos_iou=0.3):
+    """For contrast: MMDetection's MaxIoUAssigner (0.7, 0.3, min_pos_iou) with gt_max_assign_all:
+    GT k in order writes k to every candidate tied at its best IoU, when that is >= min_pos_iou."""
+    matched_vals, matches = quality.max(dim=0)
+    out = torch.full_like(matches, -2)
+    out[matched_vals < 0.3] = -1
+    out[matched_vals >= 0.7] = matches[matched_vals >= 0.7]
+    for k in range(quality.shape[0]):
+        best = quality[k].max()
+        if best >= min_pos_iou:
+            out[quality[k] == best] = k
+    return out
+
+
 def rpn_targets(g):
     h, w = 60, 90
     cls, reg = head_outputs(g, 1)
+    out = rpn_targets_case(cls, reg, h, w, torch.tensor(
+        [[0.0, 0.0, 21.0, 37.0], [40.0, 8.0, 62.0, 30.0], [30.0, 42.0, 85.0, 58.0]], dtype=F64), "")
+    # Case 2, the Matcher's low-quality rule: two overlapping ground truths and a 6 x 6 one whose
+    # best IoU is under 0.3 (MMDetection's min_pos_iou), in the middle of the image.
+    out.update(rpn_targets_case(cls, reg, h, w, torch.tensor(
+        [[18.0, 14.0, 50.0, 44.0], [30.0, 18.0, 66.0, 48.0], [70.0, 30.0, 75.0, 35.0]], dtype=F64), "2"))
+    for lv, (c, r) in enumerate(zip(cls, reg)):
+        out[f"objectness_{lv}"], out[f"deltas_{lv}"] = c.float(), r.float()
+    return out
+
+
+def rpn_targets_case(cls, reg, h, w, gt, tag):
     anchors = torch.cat(anchors_per_level())
-    gt = torch.tensor([[0.0, 0.0, 21.0, 37.0], [40.0, 8.0, 62.0, 30.0], [30.0, 42.0, 85.0, 58.0]], dtype=F64)
     visible = (anchors[:, 0] >= 0) & (anchors[:, 1] >= 0) & (anchors[:, 2] < w) & (anchors[:, 3] < h)
 
     def labels_of(anchor_set, quality):
@@ -139,17 +164,23 @@ def rpn_targets(g):
     sl1 = torch.where(diff < beta, 0.5 * diff ** 2 / beta, diff - 0.5 * beta).sum()
     loss_bbox = sl1 / sampled.numel()
     loss_cls = F.binary_cross_entropy_with_logits(objectness[sampled], labels[sampled])
-    # For contrast: MMDetection's order (the outside anchors removed before matching).
+    # For contrast: MMDetection's order (the outside anchors removed before matching) and its
+    # low-quality rule (on the seed's order).
     _, lab_drop = labels_of(anchors[visible], mb.boxlist_iou(gt, anchors[visible]))
-    best = mb.boxlist_iou(gt, anchors).argmax(dim=1)
-    print("rpn targets:", len(pos), "positives,", len(neg), "negatives; dropping the outside anchors first:",
-          int((lab_drop == 1).sum()), "positives; each GT's best anchor visible:", visible[best].tolist())
+    quality = mb.boxlist_iou(gt, anchors)
+    mm = mmdet_low_quality(quality)
+    mm[~visible] = -2
+    mm_pos = torch.nonzero(mm >= 0).squeeze(1)
+    mm_differs = not torch.equal(mm_pos, pos) or not torch.equal(mm[mm_pos], m[pos])
+    best = quality.argmax(dim=1)
+    print(f"rpn targets{tag}:", len(pos), "positives,", len(neg), "negatives; dropping the outside anchors first:",
+          int((lab_drop == 1).sum()), "positives; each GT's best anchor visible:", visible[best].tolist(),
+          "best IoUs", [round(float(v), 3) for v in quality.max(dim=1)[0]], "; MMDetection's low-quality rule differs:",
+          mm_differs)
     out = {"gt": gt, "image_size": torch.tensor([h, w]), "visible": visible, "num_pos": torch.tensor(len(pos)),
            "num_neg": torch.tensor(len(neg)), "loss_cls": loss_cls.reshape(1), "loss_bbox": loss_bbox.reshape(1),
            "num_pos_drop_first": torch.tensor(int((lab_drop == 1).sum()))}
-    for lv, (c, r) in enumerate(zip(cls, reg)):
-        out[f"objectness_{lv}"], out[f"deltas_{lv}"] = c.float(), r.float()
-    return out
+    return {k + tag if k not in ("image_size", "visible") else k: v for k, v in out.items()}
 
 
 def main():

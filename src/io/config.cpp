@@ -337,6 +337,8 @@ void visit(V& v, models::MaxIoUAssignerOptions& o) {
   v.leaf("ignore_iof_thr", o.ignore_iof_thr, "ignore candidates with IoF > this against ignore boxes; <= 0: off",
          le(1));
   v.leaf("match_low_quality", o.match_low_quality, "give each ground truth its best candidates", any());
+  v.leaf("low_quality_own_best", o.low_quality_own_best, "those candidates get their own best ground truth "
+         "(maskrcnn-benchmark Matcher), not the one they are best for (mmdet)", any());
 }
 template <typename V>
 void visit(V& v, models::RandomSamplerOptions& o) {

@@ -130,7 +130,7 @@ AssignResult MaxIoUAssigner::assign_wrt_overlaps(const Tensor& overlaps, const T
     hit = logical_and(valid, hit);
     const Tensor code = Tensor::arange(1.0, double(k + 1), 1.0, ft, dev).unsqueeze(1);  // GT i -> i + 1
     const Tensor writer = ops::max(ops::where(hit, code, scalar(0.0, ft, dev)), 0).to(DType::Int64);  // [N]
-    gt_inds = ops::where(ops::gt(writer, 0.0), writer, gt_inds);
+    gt_inds = ops::where(ops::gt(writer, 0.0), m_opt.low_quality_own_best ? ops::add(argmax, 1.0) : writer, gt_inds);
   }
 
   r.gt_inds = gt_inds;

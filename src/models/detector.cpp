@@ -72,6 +72,9 @@ DetectorConfig DetectorConfig::seed_dynamic_rcnn_r50_fpn_1x(int64_t num_classes)
   c.rpn_loss.regression_loss = RpnRegressionLoss::SmoothL1;  // smooth_l1_loss(beta = 1 / 9)
   c.rpn_loss.smooth_l1_beta = 1.0 / 9.0;
   c.rpn_loss.allowed_border = 0.0;  // STRADDLE_THRESH
+  // Matcher(0.7, 0.3, allow_low_quality_matches=True): no minimum IoU, each its own best GT.
+  c.rpn_loss.assigner.min_pos_iou = 0.0;
+  c.rpn_loss.assigner.low_quality_own_best = true;
   // ROI_BOX_HEAD: POOLER_SAMPLING_RATIO 2, maskrcnn-benchmark's ROIAlign (no half-pixel offset).
   c.roi_head.aligned = false;
   c.roi_head.sampling_ratio = 2;

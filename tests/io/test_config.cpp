@@ -164,6 +164,7 @@ TEST_CASE("io/config: to_yaml loads back to an identical struct", "[io][config]"
   m.anchors.scale_major = false;
   m.rpn_head = models::RpnHeadOptions{64, 32, 4};
   m.rpn_loss.assigner = models::MaxIoUAssignerOptions{0.65, 0.1, 0.35, 0.25, false, 0.5, false};
+  m.rpn_loss.assigner.low_quality_own_best = true;
   m.rpn_loss.sampler = models::RandomSamplerOptions{300, 0.4, 3.0, true};
   m.rpn_loss.target_means = {0.1, -0.1, 0.2, -0.2};
   m.rpn_loss.target_stds = {0.5, 0.5, 0.25, 0.25};
