@@ -7,9 +7,11 @@ IN is one of (the format is detected from the file when --from is omitted):
 
   mmdet               an MMDetection v2 or v3 Faster / Dynamic R-CNN (ResNet-FPN, DCNv2 or not) .pth
                       ({"state_dict": ..., "meta": ...}); names are drcnn's already.
-  maskrcnn-benchmark  the seed's (hkzhang95/DynamicRCNN) or maskrcnn-benchmark's .pth
-                      ({"model": {"module.backbone.body.*", ...}}): renamed, the background class
-                      moved from first to last, its unused box-regression rows dropped.
+  maskrcnn-benchmark  the seed's (hkzhang95/DynamicRCNN: module.rpn_conv, module.fc6, ...) or
+                      maskrcnn-benchmark's .pth (module.rpn.head.*, module.roi_heads.box.*), both
+                      {"model": {"module.backbone.body.*", ...}}: renamed, the background class
+                      moved from first to last, its unused box-regression rows dropped; the YAML
+                      names the preset seed_dynamic_rcnn_r{50,101}_fpn_1x (the seed's box rules).
   torchvision         a torchvision ResNet state_dict (conv1.weight, layer1.0.*, fc.*): the trunk.
   detectron           Detectron's ImageNet R-50.pkl / R-101.pkl (caffe2 blob names, affine
                       channels instead of BatchNorm): the trunk, for ResNet's caffe style.
@@ -390,6 +392,14 @@ MRCNN_RULES = [
     (r"roi_heads\.box\.feature_extractor\.fc7\.(weight|bias)", r"roi_head.bbox_head.shared_fcs.1.\1"),
     (r"roi_heads\.box\.predictor\.cls_score\.(weight|bias)", r"roi_head.bbox_head.fc_cls.\1"),
     (r"roi_heads\.box\.predictor\.bbox_pred\.(weight|bias)", r"roi_head.bbox_head.fc_reg.\1"),
+    # The seed's own Network (models/.../network.py) holds its RPN and box head at the top level.
+    (r"rpn_conv\.(weight|bias)", r"rpn_head.rpn_conv.\1"),
+    (r"rpn_cls_logits\.(weight|bias)", r"rpn_head.rpn_cls.\1"),
+    (r"rpn_bbox_pred\.(weight|bias)", r"rpn_head.rpn_reg.\1"),
+    (r"fc6\.(weight|bias)", r"roi_head.bbox_head.shared_fcs.0.\1"),
+    (r"fc7\.(weight|bias)", r"roi_head.bbox_head.shared_fcs.1.\1"),
+    (r"cls_score\.(weight|bias)", r"roi_head.bbox_head.fc_cls.\1"),
+    (r"bbox_pred\.(weight|bias)", r"roi_head.bbox_head.fc_reg.\1"),
 ]
 
 
@@ -436,15 +446,17 @@ def convert_maskrcnn_benchmark(state, r):
             r.notes.append(f"{k}: not in the file (an old FrozenBatchNorm2d): set to {'0' if 'mean' in k else '1'}")
     if missing:
         return missing
-    detector_config(r, r.tensors, depth, f"dynamic_rcnn_r{depth if depth == 101 else 50}_fpn_1x", None)
+    # The seed's preset: its box rules (model.box_convention: maskrcnn_benchmark), Detectron
+    # anchors, RPN and post-processing numbers, RoIAlign aligned false / sampling ratio 2.
+    detector_config(r, r.tensors, depth, f"seed_dynamic_rcnn_r{depth if depth == 101 else 50}_fpn_1x", None)
     set_key(r.config, "model.backbone.style", "caffe")  # STRIDE_IN_1X1 (MSRA weights)
     set_key(r.config, "model.backbone.norm.kind", "frozen_bn")
     set_key(r.config, "model.backbone.norm.eps", 0.0)
     set_dcn_config(r, dcn_stages, dcn_groups)
     set_detectron_input(r)
-    r.notes.append("maskrcnn-benchmark's conventions (+1 box widths, its anchors, level mapper and proposal rules) "
-                   "are not a drcnn detector option yet (the box ops have them): the weights load, but detections "
-                   "will differ from the seed's (docs/checkpoints.md)")
+    r.notes.append("the preset seed_dynamic_rcnn_r*_fpn_1x runs maskrcnn-benchmark's box rules (+1 widths, "
+                   "Detectron anchors, its level mapper, proposal and post-processing rules; docs/checkpoints.md); "
+                   "give drcnn the input the seed's test does (resize 800 / 1333, BGR minus the mean: data.normalize)")
     r.source = "maskrcnn-benchmark"
     return []
 

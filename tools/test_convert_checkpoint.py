@@ -74,6 +74,24 @@ def to_maskrcnn_benchmark(t):
     return out
 
 
+def to_seed_network(t):
+    """drcnn names -> the seed's own Network (hkzhang95/DynamicRCNN models/.../network.py):
+    backbone.body / backbone.fpn as maskrcnn-benchmark, the RPN and box head at the top level."""
+    top = {"rpn.head.conv.": "rpn_conv.", "rpn.head.cls_logits.": "rpn_cls_logits.",
+           "rpn.head.bbox_pred.": "rpn_bbox_pred.", "roi_heads.box.feature_extractor.fc6.": "fc6.",
+           "roi_heads.box.feature_extractor.fc7.": "fc7.", "roi_heads.box.predictor.cls_score.": "cls_score.",
+           "roi_heads.box.predictor.bbox_pred.": "bbox_pred."}
+    out = {}
+    for k, v in to_maskrcnn_benchmark(t).items():
+        n = k[len("module."):]
+        for a, b in top.items():
+            if n.startswith(a):
+                n = b + n[len(a):]
+        n = n.replace("rpn.anchor_generator.", "anchor_generator.")
+        out["module." + n] = v
+    return out
+
+
 class Opaque:
     """A Python object torch.load(weights_only=True) refuses."""
 
@@ -134,21 +152,37 @@ class ConvertTest(unittest.TestCase):
         self.assertIn('preset: "faster_rcnn_r50_fpn_1x"', cfg)
         self.assertIn('small_box_rule: "strict_always"', cfg)
 
-    def test_maskrcnn_benchmark_names_and_class_order(self):
+    def convert_seed_state(self, state):
+        """Saves `state` as a seed .pth, converts it, checks it gives the golden's tensors and the
+        seed's preset; returns the log and the YAML."""
         pth = self.path("seed.pth")
-        torch.save({"model": to_maskrcnn_benchmark(self.golden), "iteration": 90000}, pth)
+        torch.save({"model": state, "iteration": 90000}, pth)
         r, t, meta, cfg, log = self.run_convert(pth)
         self.assertIn("maskrcnn-benchmark (detected)", log)
         want = {k: v for k, v in self.golden.items() if not k.endswith("num_batches_tracked")}
         self.assertEqual(set(t), set(want))
         for k in want:
             self.assertTrue(torch.equal(t[k], want[k]), k)
+        self.assertIn('preset: "seed_dynamic_rcnn_r50_fpn_1x"', cfg)  # the seed's box rules
+        return log, cfg
+
+    def test_maskrcnn_benchmark_names_and_class_order(self):
+        log, cfg = self.convert_seed_state(to_maskrcnn_benchmark(self.golden))
         self.assertIn("anchor_generator.cell_anchors.0: anchors the generator makes", log)
         self.assertIn("bbox_pred.weight[0:4]: the background class's box regression", log)
         self.assertIn("iteration: top-level entry", log)
         self.assertIn("norm:\n      kind: \"frozen_bn\"\n      eps: 0.0", cfg)
         self.assertIn("normalize:\n    mean: [102.9801, 115.9465, 122.7717]\n    std: [1.0, 1.0, 1.0]\n"
                       "    to_rgb: false", cfg)
+
+    def test_seed_network_names(self):
+        # The seed's own checkpoints (its Network, saved through DistributedDataParallel).
+        state = to_seed_network(self.golden)
+        self.assertIn("module.rpn_cls_logits.weight", state)
+        self.assertIn("module.fc6.weight", state)
+        log, _ = self.convert_seed_state(state)
+        self.assertIn("module.bbox_pred.weight[0:4]: the background class's box regression", log)
+        self.assertIn("module.anchor_generator.cell_anchors.0: anchors the generator makes", log)
 
     def test_torchvision_resnet(self):
         m = torchvision.models.resnet18()

@@ -146,6 +146,8 @@ DRCNN_ENUM_NAMES(models::FpnExtra, {models::FpnExtra::MaxPool, "max_pool"},
                  {models::FpnExtra::ConvOnInput, "conv_on_input"}, {models::FpnExtra::ConvOnOutput, "conv_on_output"})
 DRCNN_ENUM_NAMES(models::RpnSmallBoxRule, {models::RpnSmallBoxRule::GreaterThanZeroOnly, "greater_than_zero_only"},
                  {models::RpnSmallBoxRule::StrictAlways, "strict_always"})
+DRCNN_ENUM_NAMES(models::BoxConvention, {models::BoxConvention::Mmdet, "mmdet"},
+                 {models::BoxConvention::MaskrcnnBenchmark, "maskrcnn_benchmark"})
 DRCNN_ENUM_NAMES(models::RpnRegressionLoss, {models::RpnRegressionLoss::L1, "l1"},
                  {models::RpnRegressionLoss::SmoothL1, "smooth_l1"})
 DRCNN_ENUM_NAMES(train::IouPooling, {train::IouPooling::kMeanOverImages, "mean_over_images"},
@@ -335,6 +337,8 @@ void visit(V& v, models::MaxIoUAssignerOptions& o) {
   v.leaf("ignore_iof_thr", o.ignore_iof_thr, "ignore candidates with IoF > this against ignore boxes; <= 0: off",
          le(1));
   v.leaf("match_low_quality", o.match_low_quality, "give each ground truth its best candidates", any());
+  v.leaf("low_quality_own_best", o.low_quality_own_best, "those candidates get their own best ground truth "
+         "(maskrcnn-benchmark Matcher), not the one they are best for (mmdet)", any());
 }
 template <typename V>
 void visit(V& v, models::RandomSamplerOptions& o) {
@@ -353,6 +357,8 @@ void visit(V& v, models::RpnLossConfig& o) {
   v.leaf("smooth_l1_beta", o.smooth_l1_beta, "SmoothL1 beta (regression_loss smooth_l1)", ge(0));
   v.leaf("cls_weight", o.cls_weight, "objectness loss weight", ge(0));
   v.leaf("reg_weight", o.reg_weight, "box loss weight", ge(0));
+  v.leaf("allowed_border", o.allowed_border, ">= 0: anchors reaching further outside the image are not trained "
+         "(mmdet allowed_border, maskrcnn-benchmark STRADDLE_THRESH); < 0: off", any());
 }
 template <typename V>
 void visit(V& v, models::RpnProposalConfig& o) {
@@ -366,6 +372,10 @@ void visit(V& v, models::RpnProposalConfig& o) {
   v.leaf("stds", o.stds, "box-delta stds for decoding", gt(0));
   v.leaf("wh_ratio_clip", o.wh_ratio_clip, "clip of the decoded log width/height ratio", gt(0));
   v.leaf("nms_split_threshold", o.nms_split_threshold, "mmcv batched_nms split_thr per image", gt(0));
+  v.leaf("max_per_level", o.max_per_level, "> 0: proposals kept per level after its NMS (maskrcnn-benchmark "
+         "POST_NMS_TOP_N); <= 0: no cap", any());
+  v.leaf("per_batch", o.per_batch, "max_per_img x images over the whole batch (maskrcnn-benchmark "
+         "FPN_POST_NMS_PER_BATCH), not per image", any());
 }
 template <typename V>
 void visit(V& v, models::BBoxHeadOptions& o) {
@@ -418,6 +428,8 @@ void visit(V& v, models::DetectorConfig& o) {
   v.group("rpn_test", o.rpn_test, "proposals at inference");
   v.group("roi_head", o.roi_head, "RoI head: extractor, targets, losses, inference");
   v.leaf("size_divisor", o.size_divisor, "images are padded to a multiple of this", ge(1));
+  v.leaf("box_convention", o.box_convention, "box rules of the RPN, RoI head and post-processing: mmdet or "
+         "maskrcnn_benchmark (+1 widths, the seed's level mapper and selection rules)", any());
   v.group("dynamic", o.dynamic, "the Dynamic R-CNN schedule");
 }
 template <typename V>
@@ -867,7 +879,13 @@ RunConfig load_layers(const std::string& text, const std::string& name, std::vec
 
 // ---------------------------------------------------------------------------------- public API
 std::vector<std::string> preset_names() {
-  return {"small_cpu", "tiny_cpu", "dynamic_rcnn_r50_fpn_1x", "faster_rcnn_r50_fpn_1x", "dynamic_rcnn_r101_fpn_1x"};
+  return {"small_cpu",
+          "tiny_cpu",
+          "dynamic_rcnn_r50_fpn_1x",
+          "faster_rcnn_r50_fpn_1x",
+          "dynamic_rcnn_r101_fpn_1x",
+          "seed_dynamic_rcnn_r50_fpn_1x",
+          "seed_dynamic_rcnn_r101_fpn_1x"};
 }
 
 RunConfig preset_config(const std::string& name) {
@@ -877,6 +895,8 @@ RunConfig preset_config(const std::string& name) {
   else if (name == "dynamic_rcnn_r50_fpn_1x") c.model = models::DetectorConfig::dynamic_rcnn_r50_fpn_1x(80);
   else if (name == "faster_rcnn_r50_fpn_1x") c.model = models::DetectorConfig::faster_rcnn_r50_fpn_1x(80);
   else if (name == "dynamic_rcnn_r101_fpn_1x") c.model = models::DetectorConfig::dynamic_rcnn_r101_fpn_1x(80);
+  else if (name == "seed_dynamic_rcnn_r50_fpn_1x") c.model = models::DetectorConfig::seed_dynamic_rcnn_r50_fpn_1x(80);
+  else if (name == "seed_dynamic_rcnn_r101_fpn_1x") c.model = models::DetectorConfig::seed_dynamic_rcnn_r101_fpn_1x(80);
   else {
     std::string list;
     for (const std::string& n : preset_names()) list += (list.empty() ? "" : " | ") + n;

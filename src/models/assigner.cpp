@@ -65,7 +65,7 @@ AssignResult MaxIoUAssigner::assign(const Tensor& candidates, const Tensor& gt, 
               gt.device(), ") and candidates (", candidates.dtype(), " on ", candidates.device(),
               ") must share dtype and device");
   check_labels(op, gt_labels, gt.size(0), candidates.device());
-  Tensor overlaps = ops::box_iou(gt, candidates);  // [K, N]
+  Tensor overlaps = ops::box_iou(gt, candidates, m_opt.legacy_iou);  // [K, N]
   if (gt_ignore.defined()) {
     check_boxes(op, "gt_ignore", gt_ignore);
     DRCNN_CHECK(gt_ignore.dtype() == candidates.dtype() && gt_ignore.device() == candidates.device(), op,
@@ -130,7 +130,7 @@ AssignResult MaxIoUAssigner::assign_wrt_overlaps(const Tensor& overlaps, const T
     hit = logical_and(valid, hit);
     const Tensor code = Tensor::arange(1.0, double(k + 1), 1.0, ft, dev).unsqueeze(1);  // GT i -> i + 1
     const Tensor writer = ops::max(ops::where(hit, code, scalar(0.0, ft, dev)), 0).to(DType::Int64);  // [N]
-    gt_inds = ops::where(ops::gt(writer, 0.0), writer, gt_inds);
+    gt_inds = ops::where(ops::gt(writer, 0.0), m_opt.low_quality_own_best ? ops::add(argmax, 1.0) : writer, gt_inds);
   }
 
   r.gt_inds = gt_inds;

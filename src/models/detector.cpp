@@ -47,6 +47,48 @@ DetectorConfig DetectorConfig::dynamic_rcnn_r101_fpn_1x(int64_t num_classes) {
   return c;
 }
 
+DetectorConfig DetectorConfig::seed_dynamic_rcnn_r50_fpn_1x(int64_t num_classes) {
+  DetectorConfig c = dynamic_rcnn_r50_fpn_1x(num_classes);
+  c.name = "seed_dynamic_rcnn_r50_fpn_1x";
+  // RESNETS: STRIDE_IN_1X1 (caffe), FrozenBatchNorm2d (no eps), FREEZE_CONV_BODY_AT 2.
+  c.backbone.style = ResNetStyle::Caffe;
+  c.backbone.norm.kind = NormKind::FrozenBatchNorm;
+  c.backbone.norm.eps = 0.0;
+  c.backbone.frozen_stages = 1;
+  // RPN: ANCHOR_SIZES 32..512 at strides 4..64 (scale 8), ratios 0.5/1/2, generate_anchors.
+  c.anchors.detectron = true;
+  c.box_convention = BoxConvention::MaskrcnnBenchmark;
+  c.rpn_test.nms_pre = 1000;       // PRE_NMS_TOP_N_TEST
+  c.rpn_test.max_per_level = 1000; // POST_NMS_TOP_N_TEST
+  c.rpn_test.max_per_img = 1000;   // FPN_POST_NMS_TOP_N_TEST (1 image per GPU)
+  c.rpn_train.nms_pre = 2000;
+  c.rpn_train.max_per_level = 2000;
+  c.rpn_train.max_per_img = 1000;  // FPN_POST_NMS_TOP_N_TRAIN = 1000 x IMS_PER_GPU,
+  c.rpn_train.per_batch = true;    // over the batch (FPN_POST_NMS_PER_BATCH)
+  for (RpnProposalConfig* p : {&c.rpn_train, &c.rpn_test}) {
+    p->nms_iou = 0.85;       // NMS_THRESH
+    p->min_bbox_size = 0.0;  // MIN_SIZE
+  }
+  c.rpn_loss.regression_loss = RpnRegressionLoss::SmoothL1;  // smooth_l1_loss(beta = 1 / 9)
+  c.rpn_loss.smooth_l1_beta = 1.0 / 9.0;
+  c.rpn_loss.allowed_border = 0.0;  // STRADDLE_THRESH
+  // Matcher(0.7, 0.3, allow_low_quality_matches=True): no minimum IoU, each its own best GT.
+  c.rpn_loss.assigner.min_pos_iou = 0.0;
+  c.rpn_loss.assigner.low_quality_own_best = true;
+  // ROI_BOX_HEAD: POOLER_SAMPLING_RATIO 2, maskrcnn-benchmark's ROIAlign (no half-pixel offset).
+  c.roi_head.aligned = false;
+  c.roi_head.sampling_ratio = 2;
+  c.dynamic = train::DynamicRcnnConfig::original();
+  return c;
+}
+
+DetectorConfig DetectorConfig::seed_dynamic_rcnn_r101_fpn_1x(int64_t num_classes) {
+  DetectorConfig c = seed_dynamic_rcnn_r50_fpn_1x(num_classes);
+  c.name = "seed_dynamic_rcnn_r101_fpn_1x";
+  c.backbone.depth = 101;
+  return c;
+}
+
 DetectorConfig DetectorConfig::small_cpu(int64_t num_classes) {
   DetectorConfig c;
   c.name = "small_cpu";
@@ -89,8 +131,19 @@ DetectorConfig DetectorConfig::tiny_cpu(int64_t num_classes) {
 }
 
 // ------------------------------------------------------------------------ TwoStageDetector
+namespace {
+// The detector-level box convention copied into the stages that apply it.
+DetectorConfig with_convention(DetectorConfig c) {
+  c.rpn_train.convention = c.box_convention;
+  c.rpn_test.convention = c.box_convention;
+  c.roi_head.convention = c.box_convention;
+  c.rpn_loss.convention = c.box_convention;
+  return c;
+}
+}  // namespace
+
 template <typename T>
-TwoStageDetector<T>::TwoStageDetector(const DetectorConfig& cfg, Generator& gen) : m_cfg(cfg) {
+TwoStageDetector<T>::TwoStageDetector(const DetectorConfig& cfg, Generator& gen) : m_cfg(with_convention(cfg)) {
   DRCNN_CHECK(cfg.num_classes > 0, "TwoStageDetector: num_classes must be > 0, got ", cfg.num_classes);
   DRCNN_CHECK(cfg.roi_head.bbox_head.num_classes == cfg.num_classes, "TwoStageDetector: roi_head.bbox_head.",
               "num_classes (", cfg.roi_head.bbox_head.num_classes, ") differs from num_classes (", cfg.num_classes, ")");
@@ -103,7 +156,7 @@ TwoStageDetector<T>::TwoStageDetector(const DetectorConfig& cfg, Generator& gen)
   m_backbone = register_module("backbone", std::make_shared<ResNet<T>>(cfg.backbone, gen));
   m_neck = register_module("neck", std::make_shared<Fpn<T>>(cfg.neck, gen));
   m_rpn = register_module("rpn_head", std::make_shared<RpnHead<T>>(cfg.rpn_head, gen));
-  m_roi = register_module("roi_head", std::make_shared<RoiHead<T>>(cfg.roi_head, gen));
+  m_roi = register_module("roi_head", std::make_shared<RoiHead<T>>(m_cfg.roi_head, gen));
   // The backbone pins its frozen stages (and norm_eval) when the detector's mode changes.
   train(true);
 }
@@ -167,13 +220,27 @@ DetectorLosses TwoStageDetector<T>::forward_train(const ImageList& images, const
   const std::vector<RpnLevelOutput> rpn_out = m_rpn->forward(feats);
   // The valid flags depend on the geometry only and rpn_loss builds its index lists on the host
   // from them: computed on the host, so a GPU batch does not upload them only to read them back.
-  std::vector<Tensor> valid;
+  std::vector<Tensor> valid, visible;
+  const double border = m_cfg.rpn_loss.allowed_border;
+  const Tensor all_anchors = border >= 0 ? ops::concat(anchors, 0) : Tensor();
   for (const ImageSize& s : images.image_sizes()) {
     const int64_t d = m_cfg.size_divisor;
     const int64_t pad_h = (s.height + d - 1) / d * d, pad_w = (s.width + d - 1) / d * d;
-    valid.push_back(ops::concat(ops::anchor_valid_flags(m_cfg.anchors, sizes, pad_h, pad_w, Device::cpu()), 0));
+    Tensor v = ops::concat(ops::anchor_valid_flags(m_cfg.anchors, sizes, pad_h, pad_w, Device::cpu()), 0);
+    if (border >= 0) {
+      Tensor inside = ops::anchor_inside_flags(all_anchors, s.height, s.width, border);
+      // mmdet drops the anchors outside before assigning; the seed assigns, then ignores them.
+      if (m_cfg.box_convention == BoxConvention::MaskrcnnBenchmark) visible.push_back(std::move(inside));
+      else {
+        std::vector<bool> both = v.to_vector<bool>();
+        const std::vector<bool> in = inside.to_vector<bool>();
+        for (size_t j = 0; j < both.size(); ++j) both[j] = both[j] && in[j];
+        v = Tensor::from_vector(both, v.shape());
+      }
+    }
+    valid.push_back(std::move(v));
   }
-  const RpnLossOutput rpn = rpn_loss(rpn_out, anchors, valid, targets, m_cfg.rpn_loss, gen);
+  const RpnLossOutput rpn = rpn_loss(rpn_out, anchors, valid, targets, m_cfg.rpn_loss, gen, visible);
   lap("rpn", "proposals");
   std::vector<Tensor> proposal_boxes;
   for (RpnProposals& p : generate_proposals(rpn_out, anchors, images.image_sizes(), m_cfg.rpn_train))

@@ -6,6 +6,7 @@
 // index_select on the [R * C, 4] view, at flat row r * C + label.
 #include "drcnn/models/roi_head.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "drcnn/autograd/functions.h"
@@ -83,35 +84,88 @@ Tensor softmax_rows(const Tensor& logits) {
   return ops::div(e, ops::sum(e, 1, true));
 }
 
-NmsDetections multiclass_nms(const Tensor& boxes, const Tensor& scores, double score_thr, double nms_iou,
-                             int64_t max_num) {
-  DRCNN_CHECK(scores.ndim() == 2 && scores.size(1) >= 2, "multiclass_nms: expected scores [R, C + 1], got ",
-              scores.shape());
+namespace {
+
+// The (box, class) candidates with score > score_thr of boxes [R, 4C] and scores [R, C + 1]
+// (background last, ignored): row-major (mmdet: valid_mask.nonzero()) or class-major with rows
+// ascending within a class (maskrcnn-benchmark's loop over classes). `empty` when there is none.
+struct Candidates {
+  Tensor boxes, scores, labels;
+  bool empty = true;
+  NmsDetections select(const std::vector<int64_t>& order) const {
+    const Tensor keep = Tensor::from_vector(order, Shape{int64_t(order.size())}, boxes.device());
+    return {ops::index_select(boxes, 0, keep), ops::index_select(scores, 0, keep), ops::index_select(labels, 0, keep)};
+  }
+};
+
+Candidates gather_candidates(const char* op, const Tensor& boxes, const Tensor& scores, double score_thr,
+                             bool class_major) {
+  DRCNN_CHECK(scores.ndim() == 2 && scores.size(1) >= 2, op, ": expected scores [R, C + 1], got ", scores.shape());
   const int64_t rows = scores.size(0), num_classes = scores.size(1) - 1;
-  DRCNN_CHECK(boxes.ndim() == 2 && boxes.size(0) == rows && boxes.size(1) == 4 * num_classes,
-              "multiclass_nms: expected boxes [", rows, ", ", 4 * num_classes, "] for scores ", scores.shape(), ", got ",
-              boxes.shape());
+  DRCNN_CHECK(boxes.ndim() == 2 && boxes.size(0) == rows && boxes.size(1) == 4 * num_classes, op, ": expected boxes [",
+              rows, ", ", 4 * num_classes, "] for scores ", scores.shape(), ", got ", boxes.shape());
   const Device device = boxes.device();
-  // Candidates (r, c) with score > thr, in row-major order (mmdet: valid_mask.nonzero()).
   const Tensor fg = scores.narrow(1, 0, num_classes).contiguous().reshape({rows * num_classes});
   const std::vector<bool> valid = ops::gt(fg, score_thr).to(Device::cpu()).to_vector<bool>();
   std::vector<int64_t> flat, labels;
-  for (size_t k = 0; k < valid.size(); ++k)
-    if (valid[k]) {
-      flat.push_back(int64_t(k));
-      labels.push_back(int64_t(k) % num_classes);
+  const int64_t outer = class_major ? num_classes : rows, inner = class_major ? rows : num_classes;
+  for (int64_t a = 0; a < outer; ++a)
+    for (int64_t b = 0; b < inner; ++b) {
+      const int64_t r = class_major ? b : a, c = class_major ? a : b;
+      if (valid[size_t(r * num_classes + c)]) {
+        flat.push_back(r * num_classes + c);
+        labels.push_back(c);
+      }
     }
-  if (flat.empty())
-    return {Tensor::zeros({0, 4}, boxes.dtype(), device), Tensor::zeros({0}, scores.dtype(), device),
-            Tensor::zeros({0}, DType::Int64, device)};
+  Candidates out;
+  if (flat.empty()) {
+    out.boxes = Tensor::zeros({0, 4}, boxes.dtype(), device);
+    out.scores = Tensor::zeros({0}, scores.dtype(), device);
+    out.labels = Tensor::zeros({0}, DType::Int64, device);
+    return out;
+  }
   const Tensor index = Tensor::from_vector(flat, Shape{int64_t(flat.size())}, device);
-  const Tensor cand_boxes = ops::index_select(boxes.contiguous().reshape({rows * num_classes, 4}), 0, index);
-  const Tensor cand_scores = ops::index_select(fg, 0, index);
-  const Tensor cand_labels = Tensor::from_vector(labels, Shape{int64_t(labels.size())}, device);
-  Tensor keep = ops::batched_nms(cand_boxes, cand_scores, cand_labels, nms_iou);
+  out.boxes = ops::index_select(boxes.contiguous().reshape({rows * num_classes, 4}), 0, index);
+  out.scores = ops::index_select(fg, 0, index);
+  out.labels = Tensor::from_vector(labels, Shape{int64_t(labels.size())}, device);
+  out.empty = false;
+  return out;
+}
+
+}  // namespace
+
+NmsDetections multiclass_nms(const Tensor& boxes, const Tensor& scores, double score_thr, double nms_iou,
+                             int64_t max_num) {
+  const Candidates c = gather_candidates("multiclass_nms", boxes, scores, score_thr, false);
+  if (c.empty) return {c.boxes, c.scores, c.labels};
+  Tensor keep = ops::batched_nms(c.boxes, c.scores, c.labels, nms_iou);
   if (max_num > 0 && keep.size(0) > max_num) keep = keep.narrow(0, 0, max_num);
-  return {ops::index_select(cand_boxes, 0, keep), ops::index_select(cand_scores, 0, keep),
-          ops::index_select(cand_labels, 0, keep)};
+  return {ops::index_select(c.boxes, 0, keep), ops::index_select(c.scores, 0, keep),
+          ops::index_select(c.labels, 0, keep)};
+}
+
+NmsDetections legacy_multiclass_nms(const Tensor& boxes, const Tensor& scores, double score_thr, double nms_iou,
+                                    int64_t max_num) {
+  const Candidates c = gather_candidates("legacy_multiclass_nms", boxes, scores, score_thr, true);
+  if (c.empty) return {c.boxes, c.scores, c.labels};
+  // Per-class NMS (groups never suppress each other). The seed's nms.cu returns the kept
+  // positions sorted ascending, so its per-class lists are in row order and their concatenation
+  // is the candidates' (class-major, row-ascending) order: the kept candidate indices, sorted.
+  std::vector<int64_t> order =
+      ops::batched_nms(c.boxes, c.scores, c.labels, nms_iou, -1, 10000, true).to(Device::cpu()).to_vector<int64_t>();
+  std::sort(order.begin(), order.end());
+  if (max_num > 0 && int64_t(order.size()) > max_num) {
+    const std::vector<double> s = c.select(order).scores.to(DType::Float64).to(Device::cpu()).to_vector<double>();
+    std::vector<double> sorted = s;
+    // kthvalue(scores, n - max_num + 1): the max_num-th largest.
+    std::nth_element(sorted.begin(), sorted.begin() + std::ptrdiff_t(sorted.size()) - max_num, sorted.end());
+    const double thresh = sorted[sorted.size() - size_t(max_num)];
+    std::vector<int64_t> kept;
+    for (size_t j = 0; j < order.size(); ++j)
+      if (s[j] >= thresh) kept.push_back(order[j]);
+    order = std::move(kept);
+  }
+  return c.select(order);
 }
 
 // ------------------------------------------------------------------------------ RoiHead
@@ -132,7 +186,11 @@ Variable RoiHead<T>::extract(const std::vector<Variable>& features, const Tensor
   std::vector<Variable> used(features.begin(), features.begin() + std::ptrdiff_t(levels));
   std::vector<double> scales;
   for (int64_t s : m_cfg.featmap_strides) scales.push_back(1.0 / double(s));
-  const Tensor level = ops::map_roi_levels(rois, int(levels), m_cfg.finest_scale);
+  // maskrcnn-benchmark's LevelMapper: k_min = log2 of the first stride (its -log2(scales[0])).
+  const Tensor level = m_cfg.convention == BoxConvention::MaskrcnnBenchmark
+                           ? ops::map_roi_levels_legacy(rois, int(levels), 224.0, 4,
+                                                        int(std::lround(std::log2(double(m_cfg.featmap_strides[0])))))
+                           : ops::map_roi_levels(rois, int(levels), m_cfg.finest_scale);
   const int64_t size = m_cfg.bbox_head.roi_feat_size;
   return roi_align_multilevel(used, rois, level, {size, size}, scales, m_cfg.sampling_ratio, m_cfg.aligned);
 }
@@ -148,7 +206,9 @@ RoiLossOutput RoiHead<T>::loss(const std::vector<Variable>& features, const std:
               "RoiHead::loss: the IoU threshold must be in [0, 1] and beta finite and > 0, got ", params.iou_threshold,
               " and ", params.beta);
   const int64_t num_classes = m_cfg.bbox_head.num_classes;
-  const MaxIoUAssigner assigner(MaxIoUAssignerOptions::rcnn(params.iou_threshold));
+  MaxIoUAssignerOptions assigner_opt = MaxIoUAssignerOptions::rcnn(params.iou_threshold);
+  assigner_opt.legacy_iou = m_cfg.convention == BoxConvention::MaskrcnnBenchmark;
+  const MaxIoUAssigner assigner(assigner_opt);
   const RandomSampler sampler(m_cfg.sampler);
   RoiLossOutput out;
   std::vector<Tensor> roi_boxes, labels, pos_rows, pos_labels, pos_targets;
@@ -165,7 +225,7 @@ RoiLossOutput RoiHead<T>::loss(const std::vector<Variable>& features, const std:
     const SamplingResult s = sampler.sample(assign, cand, gt_boxes, gt.labels, gen.for_image(i));
     if (params.population == train::StatPopulation::kOriginal) {
       append_original_dynamic_stats(cand, gt_boxes, params.iou_threshold, m_cfg.target_means, m_cfg.target_stds,
-                                    false, out.stats);
+                                    m_cfg.convention == BoxConvention::MaskrcnnBenchmark, out.stats);
     } else {
       out.stats.max_overlaps.push_back(
           assign.max_overlaps.to(DType::Float64).to(Device::cpu()).to_vector<double>());
@@ -176,7 +236,8 @@ RoiLossOutput RoiHead<T>::loss(const std::vector<Variable>& features, const std:
     if (np > 0) {
       pos_rows.push_back(Tensor::arange(double(offset), double(offset + np), 1.0, DType::Int64, device));
       pos_labels.push_back(s.pos_gt_labels);
-      pos_targets.push_back(ops::box_encode(s.pos_bboxes, s.pos_gt_bboxes, m_cfg.target_means, m_cfg.target_stds));
+      pos_targets.push_back(ops::box_encode(s.pos_bboxes, s.pos_gt_bboxes, m_cfg.target_means, m_cfg.target_stds,
+                                            m_cfg.convention == BoxConvention::MaskrcnnBenchmark));
     }
     out.num_pos += np;
     offset += np + nn;
@@ -249,16 +310,25 @@ std::vector<Instances> RoiHead<T>::predict(const std::vector<Variable>& features
              Tensor::zeros({0}, DType::Int64, p.device())};
     } else {
       const Tensor scores = softmax_rows(cls.narrow(0, offset, count));
+      const bool legacy = m_cfg.convention == BoxConvention::MaskrcnnBenchmark;
       Tensor boxes = ops::box_decode(p, reg.narrow(0, offset, count), m_cfg.target_means, m_cfg.target_stds,
-                                     ops::ImageShape{double(image_sizes[i].height), double(image_sizes[i].width)});
+                                     ops::ImageShape{double(image_sizes[i].height), double(image_sizes[i].width)},
+                                     16.0 / 1000.0, legacy);
+      Tensor factor;
       if (!scale_factors.empty()) {
         const auto [sw, sh] = scale_factors[i];
         DRCNN_CHECK(sw > 0 && sh > 0, "RoiHead::predict: image ", i, ": scale factors must be > 0, got (", sw, ", ",
                     sh, ")");
-        const Tensor factor = Tensor::from_vector(std::vector<double>{sw, sh, sw, sh}, Shape{4}, p.device()).to(p.dtype());
-        boxes = ops::div(boxes.reshape({count, num_classes, 4}), factor).reshape({count, 4 * num_classes});
+        factor = Tensor::from_vector(std::vector<double>{sw, sh, sw, sh}, Shape{4}, p.device()).to(p.dtype());
       }
-      det = multiclass_nms(boxes, scores, m_cfg.score_thr, m_cfg.nms_iou, m_cfg.max_per_img);
+      if (legacy) {
+        det = legacy_multiclass_nms(boxes, scores, m_cfg.score_thr, m_cfg.nms_iou, m_cfg.max_per_img);
+        if (factor.defined()) det.boxes = ops::div(det.boxes, factor);
+      } else {
+        if (factor.defined())
+          boxes = ops::div(boxes.reshape({count, num_classes, 4}), factor).reshape({count, 4 * num_classes});
+        det = multiclass_nms(boxes, scores, m_cfg.score_thr, m_cfg.nms_iou, m_cfg.max_per_img);
+      }
     }
     results.emplace_back(out_size, Boxes(det.boxes), det.labels, det.scores);
     offset += count;

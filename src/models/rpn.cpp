@@ -65,6 +65,8 @@ namespace {
 // Indices of the boxes the small-box rule keeps; undefined when the rule keeps everything
 // without looking (min_bbox_size == 0 under GreaterThanZeroOnly). One mask copy to the host.
 Tensor small_box_keep(const Tensor& boxes, const RpnProposalConfig& cfg) {
+  // maskrcnn-benchmark: remove_small_boxes always runs (+1 widths, >=; NaN boxes fail it).
+  if (cfg.convention == BoxConvention::MaskrcnnBenchmark) return ops::remove_small_boxes(boxes, cfg.min_bbox_size, true);
   if (cfg.small_box_rule == RpnSmallBoxRule::GreaterThanZeroOnly) {
     if (cfg.min_bbox_size <= 0) return {};
     return ops::remove_small_boxes(boxes, cfg.min_bbox_size);  // w >= min and h >= min
@@ -79,6 +81,45 @@ Tensor small_box_keep(const Tensor& boxes, const RpnProposalConfig& cfg) {
   for (size_t j = 0; j < ok.size(); ++j)
     if (ok[j]) keep.push_back(int64_t(j));
   return Tensor::from_vector<int64_t>(keep, Shape{int64_t(keep.size())}).to(boxes.device());
+}
+
+// The first `per_level` entries of each level in `keep` (descending score order over the
+// levels), then the first max_per_img of those: maskrcnn-benchmark's boxlist_nms(...,
+// max_proposals = post_nms_top_n) per level followed by the image's top fpn_post_nms_top_n.
+Tensor cap_per_level(const Tensor& keep, const Tensor& levels, int64_t num_levels, int64_t per_level,
+                     int64_t max_per_img) {
+  const std::vector<int64_t> k = keep.to(Device::cpu()).to_vector<int64_t>();
+  const std::vector<int64_t> lv = ops::index_select(levels, 0, keep).to(Device::cpu()).to_vector<int64_t>();
+  std::vector<int64_t> taken(size_t(num_levels), 0), out;
+  for (size_t j = 0; j < k.size() && int64_t(out.size()) < max_per_img; ++j)
+    if (taken[size_t(lv[j])]++ < per_level) out.push_back(k[j]);
+  return Tensor::from_vector<int64_t>(out, Shape{int64_t(out.size())}).to(keep.device());
+}
+
+// maskrcnn-benchmark's FPN_POST_NMS_PER_BATCH: the `count` highest scores over every image's
+// proposals (torch.topk over their concatenation; equal scores: the lower image, then the lower
+// position), each image keeping its selected ones in its own (descending score) order.
+void keep_top_of_batch(std::vector<RpnProposals>& images, int64_t count) {
+  std::vector<std::vector<double>> scores;
+  std::vector<std::pair<size_t, size_t>> all;  // (image, position)
+  for (size_t i = 0; i < images.size(); ++i) {
+    scores.push_back(images[i].scores.to(DType::Float64).to(Device::cpu()).to_vector<double>());
+    for (size_t j = 0; j < scores[i].size(); ++j) all.emplace_back(i, j);
+  }
+  if (int64_t(all.size()) <= count) return;
+  std::stable_sort(all.begin(), all.end(), [&](const auto& a, const auto& b) {
+    return scores[a.first][a.second] > scores[b.first][b.second];
+  });
+  std::vector<std::vector<int64_t>> chosen(images.size());
+  for (size_t k = 0; k < size_t(count); ++k) chosen[all[k].first].push_back(int64_t(all[k].second));
+  for (size_t i = 0; i < images.size(); ++i) {
+    std::sort(chosen[i].begin(), chosen[i].end());
+    RpnProposals& p = images[i];
+    const Tensor keep = Tensor::from_vector<int64_t>(chosen[i], Shape{int64_t(chosen[i].size())}).to(p.boxes.device());
+    p.boxes = ops::index_select(p.boxes, 0, keep);
+    p.scores = ops::index_select(p.scores, 0, keep);
+    p.levels = ops::index_select(p.levels, 0, keep);
+  }
 }
 
 }  // namespace
@@ -173,9 +214,10 @@ std::vector<RpnProposals> generate_proposals(const std::vector<Tensor>& objectne
   for (int64_t i = 0; i < N; ++i) {
     const int64_t start = i * per_image;
     const ImageSize& size = image_sizes[size_t(i)];
+    const bool legacy = cfg.convention == BoxConvention::MaskrcnnBenchmark;
     Tensor boxes = ops::box_decode(sel_anchors.narrow(0, start, per_image), sel_deltas.narrow(0, start, per_image),
                                    cfg.means, cfg.stds, ops::ImageShape{double(size.height), double(size.width)},
-                                   cfg.wh_ratio_clip);
+                                   cfg.wh_ratio_clip, legacy);
     Tensor sc = top_scores.narrow(0, start, per_image);
     Tensor lv = levels.narrow(0, start, per_image);
     if (const Tensor keep = small_box_keep(boxes, cfg); keep.defined()) {
@@ -184,12 +226,18 @@ std::vector<RpnProposals> generate_proposals(const std::vector<Tensor>& objectne
       lv = ops::index_select(lv, 0, keep);
     }
     // batched_nms output is in descending score order; max_per_img caps it (one sync on CUDA).
-    const Tensor keep = ops::batched_nms(boxes, sc, lv, cfg.nms_iou, cfg.max_per_img, cfg.nms_split_threshold);
+    // A per-level cap needs the whole keep list and the levels on the host (one more copy).
+    // Per batch, the image's own cap is the batch's (max_per_img x N), applied below.
+    const int64_t image_cap = cfg.per_batch ? cfg.max_per_img * N : cfg.max_per_img;
+    Tensor keep = ops::batched_nms(boxes, sc, lv, cfg.nms_iou, cfg.max_per_level > 0 ? -1 : image_cap,
+                                   cfg.nms_split_threshold, legacy);
+    if (cfg.max_per_level > 0) keep = cap_per_level(keep, lv, int64_t(L), cfg.max_per_level, image_cap);
     RpnProposals& p = out[size_t(i)];
     p.boxes = ops::index_select(boxes, 0, keep);
     p.scores = ops::index_select(sc, 0, keep);
     p.levels = ops::index_select(lv, 0, keep);
   }
+  if (cfg.per_batch && N > 1) keep_top_of_batch(out, cfg.max_per_img * N);
   return out;
 }
 

@@ -43,7 +43,7 @@ Variable flatten_rpn_deltas(const std::vector<RpnLevelOutput>& head_outputs) {
 
 RpnLossOutput rpn_loss(const std::vector<RpnLevelOutput>& head_outputs, const std::vector<Tensor>& anchors,
                        const std::vector<Tensor>& valid_flags, const std::vector<Instances>& targets,
-                       const RpnLossConfig& cfg, SamplingStreams gen) {
+                       const RpnLossConfig& cfg, SamplingStreams gen, const std::vector<Tensor>& visible) {
   DRCNN_CHECK(head_outputs.size() == anchors.size(), "rpn_loss: ", head_outputs.size(), " levels of outputs but ",
               anchors.size(), " of anchors");
   const Variable logits = flatten_rpn_objectness(head_outputs);  // [N, T]
@@ -58,7 +58,10 @@ RpnLossOutput rpn_loss(const std::vector<RpnLevelOutput>& head_outputs, const st
               " targets");
   const Device device = logits.data().device();
   const DType dtype = logits.data().dtype();
-  const MaxIoUAssigner assigner(cfg.assigner);
+  const bool legacy = cfg.convention == BoxConvention::MaskrcnnBenchmark;
+  MaxIoUAssignerOptions assigner_opt = cfg.assigner;
+  assigner_opt.legacy_iou = legacy;
+  const MaxIoUAssigner assigner(assigner_opt);
   const RandomSampler sampler(cfg.sampler);
 
   std::vector<Tensor> cls_index, cls_target, reg_index, reg_target;
@@ -81,6 +84,19 @@ RpnLossOutput rpn_loss(const std::vector<RpnLevelOutput>& head_outputs, const st
     const Tensor gt_boxes = gt.boxes.tensor().to(dtype);
     const Tensor ignore = targets[size_t(i)].has_ignore() ? targets[size_t(i)].ignored_boxes().tensor().to(dtype) : Tensor();
     AssignResult assign = assigner.assign(candidates, gt_boxes, Tensor(), ignore);
+    if (!visible.empty()) {
+      // maskrcnn-benchmark: labels_per_image[~visibility] = -1 after the matcher.
+      DRCNN_CHECK(int64_t(visible.size()) == num_images, "rpn_loss: ", visible.size(), " visibility tensors for ",
+                  num_images, " images");
+      const Tensor& vis = visible[size_t(i)];
+      DRCNN_CHECK(vis.dtype() == DType::Bool && vis.ndim() == 1 && vis.size(0) == total, "rpn_loss: image ", i,
+                  ": visibility must be bool [", total, "], got ", vis.dtype(), " ", vis.shape());
+      const std::vector<bool> host_vis = vis.to(Device::cpu()).to_vector<bool>();
+      std::vector<bool> local(valid.size());
+      for (size_t j = 0; j < valid.size(); ++j) local[j] = host_vis[size_t(valid[j] - i * total)];
+      const Tensor mask = Tensor::from_vector(local, Shape{int64_t(local.size())}, device);
+      assign.gt_inds = ops::where(mask, assign.gt_inds, Tensor::full({}, -1.0, DType::Int64, device));
+    }
     const SamplingResult s = sampler.sample(assign, candidates, gt_boxes, Tensor(), gen.for_image(size_t(i)));
     const int64_t num_pos = s.pos_inds.size(0), num_neg = s.neg_inds.size(0);
     out.num_pos += num_pos;
@@ -93,7 +109,7 @@ RpnLossOutput rpn_loss(const std::vector<RpnLevelOutput>& head_outputs, const st
     cls_target.push_back(Tensor::full({num_pos}, 1.0, dtype, device));
     cls_target.push_back(Tensor::zeros({num_neg}, dtype, device));
     reg_index.push_back(pos_flat);
-    reg_target.push_back(num_pos > 0 ? ops::box_encode(s.pos_bboxes, s.pos_gt_bboxes, cfg.target_means, cfg.target_stds)
+    reg_target.push_back(num_pos > 0 ? ops::box_encode(s.pos_bboxes, s.pos_gt_bboxes, cfg.target_means, cfg.target_stds, legacy)
                                      : Tensor::zeros({0, 4}, dtype, device));
   }
   out.avg_factor = avg_factor;

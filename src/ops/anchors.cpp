@@ -134,4 +134,25 @@ std::vector<Tensor> anchor_valid_flags(const AnchorConfig& config, const std::ve
   }
   return out;
 }
+
+Tensor anchor_inside_flags(const Tensor& anchors, int64_t height, int64_t width, double allowed_border) {
+  DRCNN_CHECK(anchors.ndim() == 2 && anchors.size(1) == 4, "anchor_inside_flags: expected anchors [N, 4], got ",
+              anchors.shape());
+  DRCNN_CHECK(height >= 0 && width >= 0, "anchor_inside_flags: image size must be >= 0, got (", height, ", ", width,
+              ")");
+  const int64_t n = anchors.size(0);
+  Tensor out = Tensor::empty({n}, DType::Bool, Device::cpu());
+  bool* flag = static_cast<bool*>(out.data_ptr());
+  if (allowed_border < 0) {
+    for (int64_t i = 0; i < n; ++i) flag[i] = true;
+    return out;
+  }
+  const std::vector<double> a = anchors.to(DType::Float64).to(Device::cpu()).contiguous().to_vector<double>();
+  const double b = allowed_border, w = double(width), h = double(height);
+  for (int64_t i = 0; i < n; ++i) {
+    const double* r = &a[size_t(4 * i)];
+    flag[i] = r[0] >= -b && r[1] >= -b && r[2] < w + b && r[3] < h + b;
+  }
+  return out;
+}
 }  // namespace drcnn::ops

@@ -73,6 +73,8 @@ TEST_CASE("io/config: each preset equals its C++ factory field by field", "[io][
       {"dynamic_rcnn_r50_fpn_1x", models::DetectorConfig::dynamic_rcnn_r50_fpn_1x(80)},
       {"faster_rcnn_r50_fpn_1x", models::DetectorConfig::faster_rcnn_r50_fpn_1x(80)},
       {"dynamic_rcnn_r101_fpn_1x", models::DetectorConfig::dynamic_rcnn_r101_fpn_1x(80)},
+      {"seed_dynamic_rcnn_r50_fpn_1x", models::DetectorConfig::seed_dynamic_rcnn_r50_fpn_1x(80)},
+      {"seed_dynamic_rcnn_r101_fpn_1x", models::DetectorConfig::seed_dynamic_rcnn_r101_fpn_1x(80)},
   };
   CHECK(io::preset_names().size() == factories.size());
   for (const auto& [name, factory] : factories) {
@@ -162,6 +164,7 @@ TEST_CASE("io/config: to_yaml loads back to an identical struct", "[io][config]"
   m.anchors.scale_major = false;
   m.rpn_head = models::RpnHeadOptions{64, 32, 4};
   m.rpn_loss.assigner = models::MaxIoUAssignerOptions{0.65, 0.1, 0.35, 0.25, false, 0.5, false};
+  m.rpn_loss.assigner.low_quality_own_best = true;
   m.rpn_loss.sampler = models::RandomSamplerOptions{300, 0.4, 3.0, true};
   m.rpn_loss.target_means = {0.1, -0.1, 0.2, -0.2};
   m.rpn_loss.target_stds = {0.5, 0.5, 0.25, 0.25};
@@ -169,6 +172,7 @@ TEST_CASE("io/config: to_yaml loads back to an identical struct", "[io][config]"
   m.rpn_loss.smooth_l1_beta = 0.1 + 0.2;  // 0.30000000000000004: needs all 17 digits
   m.rpn_loss.cls_weight = 2.0;
   m.rpn_loss.reg_weight = 0.5;
+  m.rpn_loss.allowed_border = 2.5;
   for (models::RpnProposalConfig* p : {&m.rpn_train, &m.rpn_test}) {
     p->nms_pre = p == &m.rpn_train ? -1 : 123;
     p->nms_iou = 0.75;
@@ -179,6 +183,8 @@ TEST_CASE("io/config: to_yaml loads back to an identical struct", "[io][config]"
     p->stds = {1.5, 1.5, 2.5, 2.5};
     p->wh_ratio_clip = 0.02;
     p->nms_split_threshold = 5000;
+    p->max_per_level = p == &m.rpn_train ? 333 : -1;
+    p->per_batch = p == &m.rpn_train;
   }
   m.roi_head.bbox_head.in_channels = 64;
   m.roi_head.bbox_head.roi_feat_size = 5;
@@ -196,6 +202,7 @@ TEST_CASE("io/config: to_yaml loads back to an identical struct", "[io][config]"
   m.roi_head.nms_iou = 0.6;
   m.roi_head.max_per_img = -1;
   m.size_divisor = 64;
+  m.box_convention = models::BoxConvention::MaskrcnnBenchmark;
   m.dynamic = train::DynamicRcnnConfig::original();
   m.dynamic.iou_topk = 50;
   m.dynamic.beta_topk = 8;
@@ -400,7 +407,7 @@ TEST_CASE("io/config: error messages name the source, the key, what was expected
   CHECK(err("- 1\n- 2\n") == "run.yaml:1:1: expected a map of keys at the top level, got [1, 2]");
   CHECK(err("preset: resnet50\n") ==
         "run.yaml:1:9: preset: expected one of small_cpu | tiny_cpu | dynamic_rcnn_r50_fpn_1x | faster_rcnn_r50_fpn_1x | "
-        "dynamic_rcnn_r101_fpn_1x, got 'resnet50'");
+        "dynamic_rcnn_r101_fpn_1x | seed_dynamic_rcnn_r50_fpn_1x | seed_dynamic_rcnn_r101_fpn_1x, got 'resnet50'");
   CHECK(error_of([] { io::load_config("/nonexistent/run.yaml"); }) ==
         "/nonexistent/run.yaml: cannot open the config file: No such file or directory");
   {
@@ -410,7 +417,7 @@ TEST_CASE("io/config: error messages name the source, the key, what was expected
   }
   CHECK(error_of([] { io::preset_config("x"); }) ==
         "preset: expected one of small_cpu | tiny_cpu | dynamic_rcnn_r50_fpn_1x | faster_rcnn_r50_fpn_1x | "
-        "dynamic_rcnn_r101_fpn_1x, got 'x'");
+        "dynamic_rcnn_r101_fpn_1x | seed_dynamic_rcnn_r50_fpn_1x | seed_dynamic_rcnn_r101_fpn_1x, got 'x'");
 
   // --set: the override is the source.
   RunConfig c;
@@ -445,7 +452,7 @@ TEST_CASE("io/config: every file in configs/ loads, resolves and holds its sched
   std::vector<fs::path> files;
   for (const auto& e : fs::recursive_directory_iterator(dir))
     if (e.path().extension() == ".yaml") files.push_back(e.path());
-  CHECK(files.size() == 17);  // 12 COCO models + 3 schedules in _base_ + small_cpu on shapes + the CPU demo
+  CHECK(files.size() == 18);  // 13 COCO models + 3 schedules in _base_ + small_cpu on shapes + the CPU demo
   for (const fs::path& f : files) {
     INFO(f.string());
     RunConfig c;
@@ -455,6 +462,16 @@ TEST_CASE("io/config: every file in configs/ loads, resolves and holds its sched
   const auto load = [&](const char* name) { return io::load_config(dir / name); };
 
   // The seed's 1x / 2x / 3x at 16 images (spec D.1, B.13), lr 0.02, warm-up 500 from 0.001.
+  // The seed's own model for its checkpoints: the preset, its input and its warm-up factor.
+  const RunConfig seed = load("seed_dynamic_rcnn_r50_fpn_1x.yaml");
+  CHECK(seed.model == models::DetectorConfig::seed_dynamic_rcnn_r50_fpn_1x(80));
+  CHECK(seed.model.box_convention == models::BoxConvention::MaskrcnnBenchmark);
+  CHECK(seed.data.normalize.mean == std::array<float, 3>{102.9801f, 115.9465f, 122.7717f});
+  CHECK(seed.data.normalize.std == std::array<float, 3>{1.0f, 1.0f, 1.0f});
+  CHECK_FALSE(seed.data.normalize.to_rgb);
+  CHECK(seed.solver.warmup_ratio == 1.0 / 3.0);
+  CHECK(seed.solver.max_iters == 90000);
+
   const RunConfig r50 = load("dynamic_rcnn_r50_fpn_1x.yaml");
   models::DetectorConfig model = models::DetectorConfig::dynamic_rcnn_r50_fpn_1x(80);
   CHECK(r50.model == model);

@@ -48,6 +48,13 @@ struct MaxIoUAssignerOptions {
   double ignore_iof_thr = -1.0;
   /// Step 4 (give each ground truth its best candidates). RPN: true; R-CNN heads: false.
   bool match_low_quality = true;
+  /// maskrcnn-benchmark's boxlist_iou (+1 widths) for the IoU matrix; set from the detector's
+  /// box_convention by rpn_loss and RoiHead::loss (not a YAML key).
+  bool legacy_iou = false;
+  /// Step 4's candidates get their own best ground truth (the argmax of their IoUs, first on
+  /// ties: maskrcnn-benchmark's Matcher.set_low_quality_matches_, with min_pos_iou 0 for its "no
+  /// minimum") instead of the ground truth they are best for (mmdet, the last such GT).
+  bool low_quality_own_best = false;
 
   /// RPN of Faster R-CNN (spec B.6): 0.7 / 0.3, min_pos_iou 0.3, low-quality matching.
   static MaxIoUAssignerOptions rpn() { return {0.7, 0.0, 0.3, 0.3, true, -1.0, true}; }

@@ -39,6 +39,10 @@ struct DetectorConfig {
   /// The images' padding unit: each image's own padded shape (for the anchors' valid flags)
   /// is its size rounded up to a multiple of this (MMDetection Pad size_divisor 32).
   int64_t size_divisor = 32;
+  /// Whose box rules the RPN, the RoI head and the post-processing follow (YAML
+  /// model.box_convention: mmdet | maskrcnn_benchmark). The detector copies it into rpn_train,
+  /// rpn_test and roi_head (their `convention`); docs/conventions.md lists the rules.
+  BoxConvention box_convention = BoxConvention::Mmdet;
   /// The Dynamic R-CNN schedule the trainer should build (training-owned; kept here so one
   /// struct holds every hyperparameter of a preset).
   train::DynamicRcnnConfig dynamic = train::DynamicRcnnConfig::mmdet();
@@ -51,6 +55,17 @@ struct DetectorConfig {
   static DetectorConfig faster_rcnn_r50_fpn_1x(int64_t num_classes = 80);
   /// dynamic_rcnn_r50_fpn_1x with ResNet-101.
   static DetectorConfig dynamic_rcnn_r101_fpn_1x(int64_t num_classes = 80);
+  /// The seed's Dynamic R-CNN R-50-FPN 1x (hkzhang95/DynamicRCNN
+  /// models/.../dynamic_rcnn_r50_fpn_1x/config.py, on maskrcnn-benchmark) for its checkpoints
+  /// and its training rules: caffe-style ResNet-50 with frozen BN (eps 0, stem and layer1
+  /// frozen), Detectron anchors, box_convention maskrcnn_benchmark, RPN per level top 1000
+  /// (train 2000), NMS 0.85, 1000 (2000) per level, 1000 per image, smooth L1 (beta 1/9),
+  /// RoIAlign aligned false with sampling ratio 2, the original Dynamic R-CNN schedule
+  /// (DynamicRcnnConfig::original). Its input normalisation (BGR, mean (102.9801, 115.9465,
+  /// 122.7717), std 1) is data.normalize: configs/seed_dynamic_rcnn_r50_fpn_1x.yaml sets it.
+  static DetectorConfig seed_dynamic_rcnn_r50_fpn_1x(int64_t num_classes = 80);
+  /// The same with ResNet-101 (the seed's dynamic_rcnn_r101_fpn_1x).
+  static DetectorConfig seed_dynamic_rcnn_r101_fpn_1x(int64_t num_classes = 80);
   /// A small model for CPU training from scratch (demo, tests): ResNet-18 with GroupNorm (32
   /// groups, nothing frozen), FPN 128 channels, anchors 16..256 px (scale 4, 3 ratios), fewer
   /// proposals (train 1000 -> 500, test 500 -> 300), RoI head 128 RoIs per image and 512-wide

@@ -66,6 +66,12 @@ struct RoiHeadConfig {
   double score_thr = 0.05;     ///< keep (box, class) pairs with score > score_thr
   double nms_iou = 0.5;        ///< per-class NMS
   int64_t max_per_img = 100;   ///< <= 0: keep all
+  /// Set by TwoStageDetector from DetectorConfig::box_convention (not a YAML key of its own).
+  /// MaskrcnnBenchmark: the level mapper is maskrcnn-benchmark's (map_roi_levels_legacy,
+  /// canonical 224 at level 4; finest_scale unused), box coding +1 (ops' legacy), and predict
+  /// follows the seed's post_processing_opr (legacy_multiclass_nms, then the rescale).
+  /// RoIAlign's aligned / sampling_ratio stay their own keys (the seed: false, 2).
+  BoxConvention convention = BoxConvention::Mmdet;
   friend bool operator==(const RoiHeadConfig&, const RoiHeadConfig&) = default;
 };
 
@@ -102,7 +108,9 @@ class RoiHead : public Module {
 
   /// Detections per image: softmax, class-specific decode clipped to the image size, division
   /// by the scale factor (w_scale, h_scale) when given (mmdet rescale=True), score > score_thr,
-  /// per-class NMS, the first max_per_img by score. Instances: boxes, int64 labels, scores;
+  /// per-class NMS, the first max_per_img by score. BoxConvention::MaskrcnnBenchmark: decode
+  /// and clip +1, legacy_multiclass_nms in the batch's pixels, then the division (the seed
+  /// resizes its BoxList after post-processing; +1 IoUs are not scale-invariant). Instances: boxes, int64 labels, scores;
   /// image_size = original_sizes[i] when given, else image_sizes[i].
   std::vector<Instances> predict(const std::vector<Variable>& features, const std::vector<Tensor>& proposals,
                                  const std::vector<ImageSize>& image_sizes,
@@ -129,6 +137,17 @@ struct NmsDetections {
 };
 NmsDetections multiclass_nms(const Tensor& boxes, const Tensor& scores, double score_thr, double nms_iou,
                              int64_t max_num);
+
+/// maskrcnn-benchmark's filter_results (the seed's det_opr/rcnn/post_processing.py) for one
+/// image, with drcnn's class order: boxes [R, 4C], scores [R, C + 1] (background last, ignored).
+/// For each class c in ascending order: the rows with score > score_thr, NMS at nms_iou with +1
+/// widths (boxlist_nms; IoU > nms_iou suppresses, as its nms.cu); the classes' kept boxes
+/// concatenated, class-major and in row order within a class (nms.cu returns the kept positions
+/// sorted ascending, not by score). When more than max_num > 0
+/// remain, the max_num-th largest score s is found (torch.kthvalue) and every detection with
+/// score >= s is kept, in that order (ties at s can keep more than max_num).
+NmsDetections legacy_multiclass_nms(const Tensor& boxes, const Tensor& scores, double score_thr, double nms_iou,
+                                    int64_t max_num);
 
 extern template class Shared2FCBBoxHead<float>;
 extern template class Shared2FCBBoxHead<double>;

@@ -59,6 +59,16 @@ enum class RpnSmallBoxRule {
   StrictAlways,
 };
 
+/// Whose box rules a detector follows (DetectorConfig::box_convention, YAML model.box_convention).
+enum class BoxConvention {
+  /// MMDetection v2 (the default): continuous boxes, width x2 - x1.
+  Mmdet,
+  /// maskrcnn-benchmark (the seed, hkzhang95/DynamicRCNN): +1 widths in box coding, IoU, NMS,
+  /// clipping to (w - 1, h - 1), small-box removal and the level mapper; its proposal and
+  /// post-processing selection rules (docs/conventions.md, "maskrcnn-benchmark").
+  MaskrcnnBenchmark,
+};
+
 /// Proposal generation settings (MMDetection test_cfg/train_cfg.rpn). Defaults: Dynamic
 /// R-CNN's test setting; train() and test() give the two presets; set nms_iou = 0.7 for the
 /// Faster R-CNN baseline.
@@ -72,6 +82,20 @@ struct RpnProposalConfig {
   std::array<double, 4> stds{1, 1, 1, 1};
   double wh_ratio_clip = 16.0 / 1000.0;
   int64_t nms_split_threshold = 10000;  ///< mmcv batched_nms split_thr (per image)
+  /// > 0: at most this many proposals per (image, level) after the level's NMS, before the
+  /// image's max_per_img (maskrcnn-benchmark's POST_NMS_TOP_N; the seed 1000 test, 2000 train).
+  /// <= 0: no per-level cap (MMDetection). Only a cap below max_per_img changes the result.
+  int64_t max_per_level = 0;
+  /// true: max_per_img applies to the batch: the max_per_img x N highest-scoring proposals over
+  /// the N images (maskrcnn-benchmark's FPN_POST_NMS_PER_BATCH with FPN_POST_NMS_TOP_N_TRAIN =
+  /// 1000 x images per GPU; the seed trains so). An image may then keep more or fewer than
+  /// max_per_img. false: per image (MMDetection).
+  bool per_batch = false;
+  /// Set by TwoStageDetector from DetectorConfig::box_convention (not a YAML key of its own).
+  /// MaskrcnnBenchmark: decode, clip and NMS with +1 widths (ops' legacy), and the small-box
+  /// removal always runs (legacy widths, w >= min and h >= min; it drops NaN boxes), as the
+  /// seed's remove_small_boxes; small_box_rule is not used.
+  BoxConvention convention = BoxConvention::Mmdet;
 
   static RpnProposalConfig train() {
     RpnProposalConfig c;
@@ -97,6 +121,13 @@ struct RpnProposals {
 /// (DeltaXYWH, means/stds, wh_ratio_clip) against the anchors and clip to the image's unpadded
 /// size; the small-box rule; then batched NMS over the image's selections with the level as
 /// group id (IoU > nms_iou suppresses) and the first max_per_img kept boxes (score order).
+/// With max_per_level > 0 each level keeps at most its first max_per_level boxes before that;
+/// with per_batch the image's cap is max_per_img x N and then the batch keeps its max_per_img x N
+/// highest scores over all images (one host copy of the scores).
+/// Under BoxConvention::MaskrcnnBenchmark this is the seed's proposal_opr (per level: top
+/// pre_nms_top_n, BoxCoder decode, clip_to_image, remove_small_boxes, boxlist_nms with
+/// post_nms_top_n; then the image's, or per batch the batch's, top fpn_post_nms_top_n), the box
+/// rules +1.
 /// Dtypes: float32 or float64, all inputs of one dtype and device.
 /// Host synchronisations (CUDA): segment_topk_compact's upload of the S + 1 offsets (one, for
 /// the whole batch), one per image inside batched_nms (the kept count), and one per image for

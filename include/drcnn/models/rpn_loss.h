@@ -32,6 +32,16 @@ struct RpnLossConfig {
   double smooth_l1_beta = 1.0 / 9.0;  ///< used by RpnRegressionLoss::SmoothL1
   double cls_weight = 1.0;
   double reg_weight = 1.0;
+  /// >= 0: anchors reaching more than this many pixels outside the image (unpadded) are not
+  /// trained (mmdet train_cfg.rpn.allowed_border, maskrcnn-benchmark STRADDLE_THRESH, the seed 0;
+  /// ops::anchor_inside_flags). Under BoxConvention::Mmdet they are dropped before assignment,
+  /// as mmdet; under MaskrcnnBenchmark they are assigned with the others and then ignored, as the
+  /// seed's anchor_target_opr (so a ground truth's best anchor may be one outside, and then no
+  /// anchor inside gets its low-quality match). < 0: off (MMDetection's Faster R-CNN, -1).
+  double allowed_border = -1.0;
+  /// Set by TwoStageDetector from DetectorConfig::box_convention (not a YAML key of its own).
+  /// MaskrcnnBenchmark: the assigner's IoU and the regression targets +1 (boxlist_iou, BoxCoder).
+  BoxConvention convention = BoxConvention::Mmdet;
   friend bool operator==(const RpnLossConfig&, const RpnLossConfig&) = default;
 };
 
@@ -54,9 +64,11 @@ struct RpnLossOutput {
 /// or each image's own: SamplingStreams).
 /// The valid flags are read on the host to build each image's index list: pass them on the CPU
 /// (any device is accepted; others are copied). Synchronisation: the sampler's count copy.
+/// visible (optional): per image, bool [sum_l H_l * W_l * A] (CPU): anchors outside it are
+/// assigned and then ignored (their assignment set to -1 before sampling), the seed's visibility.
 RpnLossOutput rpn_loss(const std::vector<RpnLevelOutput>& head_outputs, const std::vector<Tensor>& anchors,
                        const std::vector<Tensor>& valid_flags, const std::vector<Instances>& targets,
-                       const RpnLossConfig& cfg, SamplingStreams gen);
+                       const RpnLossConfig& cfg, SamplingStreams gen, const std::vector<Tensor>& visible = {});
 
 /// Levels flattened in MMDetection's order: objectness [N, A, H, W] per level -> [N, T]
 /// (T = sum H*W*A, position (y, x, a) within a level, levels in order), deltas -> [N, T, 4].

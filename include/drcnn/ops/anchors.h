@@ -59,6 +59,13 @@ Tensor base_anchors(const AnchorConfig& config, int64_t level, DType dtype = DTy
 std::vector<Tensor> anchor_valid_flags(const AnchorConfig& config, const std::vector<FeatureSize>& feature_sizes,
                                        int64_t pad_height, int64_t pad_width, Device device = Device::cpu());
 
+/// mmdet anchor_inside_flags without the valid flags (its allowed_border; maskrcnn-benchmark's
+/// AnchorGenerator.add_visibility_to with STRADDLE_THRESH): bool [N] on the CPU, true where
+/// x1 >= -allowed_border, y1 >= -allowed_border, x2 < width + allowed_border and
+/// y2 < height + allowed_border, for anchors [N, 4] (any device; read on the host) and the
+/// image's unpadded height and width. allowed_border < 0: every anchor is inside.
+Tensor anchor_inside_flags(const Tensor& anchors, int64_t height, int64_t width, double allowed_border);
+
 /// Total number of anchors over all levels (sum of H * W * A).
 int64_t num_anchors(const AnchorConfig& config, const std::vector<FeatureSize>& feature_sizes);
 }  // namespace drcnn::ops
