@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "common/converted_model.h"
 #include "common/golden.h"
 #include "drcnn/autograd/variable.h"
 #include "drcnn/io/config.h"
@@ -19,23 +20,15 @@ namespace {
 
 using namespace drcnn;
 
-std::string data_path(const std::string& file) { return std::string(DRCNN_TEST_DATA_DIR) + "/checkpoints/" + file; }
-
 template <typename T>
 Instances predict_golden(const io::RunConfig& cfg, const test::Golden& io_golden) {
   const DType dtype = sizeof(T) == 8 ? DType::Float64 : DType::Float32;
-  const io::SafetensorsFile weights = io::load_safetensors(data_path("mmdet_tiny.safetensors"));
-  Generator gen(0);
-  models::TwoStageDetector<T> model(cfg.model, gen);
-  NamedTensors state;
-  for (const auto& [name, t] : weights.tensors) state.emplace_back(name, t.dtype() == DType::Int64 ? t : t.to(dtype));
-  model.load_state_dict(state);  // strict: every name of the model, no other
-  model.eval();
+  const auto model = test::converted_detector<T>(cfg.model, "mmdet_tiny.safetensors");
   const std::vector<int64_t> size = io_golden["size"].to_vector<int64_t>();
   const std::vector<double> scale = io_golden["scale"].to_vector<double>();
   const std::vector<int64_t> orig = io_golden["orig"].to_vector<int64_t>();
   return model
-      .predict(ImageList(io_golden["image"].to(dtype), {ImageSize{size[0], size[1]}}), {{scale[0], scale[1]}},
+      ->predict(ImageList(io_golden["image"].to(dtype), {ImageSize{size[0], size[1]}}), {{scale[0], scale[1]}},
                {ImageSize{orig[0], orig[1]}})
       .at(0);
 }
@@ -43,14 +36,14 @@ Instances predict_golden(const io::RunConfig& cfg, const test::Golden& io_golden
 }  // namespace
 
 TEST_CASE("converted MMDetection checkpoint: the implied config and the names load", "[checkpoint]") {
-  const io::RunConfig cfg = io::resolve_config(data_path("mmdet_tiny.yaml"), {});
+  const io::RunConfig cfg = io::resolve_config(test::checkpoint_path("mmdet_tiny.yaml"), {});
   CHECK(cfg.model.num_classes == 3);
   CHECK(cfg.model.backbone.depth == 18);
   CHECK(cfg.model.backbone.base_width == 4);
   CHECK(cfg.model.neck.out_channels == 8);
   CHECK(cfg.model.roi_head.bbox_head.fc_out_channels == 16);
   CHECK(cfg.model.rpn_test.small_box_rule == models::RpnSmallBoxRule::StrictAlways);
-  const io::SafetensorsFile weights = io::load_safetensors(data_path("mmdet_tiny.safetensors"));
+  const io::SafetensorsFile weights = io::load_safetensors(test::checkpoint_path("mmdet_tiny.safetensors"));
   CHECK(weights.metadata.at("classes") == "[\"raccoon\", \"cat\", \"dog\"]");
   Generator gen(0);
   models::TwoStageDetector<float> model(cfg.model, gen);
@@ -58,7 +51,7 @@ TEST_CASE("converted MMDetection checkpoint: the implied config and the names lo
   REQUIRE_NOTHROW(model.load_state_dict(weights.tensors));
 
   // The same file against a config with another class count: one error naming the tensors.
-  io::RunConfig other = io::resolve_config(data_path("mmdet_tiny.yaml"), {"model.num_classes=4"});
+  io::RunConfig other = io::resolve_config(test::checkpoint_path("mmdet_tiny.yaml"), {"model.num_classes=4"});
   models::TwoStageDetector<float> wrong(other.model, gen);
   try {
     wrong.load_state_dict(weights.tensors);
@@ -71,7 +64,7 @@ TEST_CASE("converted MMDetection checkpoint: the implied config and the names lo
 }
 
 TEST_CASE("converted MMDetection checkpoint: float64 detections equal MMDetection's", "[checkpoint]") {
-  const io::RunConfig cfg = io::resolve_config(data_path("mmdet_tiny.yaml"), {});
+  const io::RunConfig cfg = io::resolve_config(test::checkpoint_path("mmdet_tiny.yaml"), {});
   const test::Golden g = test::load_golden("checkpoints/mmdet_tiny_io");
   const Instances det = predict_golden<double>(cfg, g);
   // MMDetection in float64 with float64 base anchors (it builds them in float32 otherwise:
@@ -83,7 +76,7 @@ TEST_CASE("converted MMDetection checkpoint: float64 detections equal MMDetectio
 }
 
 TEST_CASE("converted MMDetection checkpoint: float32 detections equal MMDetection's", "[checkpoint]") {
-  const io::RunConfig cfg = io::resolve_config(data_path("mmdet_tiny.yaml"), {});
+  const io::RunConfig cfg = io::resolve_config(test::checkpoint_path("mmdet_tiny.yaml"), {});
   const test::Golden g = test::load_golden("checkpoints/mmdet_tiny_io");
   const Instances det = predict_golden<float>(cfg, g);
   REQUIRE(det.size() == g["scores_f32"].size(0));

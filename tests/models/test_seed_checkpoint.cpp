@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "common/converted_model.h"
 #include "common/golden.h"
 #include "drcnn/autograd/variable.h"
 #include "drcnn/io/config.h"
@@ -21,8 +22,6 @@
 namespace {
 
 using namespace drcnn;
-
-std::string data_path(const std::string& file) { return std::string(DRCNN_TEST_DATA_DIR) + "/checkpoints/" + file; }
 
 // The golden's two proposal settings: "capped" (per level 300 before NMS, 120 after it, 250 per
 // image: both caps cut) and "preset" (the seed's 1000 / 1000 / 1000).
@@ -40,13 +39,7 @@ struct SeedRun {
 template <typename T>
 SeedRun run_seed(const io::RunConfig& cfg, const test::Golden& g) {
   const DType dtype = sizeof(T) == 8 ? DType::Float64 : DType::Float32;
-  const io::SafetensorsFile weights = io::load_safetensors(data_path("seed_tiny.safetensors"));
-  Generator gen(0);
-  models::TwoStageDetector<T> model(cfg.model, gen);
-  NamedTensors state;
-  for (const auto& [name, t] : weights.tensors) state.emplace_back(name, t.to(dtype));
-  model.load_state_dict(state);  // strict
-  model.eval();
+  const auto model = test::converted_detector<T>(cfg.model, "seed_tiny.safetensors");
   const std::vector<int64_t> size = g["size"].to_vector<int64_t>();
   const std::vector<double> scale = g["scale"].to_vector<double>();
   const std::vector<int64_t> orig = g["orig"].to_vector<int64_t>();
@@ -54,9 +47,9 @@ SeedRun run_seed(const io::RunConfig& cfg, const test::Golden& g) {
   SeedRun out;
   {
     const NoGradGuard no_grad;
-    out.proposals = model.proposals(model.features(images.tensor()), images, false).at(0);
+    out.proposals = model->proposals(model->features(images.tensor()), images, false).at(0);
   }
-  out.detections = model.predict(images, {{scale[0], scale[1]}}, {ImageSize{orig[0], orig[1]}}).at(0);
+  out.detections = model->predict(images, {{scale[0], scale[1]}}, {ImageSize{orig[0], orig[1]}}).at(0);
   return out;
 }
 
@@ -87,7 +80,7 @@ double nearest_gap(const Tensor& a, const Tensor& b) {
 }  // namespace
 
 TEST_CASE("seed checkpoint: the converter's YAML names the seed's preset and the weights load", "[checkpoint]") {
-  const io::RunConfig cfg = io::resolve_config(data_path("seed_tiny.yaml"), {});
+  const io::RunConfig cfg = io::resolve_config(test::checkpoint_path("seed_tiny.yaml"), {});
   CHECK(cfg.model.name == "seed_dynamic_rcnn_r50_fpn_1x");
   CHECK(cfg.model.box_convention == models::BoxConvention::MaskrcnnBenchmark);
   CHECK(cfg.model.anchors.detectron);
@@ -101,7 +94,7 @@ TEST_CASE("seed checkpoint: the converter's YAML names the seed's preset and the
   CHECK(cfg.model.rpn_test.nms_iou == 0.85);
   CHECK(cfg.data.normalize.mean == std::array<float, 3>{102.9801f, 115.9465f, 122.7717f});
   CHECK_FALSE(cfg.data.normalize.to_rgb);
-  const io::SafetensorsFile weights = io::load_safetensors(data_path("seed_tiny.safetensors"));
+  const io::SafetensorsFile weights = io::load_safetensors(test::checkpoint_path("seed_tiny.safetensors"));
   Generator gen(0);
   models::TwoStageDetector<float> model(cfg.model, gen);
   CHECK(model.state_dict().size() == weights.tensors.size());
@@ -117,7 +110,7 @@ TEST_CASE("seed checkpoint: float64 proposals and detections equal the seed's", 
   const test::Golden g = test::load_golden("checkpoints/seed_tiny_io");
   for (const std::string setting : {"capped", "preset"}) {
     INFO("setting " << setting);
-    const io::RunConfig cfg = io::resolve_config(data_path("seed_tiny.yaml"), overrides(setting));
+    const io::RunConfig cfg = io::resolve_config(test::checkpoint_path("seed_tiny.yaml"), overrides(setting));
     const SeedRun r = run_seed<double>(cfg, g);
     const std::string s = "_" + setting + "_f64";
     // Proposals: the same boxes in the same (descending objectness) order.
@@ -137,7 +130,7 @@ TEST_CASE("seed checkpoint: float32 proposals and detections equal the seed's", 
   const test::Golden g = test::load_golden("checkpoints/seed_tiny_io");
   for (const std::string setting : {"capped", "preset"}) {
     INFO("setting " << setting);
-    const io::RunConfig cfg = io::resolve_config(data_path("seed_tiny.yaml"), overrides(setting));
+    const io::RunConfig cfg = io::resolve_config(test::checkpoint_path("seed_tiny.yaml"), overrides(setting));
     const SeedRun r = run_seed<float>(cfg, g);
     const std::string s32 = "_" + setting + "_f32", s64 = "_" + setting + "_f64";
     // The float32 allowance is the seed's own: twice the gap between its float32 and float64
@@ -172,7 +165,7 @@ TEST_CASE("seed checkpoint: float32 proposals and detections equal the seed's", 
 TEST_CASE("seed checkpoint: MMDetection's box rules do not give the seed's results", "[checkpoint]") {
   // The golden tells the conventions apart: the same weights under box_convention mmdet.
   const test::Golden g = test::load_golden("checkpoints/seed_tiny_io");
-  const io::RunConfig cfg = io::resolve_config(data_path("seed_tiny.yaml"), {"model.box_convention=mmdet"});
+  const io::RunConfig cfg = io::resolve_config(test::checkpoint_path("seed_tiny.yaml"), {"model.box_convention=mmdet"});
   const SeedRun r = run_seed<double>(cfg, g);
   const Tensor& want = g["boxes_preset_f64"];
   const bool same = r.detections.size() == want.size(0) && max_gap(r.detections.boxes.tensor(), want) < 1e-3;
