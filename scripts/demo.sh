@@ -4,7 +4,7 @@
 # narrowed, anchors matched to the shapes' sizes) on it (examples/train_detector.cpp), evaluate on
 # the validation split with the pycocotools-equal evaluator, and draw detections.
 #
-#   ./scripts/demo.sh                        # ~13 min on 2 idle cores: 3000 train / 200 val images, 3600 iterations
+#   ./scripts/demo.sh                        # ~13 min on 2 idle cores: 3000 train / 200 val images, 4200 iterations
 #   DRCNN_DEMO_ITERS=3000 ./scripts/demo.sh  # another schedule length (the lr step stays at 13/16 of it)
 #   DRCNN_PRESET=cpu-only ./scripts/demo.sh  # build without CUDA
 #   ./scripts/demo.sh --static               # extra arguments go to drcnn_train (--help lists them)

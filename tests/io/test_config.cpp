@@ -580,8 +580,8 @@ TEST_CASE("io/config: every file in configs/ loads, resolves and holds its sched
   CHECK(shapes.model == half);
   CHECK(shapes.solver.lr == 0.01);
   CHECK(shapes.solver.images_per_batch == 2);
-  CHECK(shapes.solver.max_iters == 3600);
-  CHECK(shapes.solver.steps == std::vector<int64_t>{2925});
+  CHECK(shapes.solver.max_iters == 4200);
+  CHECK(shapes.solver.steps == std::vector<int64_t>{3412});
   CHECK(shapes.solver.warmup_iters == 100);
   CHECK(shapes.solver.grad_clip == 10.0);
   CHECK(shapes.data.scale_long == 256);
