@@ -9,6 +9,13 @@
 #   DRCNN_ABL_PARALLEL=2 ./scripts/ablation.sh     # two runs side by side (threads split between them)
 #   DRCNN_ABL_ITERS=3000 ./scripts/ablation.sh     # longer schedule (lr step kept at 13/16 of it)
 #   DRCNN_ABL_CURVE=0 ./scripts/ablation.sh        # skip evaluating the intermediate checkpoints
+#   DRCNN_ABL_ITERS=7200 DRCNN_ABL_FROM=build/ci/ablation DRCNN_ABL_OUT=build/ci/ablation7200 \
+#     ./scripts/ablation.sh                        # a longer schedule, branched from shorter runs
+# DRCNN_ABL_FROM: an earlier ablation folder of the same seeds. A run not yet started continues
+# from that folder's run at its newest checkpoint before either schedule's first lr step: up to
+# there both schedules are the same (warm-up, then the base lr), so the branch is the run the
+# longer schedule would have made from the start (drcnn_train accepts a resume whose changed lr
+# steps have not acted yet); its metrics.jsonl and checkpoint evaluations up to there are copied.
 # A run whose folder already holds metrics.json is kept (the script can be stopped and re-run);
 # an unfinished one is continued from its last checkpoint (drcnn_train --resume).
 # Outputs: build/<preset>/ablation/{baseline,dynamic}_seed<S>/ (drcnn_train's run folders, with
@@ -25,7 +32,8 @@ curve="${DRCNN_ABL_CURVE:-1}"
 config=configs/shapes_demo.yaml
 threads=$(( $(nproc) / parallel )); (( threads >= 1 )) || threads=1
 data_dir="$build_dir/demo/shapes"
-out="$build_dir/ablation"
+out="${DRCNN_ABL_OUT:-$build_dir/ablation}"
+from="${DRCNN_ABL_FROM:-}"
 mkdir -p "$out"
 drcnn_shapes_dataset "$data_dir" "${DRCNN_DEMO_TRAIN:-3000}" "${DRCNN_DEMO_VAL:-200}"
 schedule=()
@@ -33,18 +41,52 @@ if [[ -n "${DRCNN_ABL_ITERS:-}" ]]; then
   schedule=(--iters "$DRCNN_ABL_ITERS" --steps $(( DRCNN_ABL_ITERS * 13 / 16 )))
 fi
 every="${DRCNN_ABL_EVAL_EVERY:-400}"
+first_step() {  # the first lr step of this schedule, or of a run folder's config.yaml
+  if [[ $# == 1 ]]; then sed -n 's/^  steps: \[\([0-9]*\).*/\1/p' "$1/config.yaml" | head -1
+  elif [[ -n "${DRCNN_ABL_ITERS:-}" ]]; then echo $(( DRCNN_ABL_ITERS * 13 / 16 ))
+  else sed -n 's/^  steps: \[\([0-9]*\).*/\1/p' "$config" | head -1; fi
+}
+
+# Copies run $1 of the earlier ablation into $2 up to its newest checkpoint at or before both
+# schedules' first lr step, and prints that checkpoint (nothing when there is none).
+branch_run() {
+  local src=$1 run=$2 limit old ck it best=-1
+  limit=$(first_step); old=$(first_step "$src")
+  [[ -n $old ]] && (( old < limit )) && limit=$old
+  for ck in "$src"/checkpoints/model_*.safetensors; do
+    [[ -e $ck ]] || continue
+    it=$(basename "$ck" .safetensors); it=$((10#${it#model_}))
+    (( it <= limit && it > best )) && best=$it
+  done
+  (( best > 0 )) || return 0
+  cp -r "$src" "$run"
+  cp "$src.log" "$run.log" 2>/dev/null || true
+  rm -f "$run/metrics.json" "$run/detections.json"
+  for ck in "$run"/test_*; do
+    [[ -d $ck ]] || continue
+    it=$(basename "$ck"); it=$((10#${it#test_}))
+    (( it > best )) && rm -rf "$ck"
+  done
+  printf '%s/checkpoints/model_%07d.safetensors' "$run" "$best"
+}
 
 # One arm and seed: train (or continue), then evaluate each kept checkpoint for the AP curve.
 one_run() {
   local arm=$1 seed=$2 run="$out/$1_seed$2" extra=() resume=(--overwrite)
   [[ $arm == baseline ]] && extra=(--static)
   if [[ ! -f "$run/metrics.json" ]]; then
-    [[ -f "$run/last_checkpoint" ]] && resume=(--resume)
+    local branch=""
+    [[ -n $from && ! -e $run ]] && branch=$(branch_run "$from/$1_seed$2" "$run")
+    if [[ -n $branch ]]; then
+      resume=(--resume "$branch" --overwrite)
+    else
+      if [[ -f "$run/last_checkpoint" ]]; then resume=(--resume); else : > "$run.log"; fi
+    fi
     "./$build_dir/examples/drcnn_train" --config "$config" "${extra[@]}" "${schedule[@]}" \
       --train-ann "$data_dir/annotations/instances_train.json" --train-images "$data_dir/train" \
       --val-ann "$data_dir/annotations/instances_val.json" --val-images "$data_dir/val" \
       --seed "$seed" --threads "$threads" --workers 1 --checkpoint-every "$every" --keep 100 \
-      --draw 2 --out "$run" "${resume[@]}" > "$run.log" 2>&1 ||
+      --draw 2 --out "$run" "${resume[@]}" >> "$run.log" 2>&1 ||
       { echo "drcnn: $arm seed $seed failed; the end of $run.log:" >&2; tail -5 "$run.log" >&2; return 1; }
   fi
   if [[ $curve == 1 ]]; then

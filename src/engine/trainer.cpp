@@ -15,6 +15,7 @@
 #include <fstream>
 #include <cstring>
 #include <limits>
+#include <sstream>
 #include <nlohmann/json.hpp>
 #include <unordered_map>
 
@@ -359,6 +360,17 @@ struct Trainer::Impl {
     }
   }
 
+  /// The steps (a settings() "steps" value: "a,b,...") before 0-based iteration `iteration`:
+  /// the ones that have acted on iterations 0 .. iteration - 1.
+  static std::vector<int64_t> steps_before(const std::string& steps, int64_t iteration) {
+    std::vector<int64_t> out;
+    std::stringstream in(steps);
+    std::string item;
+    while (std::getline(in, item, ','))
+      if (!item.empty() && std::stoll(item) < iteration) out.push_back(std::stoll(item));
+    return out;
+  }
+
   /// The settings that must not change across a resume, as text.
   std::map<std::string, std::string> settings() const {
     std::string steps;
@@ -414,6 +426,15 @@ struct Trainer::Impl {
       auto it = c.state.run_settings.find(key);
       // Checkpoints from before the setting existed were all trained in float32.
       if (it == c.state.run_settings.end() && key == "cpu_precision" && value == "fp32") continue;
+      if (it != c.state.run_settings.end() && key == "steps" && it->second != value &&
+          steps_before(it->second, c.state.iteration) == steps_before(value, c.state.iteration)) {
+        // lr steps at or after the checkpoint's iteration have not acted yet: the run so far is
+        // the same under both schedules, so a longer (or shorter) schedule continues it exactly.
+        log(fmt::format("resume: lr steps [{}] at iteration {}, the checkpoint's run had [{}]; none of the changed "
+                        "steps has acted yet, so the run so far is the same under both",
+                        value, c.state.iteration, it->second));
+        continue;
+      }
       DRCNN_CHECK(it != c.state.run_settings.end() && it->second == value, "--resume ", path.string(),
                   ": the checkpoint was trained with ", key, " ",
                   it == c.state.run_settings.end() ? std::string("<not recorded>") : it->second, ", this run has ", key,

@@ -319,6 +319,59 @@ TEST_CASE("engine/trainer: multi-scale training reaches the pipeline, reproducib
   fs::remove_all(m2);
 }
 
+TEST_CASE("engine/trainer: a resume may change lr steps that have not acted yet, and continues exactly",
+          "[engine][trainer]") {
+  // A schedule's prefix up to its first step is the prefix of every longer one: a run stopped
+  // before its step continues under a longer schedule as if it had been started with it.
+  const ShapesSet set("steps");
+  const int64_t nc = int64_t(set.dataset->class_names().size());
+  const fs::path a = fresh_dir("steps_a"), b = fresh_dir("steps_b");
+  TrainerOptions long_run = tiny_options(a, 7);
+  long_run.steps = {5};
+  Trainer straight(tiny_config(nc), *set.dataset, long_run);
+  straight.train();
+  {
+    TrainerOptions short_run = tiny_options(b, 3);
+    short_run.steps = {3};  // acts from iteration 3 on: not yet at the checkpoint of iteration 3
+    Trainer first(tiny_config(nc), *set.dataset, short_run);
+    first.train();
+  }
+  TrainerOptions o = tiny_options(b, 7);
+  o.steps = {5};
+  o.resume = true;
+  std::vector<std::string> lines;
+  o.log = [&](const std::string& l) { lines.push_back(l); };
+  Trainer resumed(tiny_config(nc), *set.dataset, o);
+  REQUIRE(resumed.iteration() == 3);
+  bool said = false;
+  for (const auto& l : lines) said = said || l.find("resume: lr steps [5] at iteration 3, the checkpoint's run had [3]") != std::string::npos;
+  CHECK(said);
+  resumed.train();
+  for (const char* f : {"checkpoints/model_0000007.safetensors", "checkpoints/state_0000007.safetensors"}) {
+    INFO(f);
+    CHECK(slurp(a / f) == slurp(b / f));
+  }
+  // A step that has acted must stay: [2] -> [5] is refused at iteration 3, [2] -> [2,5] is not.
+  const fs::path c = fresh_dir("steps_c");
+  {
+    TrainerOptions x = tiny_options(c, 3);
+    x.steps = {2};
+    Trainer t(tiny_config(nc), *set.dataset, x);
+    t.train();
+  }
+  o = tiny_options(c, 7);
+  o.resume = true;
+  o.steps = {5};
+  CHECK_THROWS_WITH(Trainer(tiny_config(nc), *set.dataset, o),
+                    Contains("model_0000003.safetensors") && Contains("trained with steps 2, this run has steps 5"));
+  o.steps = {2, 5};
+  Trainer kept(tiny_config(nc), *set.dataset, o);
+  CHECK(kept.iteration() == 3);
+  fs::remove_all(a);
+  fs::remove_all(b);
+  fs::remove_all(c);
+}
+
 TEST_CASE("engine/trainer: a resume with other settings is refused, naming the setting", "[engine][trainer]") {
   const ShapesSet set("refuse");
   const int64_t nc = int64_t(set.dataset->class_names().size());
