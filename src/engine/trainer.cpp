@@ -393,7 +393,12 @@ struct Trainer::Impl {
             {"flip", fmt::format("{}", opt.flip)},
             {"scale", scales_setting(opt)},
             // bf16 CPU convolutions and matmuls change every step's bits (ops/cpu_precision.h).
-            {"cpu_precision", ops::cpu_precision_name(ops::cpu_precision())}};
+            {"cpu_precision", ops::cpu_precision_name(ops::cpu_precision())},
+            // The pixels the network sees (data.normalize): another mean, std or channel order
+            // changes every input from the resumed iteration on.
+            {"normalize", fmt::format("mean {},{},{} std {},{},{} {}", opt.normalize.mean[0], opt.normalize.mean[1],
+                                      opt.normalize.mean[2], opt.normalize.std[0], opt.normalize.std[1],
+                                      opt.normalize.std[2], opt.normalize.to_rgb ? "rgb" : "bgr")}};
   }
 
   TrainingState state() const {
@@ -426,6 +431,11 @@ struct Trainer::Impl {
       auto it = c.state.run_settings.find(key);
       // Checkpoints from before the setting existed were all trained in float32.
       if (it == c.state.run_settings.end() && key == "cpu_precision" && value == "fp32") continue;
+      if (it == c.state.run_settings.end() && key == "normalize") {
+        log("resume: the checkpoint does not record its input normalisation (written before drcnn recorded it): "
+            "this run's (" + value + ") is not checked against it");
+        continue;
+      }
       if (it != c.state.run_settings.end() && key == "steps" && it->second != value &&
           steps_before(it->second, c.state.iteration) == steps_before(value, c.state.iteration)) {
         // lr steps at or after the checkpoint's iteration have not acted yet: the run so far is

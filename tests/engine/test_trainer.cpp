@@ -395,6 +395,32 @@ TEST_CASE("engine/trainer: a resume with other settings is refused, naming the s
   }
   o = tiny_options(run, 2);
   o.resume = true;
+  o.normalize.std[1] = 1.0f;  // data.normalize shapes every input: recorded and checked
+  CHECK_THROWS_WITH(Trainer(tiny_config(nc), *set.dataset, o),
+                    Contains("trained with normalize mean 123.675,116.28,103.53 std 58.395,57.12,57.375 rgb, this run "
+                             "has normalize mean 123.675,116.28,103.53 std 58.395,1,57.375 rgb"));
+  o = tiny_options(run, 2);
+  o.resume = true;
+  o.normalize.to_rgb = false;
+  CHECK_THROWS_WITH(Trainer(tiny_config(nc), *set.dataset, o), Contains("57.375 rgb, this run has normalize") &&
+                                                                   Contains("57.375 bgr"));
+  {  // A checkpoint written before normalize was recorded resumes, and the log says it was not checked.
+    const fs::path old_run = fresh_dir("refuse_old");
+    Checkpoint c = load_checkpoint(run / "checkpoints" / "model_0000001.safetensors");
+    REQUIRE(c.state.run_settings.erase("normalize") == 1);
+    save_checkpoint(old_run, c.weights, c.state, 2);
+    TrainerOptions x = tiny_options(old_run, 2);
+    x.resume = true;
+    std::vector<std::string> said;
+    x.log = [&](const std::string& l) { said.push_back(l); };
+    Trainer t(tiny_config(nc), *set.dataset, x);
+    CHECK(t.iteration() == 1);
+    REQUIRE_FALSE(said.empty());
+    CHECK_THAT(said[0], Contains("does not record its input normalisation") && Contains("is not checked against it"));
+    fs::remove_all(old_run);
+  }
+  o = tiny_options(run, 2);
+  o.resume = true;
   o.resume_from = run / "checkpoints" / "model_0000009.safetensors";
   CHECK_THROWS_WITH(Trainer(tiny_config(nc), *set.dataset, o), Contains("model_0000009.safetensors: no such file"));
   // A run that ended at 1 cannot be "resumed" to fewer iterations; to as many it has nothing to do.
