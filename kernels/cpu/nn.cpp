@@ -2,9 +2,12 @@
 // partition, each invocation writes only its own outputs. The grain shrinks with the work one
 // invocation does (a reduction chunk is 1024 elements, a pooling window kh * kw), so heavy
 // bodies still spread over the threads; the per-channel elementwise bodies run a whole
-// (n, c) row per invocation (body.row), which vectorises. Max-pool backward is a scatter per
-// plane here (below). Tests: tests/ops/test_nn.cpp.
+// (n, c) row per invocation (body.row), which vectorises. Max-pool forward runs its bodies'
+// windows vectorised across outputs and max-pool backward is a scatter per plane (below),
+// both with the shared bodies' results bit for bit. Tests: tests/ops/test_nn.cpp.
 #include <algorithm>
+#include <cmath>
+#include <cstdint>
 
 #include "drcnn/core/parallel_cpu.h"
 #include "drcnn/ops/detail/nn_body.h"
@@ -21,6 +24,66 @@ struct CpuNnLaunch {
     parallel_for_cpu(n / row_len, [&body](int64_t r) { body.row(r); }, kParallelGrain / row_cost + 1);
   }
 };
+
+/// Max-pool forward of one output row r = plane * OH + oh. The outputs whose window lies inside
+/// the row (most of them) run in chunks, one window tap at a time across the chunk's outputs,
+/// with selects: a loop GCC vectorises (the stride of the column loads a constant for the
+/// common strides). Each output still visits its taps in MaxPoolForwardBody's order with its
+/// rule (strictly greater, or NaN), from the same start (-inf at the window's first tap), so
+/// values and indices are the body's; the border outputs run the body itself.
+template <typename T, int64_t kStride>
+void max_pool_forward_row(const detail::MaxPoolForwardBody<T>& body, int64_t r) {
+  constexpr int64_t kChunk = 64;
+  const PoolGeometry& p = body.p;
+  const int64_t sw = kStride > 0 ? kStride : p.sw;
+  const int64_t oh = r % p.OH, plane = r / p.OH;
+  int64_t h0 = oh * p.sh - p.ph;
+  const int64_t h1 = std::min(h0 + (p.kh - 1) * p.dh + 1, p.H);
+  while (h0 < 0) h0 += p.dh;
+  // Interior: ow * sw - pw >= 0 and ow * sw - pw + (kw - 1) * dw <= W - 1.
+  const int64_t span = (p.kw - 1) * p.dw, last = p.W - 1 + p.pw - span;
+  const int64_t lo = std::min(p.OW, (p.pw + sw - 1) / sw), hi = last < 0 ? lo : std::max(lo, std::min(p.OW, last / sw + 1));
+  if (h0 >= h1 || lo >= hi) return body.row(r);
+  for (int64_t ow = 0; ow < lo; ++ow) body.at(r, ow);
+  for (int64_t ow = hi; ow < p.OW; ++ow) body.at(r, ow);
+  const T* src = body.x + plane * p.H * p.W;
+  alignas(64) T m[kChunk];
+  alignas(64) int32_t tap[kChunk];
+  for (int64_t c0 = lo; c0 < hi; c0 += kChunk) {
+    const int64_t n = std::min(kChunk, hi - c0), w0 = c0 * sw - p.pw;
+    for (int64_t o = 0; o < n; ++o) {
+      m[o] = -INFINITY;
+      tap[o] = 0;
+    }
+    int32_t k = 0;
+    for (int64_t h = h0; h < h1; h += p.dh)
+      for (int64_t j = 0; j < p.kw; ++j, ++k) {
+        const T* s = src + h * p.W + w0 + j * p.dw;
+        for (int64_t o = 0; o < n; ++o) {
+          const T v = s[o * sw];
+          const bool take = (v > m[o]) | (v != v);
+          m[o] = take ? v : m[o];
+          tap[o] = take ? k : tap[o];
+        }
+      }
+    const int64_t i0 = r * p.OW + c0;
+    for (int64_t o = 0; o < n; ++o) {
+      const int64_t row = tap[o] / p.kw, j = tap[o] - row * p.kw;
+      body.y[i0 + o] = m[o];
+      body.idx[i0 + o] = (h0 + row * p.dh) * p.W + w0 + o * sw + j * p.dw;
+    }
+  }
+}
+
+template <typename T>
+void max_pool_forward(const NnLaunch& l) {
+  const detail::MaxPoolForwardBody<T> body{static_cast<const T*>(l.x), static_cast<T*>(l.y), l.idx, l.geo};
+  const PoolGeometry& p = l.geo;
+  const int64_t grain = kParallelGrain / (p.OW * p.kh * p.kw) + 1;
+  if (p.sw == 2) parallel_for_cpu(l.n / p.OW, [&](int64_t r) { max_pool_forward_row<T, 2>(body, r); }, grain);
+  else if (p.sw == 1) parallel_for_cpu(l.n / p.OW, [&](int64_t r) { max_pool_forward_row<T, 1>(body, r); }, grain);
+  else parallel_for_cpu(l.n / p.OW, [&](int64_t r) { max_pool_forward_row<T, 0>(body, r); }, grain);
+}
 
 /// Max-pool backward as a scatter, one (n, c) plane per invocation: zero the plane, then add
 /// each output's gradient at its recorded index, outputs in order. MaxPoolBackwardBody (the
@@ -61,6 +124,8 @@ void max_pool_backward_scatter(const NnLaunch& l) {
 }  // namespace
 
 void nn_op(NnKind kind, DType dtype, const NnLaunch& l) {
+  if (kind == NnKind::MaxPoolForward)
+    return dispatch_floating(dtype, "nn_op", [&](auto tag) { max_pool_forward<typename decltype(tag)::type>(l); });
   if (kind == NnKind::MaxPoolBackward)
     return dispatch_floating(dtype, "nn_op", [&](auto tag) { max_pool_backward_scatter<typename decltype(tag)::type>(l); });
   detail::run_nn(kind, dtype, l, CpuNnLaunch{});

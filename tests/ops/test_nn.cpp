@@ -14,6 +14,7 @@
 #include <fmt/format.h>
 
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <vector>
 
@@ -174,6 +175,70 @@ TEST_CASE("ops/max_pool2d: random inputs match the reference, forward and backwa
         expect_allclose(dx, ref::max_pool2d_backward(vals(g), expect.indices, nchw(lay.t), expect.OH, expect.OW),
                         dt == DType::Float64 ? 1e-13 : 1e-6, dt == DType::Float64 ? 0 : 1e-6);
       }
+}
+
+TEST_CASE("ops/max_pool2d: the CPU's vectorised forward and scatter backward equal the shared bodies bit for bit", "[ops][cpu]") {
+  // kernels/cpu/nn.cpp runs the forward's inner windows in chunks of 64 outputs across a row
+  // and the backward as a scatter; the bodies of nn_body.h (CUDA's code) run here one element at
+  // a time are the reference: values, indices and gradients must be the same bits. Rows wider
+  // than a chunk, every stride branch (2, 1, runtime 3), dilation and padding; inputs with ties
+  // (values on a coarse grid), NaNs and -inf windows.
+  struct Case {
+    int64_t H, W;
+    ops::MaxPool2dOptions o;
+  };
+  const ops::MaxPool2dOptions dil = Pool::square(3, 2, 1, 2);
+  const Case cases[] = {{37, 150, Pool::square(3, 2, 1)}, {9, 140, Pool::square(3, 1, 1)},
+                        {8, 200, Pool::square(2, 3)},     {11, 160, dil},
+                        {6, 131, Pool::square(3, 2, 1, 1, true)}};
+  uint64_t seed = 900;
+  for (DType dt : kFloats)
+    for (const Case& c : cases) {
+      const Shape shape{2, 3, c.H, c.W};
+      std::vector<double> x = vals(drcnn::test::random_tensor(shape, ++seed, DType::Float64, -3, 3));
+      for (size_t i = 0; i < x.size(); ++i) {
+        x[i] = std::round(x[i] * 2) / 2;  // ties
+        if (i % 97 == 5) x[i] = kNaN;
+        if (i % 89 == 7) x[i] = -kInf;
+      }
+      for (int64_t i = 0; i < 3 * c.W; ++i) x[size_t(c.W + i)] = -kInf;  // whole -inf windows
+      const Tensor xt = from(x, shape, dt);
+      INFO("dtype " << drcnn::dtype_name(dt) << " H " << c.H << " W " << c.W << " stride " << c.o.stride[1]);
+      const auto r = ops::max_pool2d_with_indices(xt, c.o);
+      const int64_t OH = r.output.size(2), OW = r.output.size(3);
+      ops::PoolGeometry geo;
+      geo.H = c.H, geo.W = c.W, geo.OH = OH, geo.OW = OW;
+      geo.kh = c.o.kernel_size[0], geo.kw = c.o.kernel_size[1], geo.sh = c.o.stride[0], geo.sw = c.o.stride[1];
+      geo.ph = c.o.padding[0], geo.pw = c.o.padding[1], geo.dh = c.o.dilation[0], geo.dw = c.o.dilation[1];
+      const Tensor y = Tensor::empty(r.output.shape(), dt), idx = Tensor::empty(r.output.shape(), DType::Int64);
+      const Tensor g = drcnn::test::random_tensor(r.output.shape(), seed + 50, dt);
+      // User indices for the backward: the forward's, some moved out of their window or plane.
+      Tensor bad = r.indices.clone();
+      int64_t* b = bad.data<int64_t>();
+      for (int64_t i = 0; i < bad.numel(); i += 7) b[i] = i % 3 == 0 ? -1 : i % 3 == 1 ? c.H * c.W : (b[i] + 2 * c.W) % (c.H * c.W);
+      const Tensor dx = ops::max_pool2d_backward(g, r.indices, shape, c.o);
+      const Tensor dx_bad = ops::max_pool2d_backward(g, bad, shape, c.o);
+      const Tensor ref_dx = Tensor::empty(shape, dt), ref_dx_bad = Tensor::empty(shape, dt);
+      drcnn::dispatch_floating(dt, "test", [&](auto tag) {
+        using T = typename decltype(tag)::type;
+        const ops::detail::MaxPoolForwardBody<T> fwd{xt.data<T>(), y.data<T>(), idx.data<int64_t>(), geo};
+        for (int64_t i = 0; i < y.numel(); ++i) fwd(i);
+        const ops::detail::MaxPoolBackwardBody<T> bwd{g.data<T>(), r.indices.data<int64_t>(), ref_dx.data<T>(), geo};
+        const ops::detail::MaxPoolBackwardBody<T> bwd_bad{g.data<T>(), bad.data<int64_t>(), ref_dx_bad.data<T>(), geo};
+        for (int64_t i = 0; i < dx.numel(); ++i) bwd(i), bwd_bad(i);
+      });
+      const auto same_bits = [](const Tensor& a, const Tensor& e) {
+        return std::memcmp(a.data_ptr(), e.data_ptr(), size_t(a.numel()) * a.element_size()) == 0;
+      };
+      CHECK(same_bits(r.output, y));
+      CHECK(same_bits(r.indices, idx));
+      CHECK(same_bits(dx, ref_dx));
+      CHECK(same_bits(dx_bad, ref_dx_bad));
+      // And the float64 reference of the rule itself (NaN-aware on the values).
+      const auto expect = ref::max_pool2d(vals(xt), nchw(xt), {geo.kh, geo.kw, geo.sh, geo.sw, geo.ph, geo.pw, geo.dh,
+                                                             geo.dw, c.o.ceil_mode});
+      CHECK(ivals(r.indices) == expect.indices);
+    }
 }
 
 TEST_CASE("ops/max_pool2d: overlapping windows with ties accumulate into the first tap", "[ops][cpu]") {

@@ -128,14 +128,13 @@ struct MaxPoolForwardBody {
     const T* src = x + plane * p.H * p.W;
     int64_t best = h0 * p.W + w0;
     T m = -INFINITY;
-    // Selects, not branches (the CPU compiles them to blends: a max's position is random,
-    // so a branch mispredicts about once per window).
     for (int64_t h = h0; h < h1; h += p.dh)
       for (int64_t w = w0; w < w1; w += p.dw) {
         const T v = src[h * p.W + w];
-        const bool take = (v > m) | hd::isnan(v);
-        m = take ? v : m;
-        best = take ? h * p.W + w : best;
+        if (v > m || hd::isnan(v)) {
+          m = v;
+          best = h * p.W + w;
+        }
       }
     y[i] = m;
     idx[i] = best;
