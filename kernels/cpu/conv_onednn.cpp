@@ -366,9 +366,24 @@ bool conv2d_backward(const Conv2dBackwardLaunch<float>& l, bool bf16) {
       std::vector<memory> go(ns), dwei(ns);
       std::vector<std::unordered_map<int, memory>> args(ns);
       const int64_t wslice = cs * g.cin_g() * g.kh * g.kw;
+      // grad_out is already in backward-data's layout (go_d). When that is nChw16c and each
+      // slice's is too (same type, whole 16-channel blocks), a slice is per image one
+      // contiguous run of go_d: used in place (one image, or one slice) or copied (memcpy)
+      // instead of converted again from the float32 NCHW view. Same values (the same rounding
+      // of the same floats, or a copy), one conversion of grad_out instead of two.
+      const size_t esize = pw->dst.inner.data_type() == dt::bf16 ? 2 : 4;
+      const bool share = pd && pd->dst.needed && cs % 16 == 0 &&
+                         pd->dst.inner == memory::desc({g.n, g.c_out, g.ho, g.wo}, pw->dst.inner.data_type(), tag::aBcd16b) &&
+                         pw->dst.inner == memory::desc({g.n, cs, g.ho, g.wo}, pw->dst.inner.data_type(), tag::aBcd16b);
+      const size_t run = size_t(cs * g.ho * g.wo) * esize, image = size_t(g.c_out * g.ho * g.wo) * esize;
+      auto* go_base = share ? static_cast<unsigned char*>(go_d.get_data_handle()) : nullptr;
       for (int64_t k = 0; k < slices; ++k) {
-        make_buffer(go_t[size_t(k)], pw->dst.inner);
-        go[size_t(k)] = go_t[size_t(k)].mem;
+        if (share && (g.n == 1 || slices == 1)) {
+          go[size_t(k)] = memory(pw->dst.inner, engine(), go_base + size_t(k) * run);
+        } else {
+          make_buffer(go_t[size_t(k)], pw->dst.inner);
+          go[size_t(k)] = go_t[size_t(k)].mem;
+        }
         dwei[size_t(k)] = inner_output(pw->wei, ds.wei_plain, l.grad_weight + k * wslice, dwei_t[size_t(k)]);
         args[size_t(k)] = {{DNNL_ARG_DIFF_DST, go[size_t(k)]}, {DNNL_ARG_SRC, src}, {DNNL_ARG_DIFF_WEIGHTS, dwei[size_t(k)]}};
         add_scratchpad(args[size_t(k)], pw->scratch_bytes, scratch[size_t(k)]);
@@ -377,8 +392,14 @@ bool conv2d_backward(const Conv2dBackwardLaunch<float>& l, bool bf16) {
           slices,
           [&](int64_t k) {
             dnnl::stream sk(engine());
-            memory view(dst_view, engine(), const_cast<float*>(l.grad_out + k * cs * g.ho * g.wo));
-            pw->dst.to_inner.execute(sk, view, go[size_t(k)]);
+            if (!share) {
+              memory view(dst_view, engine(), const_cast<float*>(l.grad_out + k * cs * g.ho * g.wo));
+              pw->dst.to_inner.execute(sk, view, go[size_t(k)]);
+            } else if (g.n > 1 && slices > 1) {
+              auto* to = static_cast<unsigned char*>(go[size_t(k)].get_data_handle());
+              for (int64_t i = 0; i < g.n; ++i)
+                std::memcpy(to + size_t(i) * run, go_base + size_t(i) * image + size_t(k) * run, run);
+            }
             pw->prim.execute(sk, args[size_t(k)]);
             finish_output(sk, pw->wei, ds.wei_plain, l.grad_weight + k * wslice, dwei[size_t(k)]);
             sk.wait();
