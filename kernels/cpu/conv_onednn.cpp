@@ -302,6 +302,12 @@ void blocked16x16_to_oihw(const float* src, float* dst, int64_t O, int64_t I, in
 
 bool supported(const Conv2dGeometry& g) { return g.n > 0 && g.p() > 0; }
 
+/// The forward's converted input, kept for backward-weights (ops::Conv2dSaved): a buffer from
+/// the caching allocator and its oneDNN layout.
+struct SavedInput {
+  Buffer buf;
+};
+
 template <typename F>
 bool guarded(const char* what, const F& f) {
   try {
@@ -321,10 +327,11 @@ bool conv2d_forward(const Conv2dForwardLaunch<float>& l, bool bf16) {
   if (!supported(g)) return false;
   std::shared_ptr<const Plan> p;
   if (!guarded("conv2d", [&] { p = plan_for(Dir::Forward, g, l.bias != nullptr, bf16); })) return false;
+  Buffer src_t;
   guarded("conv2d", [&] {
     const Descs d = descs_of(g);
     dnnl::stream s(engine());
-    Buffer src_t, wei_t, dst_t, scratch;
+    Buffer wei_t, dst_t, scratch;
     const memory src = inner_input(s, p->src, d.src_plain, l.input, src_t);
     const memory wei = inner_input(s, p->wei, d.wei_plain, l.weight, wei_t);
     const memory dst = inner_output(p->dst, d.dst_plain, l.out, dst_t);
@@ -335,6 +342,17 @@ bool conv2d_forward(const Conv2dForwardLaunch<float>& l, bool bf16) {
     finish_output(s, p->dst, d.dst_plain, l.out, dst);
     s.wait();
   });
+  // Keep the converted input for backward-weights when its plan reads the same layout (the
+  // usual case: nChw16c, bf16 or float32), so the backward does not convert it again. A shape
+  // backward-weights has no kernel for keeps nothing.
+  if (l.save && p->src.needed)
+    guarded("conv2d", [&] {
+      const std::shared_ptr<const Plan> pw = plan_for(Dir::BackwardWeights, g, false, bf16);
+      if (!pw->src.needed || pw->src.inner != p->src.inner) return;
+      auto saved = std::make_shared<SavedInput>();
+      saved->buf = std::move(src_t);
+      *static_cast<std::shared_ptr<const void>*>(l.save) = std::move(saved);  // an ops::Conv2dSaved
+    });
   return true;
 }
 
@@ -375,7 +393,10 @@ bool conv2d_backward(const Conv2dBackwardLaunch<float>& l, bool bf16) {
       const memory::desc dst_view({g.n, cs, g.ho, g.wo}, dt::f32, memory::dims{g.c_out * g.ho * g.wo, g.ho * g.wo, g.wo, 1});
       Buffer src_t;
       memory src;
-      {
+      const auto* saved = static_cast<const SavedInput*>(l.saved);
+      if (saved && saved->buf.mem.get_desc() == pw->src.inner) {
+        src = saved->buf.mem;  // the forward's conversion of the same input (conv2d_forward)
+      } else {
         dnnl::stream s1(engine());
         src = inner_input(s1, pw->src, ds.src_plain, l.input, src_t);
         s1.wait();
