@@ -85,6 +85,82 @@ void max_pool_forward(const NnLaunch& l) {
   else parallel_for_cpu(l.n / p.OW, [&](int64_t r) { max_pool_forward_row<T, 0>(body, r); }, grain);
 }
 
+/// The norms' chunk partial sums (NormPartialBody: per chunk of kNormChunk elements, serial
+/// double sums of a and a * d) for kW consecutive full chunks at once, their elements
+/// interleaved: each chunk's two sums still add its elements in order with the body's
+/// operations, so every partial is the body's bit for bit, but the kW chains of dependent
+/// double adds overlap instead of running one after the other (the add latency bound them).
+/// Short chunks and a group's remainder run the body itself.
+template <typename T, bool kHasG>
+void norm_partial_group(const detail::NormPartialBody<T>& b, int64_t i0, int64_t count) {
+  constexpr int64_t kW = 4;
+  int64_t base[kW], outer[kW], in[kW];
+  double m[kW], s0[kW], s1[kW];
+  bool full = count == kW;
+  for (int64_t c = 0; c < count && full; ++c) {
+    const int64_t i = i0 + c, q = i / b.K, j0 = (i % b.K) * kNormChunk;
+    full = j0 + kNormChunk <= b.L;
+    base[c] = q * b.seg_stride;
+    outer[c] = j0 / b.seg_inner;
+    in[c] = j0 % b.seg_inner;
+    m[c] = b.M ? double(b.M[q / b.m_div]) : 0.0;
+    s0[c] = 0;
+    s1[c] = 0;
+  }
+  if (!full) {
+    for (int64_t c = 0; c < count; ++c) b(i0 + c);
+    return;
+  }
+  bool contiguous = true;  // every chunk inside one run of its segment (GN; BN with HW >= 1024)
+  for (int64_t c = 0; c < kW; ++c) contiguous = contiguous && in[c] + kNormChunk <= b.seg_inner;
+  if (contiguous) {
+    const T* xs[kW];
+    const T* gs[kW];
+    for (int64_t c = 0; c < kW; ++c) {
+      const int64_t o = base[c] + outer[c] * b.outer_stride + in[c];
+      xs[c] = b.x + o;
+      gs[c] = kHasG ? b.g + o : nullptr;
+    }
+    for (int64_t j = 0; j < kNormChunk; ++j)
+      for (int64_t c = 0; c < kW; ++c) {
+        const double d = double(xs[c][j]) - m[c];
+        const double a = kHasG ? double(gs[c][j]) : d;
+        s0[c] += a;
+        s1[c] += a * d;
+      }
+  } else {
+    for (int64_t j = 0; j < kNormChunk; ++j)
+      for (int64_t c = 0; c < kW; ++c) {
+        const int64_t o = base[c] + outer[c] * b.outer_stride + in[c];
+        const double d = double(b.x[o]) - m[c];
+        const double a = kHasG ? double(b.g[o]) : d;
+        s0[c] += a;
+        s1[c] += a * d;
+        if (++in[c] == b.seg_inner) in[c] = 0, ++outer[c];
+      }
+  }
+  for (int64_t c = 0; c < kW; ++c) {
+    b.p0[i0 + c] = s0[c];
+    b.p1[i0 + c] = s1[c];
+  }
+}
+
+template <typename T>
+void norm_partial(const NnLaunch& l) {
+  const detail::NormPartialBody<T> b{static_cast<const T*>(l.x), static_cast<const T*>(l.g), static_cast<const T*>(l.M),
+                                     l.p0, l.p1, l.K, l.L, l.seg_stride, l.seg_inner, l.outer_stride, l.m_div};
+  constexpr int64_t kW = 4;
+  const int64_t groups = (l.n + kW - 1) / kW;
+  parallel_for_cpu(
+      groups,
+      [&](int64_t gi) {
+        const int64_t i0 = gi * kW, count = std::min(kW, l.n - i0);
+        if (b.g) norm_partial_group<T, true>(b, i0, count);
+        else norm_partial_group<T, false>(b, i0, count);
+      },
+      kParallelGrain / (kW * kNormChunk) + 1);
+}
+
 /// Max-pool backward as a scatter, one (n, c) plane per invocation: zero the plane, then add
 /// each output's gradient at its recorded index, outputs in order. MaxPoolBackwardBody (the
 /// CUDA form) gathers instead: every input sums, from 0 and in output order, the gradients of
@@ -124,6 +200,8 @@ void max_pool_backward_scatter(const NnLaunch& l) {
 }  // namespace
 
 void nn_op(NnKind kind, DType dtype, const NnLaunch& l) {
+  if (kind == NnKind::NormPartial)
+    return dispatch_floating(dtype, "nn_op", [&](auto tag) { norm_partial<typename decltype(tag)::type>(l); });
   if (kind == NnKind::MaxPoolForward)
     return dispatch_floating(dtype, "nn_op", [&](auto tag) { max_pool_forward<typename decltype(tag)::type>(l); });
   if (kind == NnKind::MaxPoolBackward)

@@ -634,6 +634,52 @@ TEST_CASE("ops/nn bodies: pooling and upsampling rows equal their per-element fo
   CHECK(d_r == d_e);
 }
 
+TEMPLATE_TEST_CASE("ops/nn: the CPU launcher's interleaved norm partials equal the serial body bit for bit", "[ops][cpu]",
+                   float, double) {
+  // kernels/cpu/nn.cpp runs four consecutive full chunks of NormPartialBody interleaved (and the
+  // rest through the body); every partial must be the body's own (run here chunk by chunk):
+  // BN and GN segments, segments shorter than, equal to and longer than a chunk (short last
+  // chunks; groups mixing segments), a chunk count that is not a multiple of four, with and
+  // without a shift and a gradient, 1 and 2 threads.
+  const DType dt = drcnn::dtype_of_v<TestType>;
+  struct Case {
+    const char* what;
+    int64_t N, C, HW;
+    bool bn;
+  };
+  const int before = drcnn::cpu_threads();
+  for (const Case& c : {Case{"bn", 3, 4, 1500, true}, Case{"bn hw 7", 300, 2, 7, true}, Case{"bn exact", 2, 3, 2048, true},
+                        Case{"gn", 2, 6, 777, false}, Case{"gn long", 1, 4, 5000, false}, Case{"gn 1 chunk", 5, 2, 512, false}}) {
+    const Tensor x = drcnn::test::random_tensor({c.N, c.C, c.HW}, 51, dt, -3, 5);
+    const Tensor g = drcnn::test::random_tensor({c.N, c.C, c.HW}, 52, dt);
+    const drcnn::test::NormSegments seg =
+        c.bn ? drcnn::test::NormSegments{c.C, c.N * c.HW, c.HW, c.HW, c.C * c.HW, 1}
+             : drcnn::test::NormSegments{c.N * 2, c.C / 2 * c.HW, c.C / 2 * c.HW, c.C / 2 * c.HW, 0, 1};
+    const Tensor shift = drcnn::test::random_tensor({seg.Q}, 53, dt);
+    const int64_t K = (seg.L + ops::kNormChunk - 1) / ops::kNormChunk;
+    for (int variant = 0; variant < 3; ++variant)
+      for (int threads : {1, 2}) {
+        drcnn::set_cpu_threads(threads);
+        const Tensor M = variant >= 1 ? shift : Tensor(), G = variant == 2 ? g : Tensor();
+        INFO(c.what << ", variant " << variant << ", threads " << threads);
+        const Tensor want = drcnn::test::norm_partials_host(x, G, M, seg, false);
+        Tensor got = Tensor::zeros({2, seg.Q * K}, DType::Float64);
+        ops::NnLaunch l;
+        l.n = seg.Q * K;
+        l.x = x.data_ptr();
+        l.g = G.defined() ? G.data_ptr() : nullptr;
+        l.M = M.defined() ? M.data_ptr() : nullptr;
+        l.p0 = got.data<double>();
+        l.p1 = l.p0 + seg.Q * K;
+        l.K = K, l.L = seg.L, l.Q = seg.Q, l.seg_stride = seg.seg_stride, l.seg_inner = seg.seg_inner;
+        l.outer_stride = seg.outer_stride, l.m_div = seg.m_div;
+        ops::cpu::nn_op(ops::NnKind::NormPartial, dt, l);
+        CHECK(std::memcmp(got.data_ptr(), want.data_ptr(), size_t(got.numel()) * sizeof(double)) == 0);
+      }
+  }
+  drcnn::set_cpu_threads(before);
+}
+
 TEMPLATE_TEST_CASE("ops/nn: the norms' CUDA warp partial sums (host emulation) match float64", "[ops][cpu]", float,
                    double) {
   // NormPartialBody::lane_sums + norm_lane_tree (kernels/cuda/nn.cu's order) against a long
