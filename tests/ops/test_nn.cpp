@@ -652,9 +652,7 @@ TEMPLATE_TEST_CASE("ops/nn: the CPU launcher's interleaved norm partials equal t
                         Case{"gn", 2, 6, 777, false}, Case{"gn long", 1, 4, 5000, false}, Case{"gn 1 chunk", 5, 2, 512, false}}) {
     const Tensor x = drcnn::test::random_tensor({c.N, c.C, c.HW}, 51, dt, -3, 5);
     const Tensor g = drcnn::test::random_tensor({c.N, c.C, c.HW}, 52, dt);
-    const drcnn::test::NormSegments seg =
-        c.bn ? drcnn::test::NormSegments{c.C, c.N * c.HW, c.HW, c.HW, c.C * c.HW, 1}
-             : drcnn::test::NormSegments{c.N * 2, c.C / 2 * c.HW, c.C / 2 * c.HW, c.C / 2 * c.HW, 0, 1};
+    const drcnn::test::NormSegments seg = drcnn::test::norm_segments(c.N, c.C, c.HW, c.bn);
     const Tensor shift = drcnn::test::random_tensor({seg.Q}, 53, dt);
     const int64_t K = (seg.L + ops::kNormChunk - 1) / ops::kNormChunk;
     for (int variant = 0; variant < 3; ++variant)
@@ -700,10 +698,7 @@ TEMPLATE_TEST_CASE("ops/nn: the norms' CUDA warp partial sums (host emulation) m
                         Case{"bn hw 7", 300, 2, 7, true}, Case{"gn", 2, 6, 777, false}}) {
     const Tensor x = drcnn::test::random_tensor({c.N, c.C, c.HW}, 41, dt, -3, 5);
     const Tensor g = drcnn::test::random_tensor({c.N, c.C, c.HW}, 42, dt);
-    // BN: Q = C channels of N * HW; GN (2 groups of C / 2 channels): Q = N * 2 of C / 2 * HW.
-    const drcnn::test::NormSegments seg =
-        c.bn ? drcnn::test::NormSegments{c.C, c.N * c.HW, c.HW, c.HW, c.C * c.HW, 1}
-             : drcnn::test::NormSegments{c.N * 2, c.C / 2 * c.HW, c.C / 2 * c.HW, c.C / 2 * c.HW, 0, 1};
+    const drcnn::test::NormSegments seg = drcnn::test::norm_segments(c.N, c.C, c.HW, c.bn);
     const Tensor shift = drcnn::test::random_tensor({seg.Q}, 43, dt);
     const auto xv = strided_values(x), gv = strided_values(g), mv = strided_values(shift);
     const int64_t K = (seg.L + ops::kNormChunk - 1) / ops::kNormChunk;
