@@ -161,6 +161,34 @@ void norm_partial(const NnLaunch& l) {
       kParallelGrain / (kW * kNormChunk) + 1);
 }
 
+/// Nearest-upsampling backward for an exact 2x on both axes (the FPN's top-down path): input
+/// (h, w) gathers outputs (2h, 2w), (2h, 2w + 1), (2h + 1, 2w), (2h + 1, 2w + 1), which is what
+/// UpsampleBackwardBody's ranges are then (nearest_source_index is dst >> 1), added from 0 in the
+/// body's order (rows, then columns): the same bits, without the two range searches per input.
+template <typename T>
+void upsample2x_backward(const NnLaunch& l) {
+  const PoolGeometry& p = l.geo;
+  const T* g = static_cast<const T*>(l.g);
+  T* dx = static_cast<T*>(l.y);
+  parallel_for_cpu(
+      l.n / p.W,
+      [&](int64_t r) {
+        const int64_t h = r % p.H, plane = r / p.H;
+        const T* g0 = g + (plane * p.OH + 2 * h) * p.OW;
+        const T* g1 = g0 + p.OW;
+        T* d = dx + r * p.W;
+        for (int64_t w = 0; w < p.W; ++w) {
+          T acc = T(0);
+          acc += g0[2 * w];
+          acc += g0[2 * w + 1];
+          acc += g1[2 * w];
+          acc += g1[2 * w + 1];
+          d[w] = acc;
+        }
+      },
+      kParallelGrain / (4 * p.W) + 1);
+}
+
 /// Max-pool backward as a scatter, one (n, c) plane per invocation: zero the plane, then add
 /// each output's gradient at its recorded index, outputs in order. MaxPoolBackwardBody (the
 /// CUDA form) gathers instead: every input sums, from 0 and in output order, the gradients of
@@ -200,6 +228,8 @@ void max_pool_backward_scatter(const NnLaunch& l) {
 }  // namespace
 
 void nn_op(NnKind kind, DType dtype, const NnLaunch& l) {
+  if (kind == NnKind::UpsampleBackward && l.geo.OH == 2 * l.geo.H && l.geo.OW == 2 * l.geo.W && l.geo.W > 0)
+    return dispatch_floating(dtype, "nn_op", [&](auto tag) { upsample2x_backward<typename decltype(tag)::type>(l); });
   if (kind == NnKind::NormPartial)
     return dispatch_floating(dtype, "nn_op", [&](auto tag) { norm_partial<typename decltype(tag)::type>(l); });
   if (kind == NnKind::MaxPoolForward)

@@ -306,6 +306,33 @@ TEST_CASE("ops/upsample_nearest2d: FPN odd sizes match the float rule, forward a
       }
 }
 
+TEST_CASE("ops/upsample_nearest2d: the CPU's exact-2x backward equals the shared body bit for bit", "[ops][cpu]") {
+  // kernels/cpu/nn.cpp sums the 2 x 2 block directly for OH = 2H, OW = 2W; UpsampleBackwardBody
+  // (CUDA's code, its range search) run element by element is the reference. Values spread
+  // over magnitudes so that the order of the four adds matters; 1 and 2 threads.
+  const int before = drcnn::cpu_threads();
+  for (DType dt : kFloats)
+    for (const Shape& in : {Shape{2, 3, 5, 7}, Shape{1, 4, 16, 13}, Shape{1, 1, 1, 1}})
+      for (int threads : {1, 2}) {
+        drcnn::set_cpu_threads(threads);
+        std::vector<double> gv = vals(drcnn::test::random_tensor({in[0], in[1], 2 * in[2], 2 * in[3]}, 71, DType::Float64));
+        for (size_t i = 0; i < gv.size(); ++i) gv[i] *= std::ldexp(1.0, int(i % 7) * 9 - 30);
+        const Tensor g = from(gv, Shape{in[0], in[1], 2 * in[2], 2 * in[3]}, dt);
+        const Tensor dx = ops::upsample_nearest2d_backward(g, in);
+        const Tensor want = Tensor::empty(in, dt);
+        ops::PoolGeometry geo;
+        geo.H = in[2], geo.W = in[3], geo.OH = 2 * in[2], geo.OW = 2 * in[3];
+        drcnn::dispatch_floating(dt, "test", [&](auto tag) {
+          using T = typename decltype(tag)::type;
+          const ops::detail::UpsampleBackwardBody<T> body{g.data<T>(), want.data<T>(), geo};
+          for (int64_t i = 0; i < want.numel(); ++i) body(i);
+        });
+        INFO(drcnn::dtype_name(dt) << " " << str(in) << " threads " << threads);
+        CHECK(std::memcmp(dx.data_ptr(), want.data_ptr(), size_t(dx.numel()) * dx.element_size()) == 0);
+      }
+  drcnn::set_cpu_threads(before);
+}
+
 TEST_CASE("ops/upsample_nearest2d: the float scale differs from exact rationals and is what is matched", "[ops][cpu]") {
   // Find sizes where floor(dst * float(in / out)) != floor(dst * in / out) exactly; the op must
   // follow the float rule (PyTorch's), which the reference spells out.
