@@ -281,7 +281,32 @@ void add_scratchpad(std::unordered_map<int, memory>& args, size_t bytes, Buffer&
   args.emplace(DNNL_ARG_SCRATCHPAD, holder.mem);
 }
 
+/// OIhw16i16o (oneDNN's ABcd16b16a: 16 x 16 (input, output) channel tiles, output innermost)
+/// float32 [O, I, taps] to OIHW, O and I multiples of 16: a copy, one (O, I) block of all its
+/// taps at a time, so the block's reads stay in L1 and each output channel's writes are one
+/// contiguous run of 16 * taps floats. (oneDNN's generic reorder ran at ~9 GB/s on it.)
+void blocked16x16_to_oihw(const float* src, float* dst, int64_t O, int64_t I, int64_t taps) {
+  const int64_t ib_count = I / 16, row = 16 * taps;
+  std::vector<float> tile(size_t(16 * row));
+  for (int64_t ob = 0; ob < O / 16; ++ob)
+    for (int64_t ib = 0; ib < ib_count; ++ib) {
+      // The block is read in order into an L1 tile [o][i][tap], then 16 rows are copied out.
+      const float* s = src + (ob * ib_count + ib) * taps * 256;
+      for (int64_t t = 0; t < taps; ++t)
+        for (int64_t i = 0; i < 16; ++i, s += 16)
+          for (int64_t o = 0; o < 16; ++o) tile[size_t(o * row + i * taps + t)] = s[o];
+      for (int64_t o = 0; o < 16; ++o)
+        std::memcpy(dst + ((ob * 16 + o) * I + ib * 16) * taps, tile.data() + o * row, size_t(row) * sizeof(float));
+    }
+}
+
 bool supported(const Conv2dGeometry& g) { return g.n > 0 && g.p() > 0; }
+
+/// The forward's converted input, kept for backward-weights (ops::Conv2dSaved): a buffer from
+/// the caching allocator and its oneDNN layout.
+struct SavedInput {
+  Buffer buf;
+};
 
 template <typename F>
 bool guarded(const char* what, const F& f) {
@@ -302,10 +327,11 @@ bool conv2d_forward(const Conv2dForwardLaunch<float>& l, bool bf16) {
   if (!supported(g)) return false;
   std::shared_ptr<const Plan> p;
   if (!guarded("conv2d", [&] { p = plan_for(Dir::Forward, g, l.bias != nullptr, bf16); })) return false;
+  Buffer src_t;
   guarded("conv2d", [&] {
     const Descs d = descs_of(g);
     dnnl::stream s(engine());
-    Buffer src_t, wei_t, dst_t, scratch;
+    Buffer wei_t, dst_t, scratch;
     const memory src = inner_input(s, p->src, d.src_plain, l.input, src_t);
     const memory wei = inner_input(s, p->wei, d.wei_plain, l.weight, wei_t);
     const memory dst = inner_output(p->dst, d.dst_plain, l.out, dst_t);
@@ -316,6 +342,17 @@ bool conv2d_forward(const Conv2dForwardLaunch<float>& l, bool bf16) {
     finish_output(s, p->dst, d.dst_plain, l.out, dst);
     s.wait();
   });
+  // Keep the converted input for backward-weights when its plan reads the same layout (the
+  // usual case: nChw16c, bf16 or float32), so the backward does not convert it again. A shape
+  // backward-weights has no kernel for keeps nothing.
+  if (l.save && p->src.needed)
+    guarded("conv2d", [&] {
+      const std::shared_ptr<const Plan> pw = plan_for(Dir::BackwardWeights, g, false, bf16);
+      if (!pw->src.needed || pw->src.inner != p->src.inner) return;
+      auto saved = std::make_shared<SavedInput>();
+      saved->buf = std::move(src_t);
+      *static_cast<std::shared_ptr<const void>*>(l.save) = std::move(saved);  // an ops::Conv2dSaved
+    });
   return true;
 }
 
@@ -356,7 +393,10 @@ bool conv2d_backward(const Conv2dBackwardLaunch<float>& l, bool bf16) {
       const memory::desc dst_view({g.n, cs, g.ho, g.wo}, dt::f32, memory::dims{g.c_out * g.ho * g.wo, g.ho * g.wo, g.wo, 1});
       Buffer src_t;
       memory src;
-      {
+      const auto* saved = static_cast<const SavedInput*>(l.saved);
+      if (saved && saved->buf.mem.get_desc() == pw->src.inner) {
+        src = saved->buf.mem;  // the forward's conversion of the same input (conv2d_forward)
+      } else {
         dnnl::stream s1(engine());
         src = inner_input(s1, pw->src, ds.src_plain, l.input, src_t);
         s1.wait();
@@ -366,9 +406,28 @@ bool conv2d_backward(const Conv2dBackwardLaunch<float>& l, bool bf16) {
       std::vector<memory> go(ns), dwei(ns);
       std::vector<std::unordered_map<int, memory>> args(ns);
       const int64_t wslice = cs * g.cin_g() * g.kh * g.kw;
+      // grad_out is already in backward-data's layout (go_d). When that is nChw16c and each
+      // slice's is too (same type, whole 16-channel blocks), a slice is per image one
+      // contiguous run of go_d: used in place (one image, or one slice) or copied (memcpy)
+      // instead of converted again from the float32 NCHW view. Same values (the same rounding
+      // of the same floats, or a copy), one conversion of grad_out instead of two.
+      const size_t esize = pw->dst.inner.data_type() == dt::bf16 ? 2 : 4;
+      const bool share = pd && pd->dst.needed && cs % 16 == 0 &&
+                         pd->dst.inner == memory::desc({g.n, g.c_out, g.ho, g.wo}, pw->dst.inner.data_type(), tag::aBcd16b) &&
+                         pw->dst.inner == memory::desc({g.n, cs, g.ho, g.wo}, pw->dst.inner.data_type(), tag::aBcd16b);
+      // The weight gradient slices come out as OIhw16i16o float32 (ABcd16b16a): copied to OIHW
+      // by blocked16x16_to_oihw rather than oneDNN's generic reorder.
+      const bool oihw_copy = pw->wei.needed && g.groups == 1 && cs % 16 == 0 && g.c_in % 16 == 0 &&
+                             pw->wei.inner == memory::desc({cs, g.c_in, g.kh, g.kw}, dt::f32, tag::ABcd16b16a);
+      const size_t run = size_t(cs * g.ho * g.wo) * esize, image = size_t(g.c_out * g.ho * g.wo) * esize;
+      auto* go_base = share ? static_cast<unsigned char*>(go_d.get_data_handle()) : nullptr;
       for (int64_t k = 0; k < slices; ++k) {
-        make_buffer(go_t[size_t(k)], pw->dst.inner);
-        go[size_t(k)] = go_t[size_t(k)].mem;
+        if (share && (g.n == 1 || slices == 1)) {
+          go[size_t(k)] = memory(pw->dst.inner, engine(), go_base + size_t(k) * run);
+        } else {
+          make_buffer(go_t[size_t(k)], pw->dst.inner);
+          go[size_t(k)] = go_t[size_t(k)].mem;
+        }
         dwei[size_t(k)] = inner_output(pw->wei, ds.wei_plain, l.grad_weight + k * wslice, dwei_t[size_t(k)]);
         args[size_t(k)] = {{DNNL_ARG_DIFF_DST, go[size_t(k)]}, {DNNL_ARG_SRC, src}, {DNNL_ARG_DIFF_WEIGHTS, dwei[size_t(k)]}};
         add_scratchpad(args[size_t(k)], pw->scratch_bytes, scratch[size_t(k)]);
@@ -377,10 +436,20 @@ bool conv2d_backward(const Conv2dBackwardLaunch<float>& l, bool bf16) {
           slices,
           [&](int64_t k) {
             dnnl::stream sk(engine());
-            memory view(dst_view, engine(), const_cast<float*>(l.grad_out + k * cs * g.ho * g.wo));
-            pw->dst.to_inner.execute(sk, view, go[size_t(k)]);
+            if (!share) {
+              memory view(dst_view, engine(), const_cast<float*>(l.grad_out + k * cs * g.ho * g.wo));
+              pw->dst.to_inner.execute(sk, view, go[size_t(k)]);
+            } else if (g.n > 1 && slices > 1) {
+              auto* to = static_cast<unsigned char*>(go[size_t(k)].get_data_handle());
+              for (int64_t i = 0; i < g.n; ++i)
+                std::memcpy(to + size_t(i) * run, go_base + size_t(i) * image + size_t(k) * run, run);
+            }
             pw->prim.execute(sk, args[size_t(k)]);
-            finish_output(sk, pw->wei, ds.wei_plain, l.grad_weight + k * wslice, dwei[size_t(k)]);
+            if (oihw_copy)
+              blocked16x16_to_oihw(static_cast<const float*>(dwei[size_t(k)].get_data_handle()),
+                                   l.grad_weight + k * wslice, cs, g.c_in, g.kh * g.kw);
+            else
+              finish_output(sk, pw->wei, ds.wei_plain, l.grad_weight + k * wslice, dwei[size_t(k)]);
             sk.wait();
           },
           2);

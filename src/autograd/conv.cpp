@@ -17,8 +17,12 @@ Variable conv2d(const Variable& input, const Variable& weight, const Variable& b
   DRCNN_CHECK(weight.defined(), "conv2d: argument 'weight' is an undefined Variable");
   const Tensor& xd = input.data();
   const Tensor& wd = weight.data();
-  Tensor out = ops::conv2d(xd, wd, bias.defined() ? bias.data() : Tensor(), p);
   const bool record = grad_mode_enabled();
+  // The backend may keep the input converted for backward-weights (ops::Conv2dSaved): only when
+  // backward will compute grad_weight.
+  ops::Conv2dSaved saved;
+  const bool save = record && weight.requires_grad();
+  Tensor out = ops::conv2d(xd, wd, bias.defined() ? bias.data() : Tensor(), p, save ? &saved : nullptr);
   // What backward will need: x for grad_weight, w for grad_input (shapes only otherwise).
   const Tensor keep_x = record && weight.requires_grad() ? xd : Tensor();
   const Tensor keep_w = record && input.requires_grad() ? wd : Tensor();
@@ -27,7 +31,7 @@ Variable conv2d(const Variable& input, const Variable& weight, const Variable& b
   if (bias.defined()) inputs.push_back(bias);
   return Variable::make(
       std::move(out), std::move(inputs),
-      [keep_x, keep_w, x_shape, w_shape, p](std::vector<Variable>& in, const Tensor& g) {
+      [keep_x, keep_w, x_shape, w_shape, p, saved](std::vector<Variable>& in, const Tensor& g) {
         ops::Conv2dGradMask m;
         m.input = in[0].requires_grad();
         m.weight = in[1].requires_grad();
@@ -37,7 +41,7 @@ Variable conv2d(const Variable& input, const Variable& weight, const Variable& b
                     "conv2d: requires_grad of an input changed between forward and backward");
         const Tensor x = keep_x.defined() ? keep_x : stand_in(x_shape, g);
         const Tensor w = keep_w.defined() ? keep_w : stand_in(w_shape, g);
-        const ops::Conv2dGrads r = ops::conv2d_backward(g, x, w, p, m);
+        const ops::Conv2dGrads r = ops::conv2d_backward(g, x, w, p, m, saved);
         if (m.input) in[0].add_grad(r.input);
         if (m.weight) in[1].add_grad(r.weight);
         if (m.bias) in[2].add_grad(r.bias);

@@ -83,7 +83,13 @@ Conv2dGeometry check_conv(const char* op, const Tensor& input, const Tensor& wei
 }  // namespace
 
 Tensor conv2d(const Tensor& input, const Tensor& weight, const Tensor& bias, const Conv2dParams& p) {
+  return conv2d(input, weight, bias, p, nullptr);
+}
+
+Tensor conv2d(const Tensor& input, const Tensor& weight, const Tensor& bias, const Conv2dParams& p,
+              Conv2dSaved* saved) {
   const char* op = "conv2d";
+  if (saved) saved->reset();
   const Conv2dGeometry g = check_conv(op, input, weight, &bias, p);
   const Tensor x = input.contiguous(), w = weight.contiguous();
   const Tensor b = bias.defined() ? bias.contiguous() : Tensor();
@@ -97,6 +103,7 @@ Tensor conv2d(const Tensor& input, const Tensor& weight, const Tensor& bias, con
     l.weight = w.data<T>();
     l.bias = b.defined() ? b.data<T>() : nullptr;
     l.out = out.data<T>();
+    l.save = saved;
     runtime::on_device(
         input.device(), op, [&] { cpu::conv2d_forward<T>(l); }, [&](auto s) { cuda::conv2d_forward<T>(s, l); });
   });
@@ -104,7 +111,7 @@ Tensor conv2d(const Tensor& input, const Tensor& weight, const Tensor& bias, con
 }
 
 Conv2dGrads conv2d_backward(const Tensor& grad_out, const Tensor& input, const Tensor& weight, const Conv2dParams& p,
-                            Conv2dGradMask which) {
+                            Conv2dGradMask which, const Conv2dSaved& saved) {
   const char* op = "conv2d_backward";
   const Conv2dGeometry g = check_conv(op, input, weight, nullptr, p);
   check_operand(op, input, grad_out, "grad_out");
@@ -131,6 +138,7 @@ Conv2dGrads conv2d_backward(const Tensor& grad_out, const Tensor& input, const T
     l.grad_input = which.input ? r.input.data<T>() : nullptr;
     l.grad_weight = which.weight ? r.weight.data<T>() : nullptr;
     l.grad_bias = which.bias ? r.bias.data<T>() : nullptr;
+    l.saved = which.weight ? saved.get() : nullptr;
     runtime::on_device(
         dev, op, [&] { cpu::conv2d_backward<T>(l); }, [&](auto s) { cuda::conv2d_backward<T>(s, l); });
   });

@@ -44,8 +44,17 @@ void Sgd::set_lr(double lr) {
 }
 
 namespace {
+/// True when `t` is the only handle to its storage: nothing else (a detached copy, a saved
+/// tensor of a retained graph, a checkpoint's or another optimizer's handle) can see an update
+/// made in place.
+bool sole_owner(const Tensor& t) { return t.defined() && t.is_contiguous() && t.storage().use_count() == 1; }
+
 // The fused step of one (device, dtype) group: every parameter's update in one launch
-// (ops/detail/sgd_body.h), into fresh parameter and buffer tensors as the unfused step made.
+// (ops/detail/sgd_body.h). On the CPU a parameter or momentum buffer that nothing else holds
+// (sole_owner) is updated in place: each element is read before it is written, by one thread,
+// so the values are those of the out-of-place step, without writing a fresh ~2x parameter-size
+// array per step (the step is memory-bound). Anything shared, and every CUDA parameter (other
+// streams may still read it), goes to fresh tensors as the unfused step made.
 template <typename T>
 void fused_step(const std::vector<size_t>& group, std::vector<Variable>& params, std::vector<Tensor>& buffers,
                 const SgdOptions& opt, Device device) {
@@ -55,10 +64,15 @@ void fused_step(const std::vector<size_t>& group, std::vector<Variable>& params,
   std::vector<ops::detail::SgdBlock> blocks;
   std::vector<Tensor> inputs, param_out, buf_out;  // alive until the launch is queued
   for (size_t i : group) {
+    // Ownership is read before the local handles below add to the counts.
+    const bool own_p = device.is_cpu() && sole_owner(params[i].data());
+    const bool own_b = device.is_cpu() && momentum && sole_owner(buffers[i]);
     const Tensor p = params[i].data().contiguous(), g = params[i].grad().contiguous();
     const Tensor b = momentum && buffers[i].defined() ? buffers[i].contiguous() : Tensor();
-    param_out.push_back(Tensor::empty(p.shape(), p.dtype(), device));
-    buf_out.push_back(momentum ? Tensor::empty(p.shape(), p.dtype(), device) : Tensor());
+    // A gradient sharing the parameter's or buffer's storage would be overwritten as it is read.
+    const bool aliased = g.storage() == p.storage() || (b.defined() && g.storage() == b.storage());
+    param_out.push_back(own_p && !aliased ? p : Tensor::empty(p.shape(), p.dtype(), device));
+    buf_out.push_back(!momentum ? Tensor() : own_b && !aliased ? b : Tensor::empty(p.shape(), p.dtype(), device));
     const int64_t n = p.numel();
     for (int64_t off = 0; off < n; off += kSgdBlock) blocks.push_back({int64_t(tensors.size()), off});
     tensors.push_back({p.data<T>(), g.data<T>(), b.defined() ? b.data<T>() : nullptr, param_out.back().data<T>(),

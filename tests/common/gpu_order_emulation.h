@@ -39,6 +39,11 @@ inline Tensor block_reduce(ops::ReduceKind kind, const Tensor& x) {
 struct NormSegments {
   int64_t Q, L, seg_stride, seg_inner, outer_stride, m_div;
 };
+/// The segments of x [N, C, HW]: BN's (Q = C channels of N * HW elements, strided by C * HW)
+/// or GN's with 2 groups (Q = N * 2 contiguous blocks of C / 2 * HW).
+inline NormSegments norm_segments(int64_t N, int64_t C, int64_t HW, bool bn) {
+  return bn ? NormSegments{C, N * HW, HW, HW, C * HW, 1} : NormSegments{N * 2, C / 2 * HW, C / 2 * HW, C / 2 * HW, 0, 1};
+}
 
 /// The NormPartial body over x (and g, M, either may be undefined) on the host, CPU tensors:
 /// returns [2, Q * K] double partials, in the CUDA warp's order (warp) or the CPU's serial

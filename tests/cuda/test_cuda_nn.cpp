@@ -121,9 +121,7 @@ TEST_CASE("cuda/nn: the norms' warp partial sums give the host emulation's bits"
     for (const Case& c : {Case{3, 4, 1500, true}, Case{300, 2, 7, true}, Case{2, 6, 777, false}}) {
       const Tensor x = drcnn::test::random_tensor({c.N, c.C, c.HW}, 51, dt, -3, 5);
       const Tensor g = drcnn::test::random_tensor({c.N, c.C, c.HW}, 52, dt);
-      const drcnn::test::NormSegments seg =
-          c.bn ? drcnn::test::NormSegments{c.C, c.N * c.HW, c.HW, c.HW, c.C * c.HW, 1}
-               : drcnn::test::NormSegments{c.N * 2, c.C / 2 * c.HW, c.C / 2 * c.HW, c.C / 2 * c.HW, 0, 1};
+      const drcnn::test::NormSegments seg = drcnn::test::norm_segments(c.N, c.C, c.HW, c.bn);
       const Tensor shift = drcnn::test::random_tensor({seg.Q}, 53, dt);
       const int64_t K = (seg.L + ops::kNormChunk - 1) / ops::kNormChunk;
       for (int variant = 0; variant < 3; ++variant) {

@@ -247,3 +247,66 @@ TEST_CASE("ops/conv2d bf16: bitwise identical for 1 and 2 threads, float64 unaff
   const PrecisionScope fp32(ops::CpuPrecision::Float32);
   CHECK(drcnn::test::bitwise_equal(a, ops::conv2d(x, w, Tensor(), params(1, 1, 1, 1))));
 }
+
+TEST_CASE("ops/conv2d: the input a forward saves for backward-weights gives the same bits as none", "[ops][cpu][conv][bf16]") {
+  // ops::Conv2dSaved (what autograd passes from conv2d's forward to its backward): on the oneDNN
+  // path the forward's converted input stands in for backward-weights' own conversion. The
+  // gradients must be the bits of a backward without it; a token from another precision or
+  // another input shape is ignored. float32 always; bf16 where the CPU has it.
+  struct TCase {
+    Shape x, w;
+    ops::Conv2dParams p;
+  };
+  const std::vector<TCase> tcases = {
+      {{1, 64, 20, 18}, {128, 64, 3, 3}, params(2, 1, 1, 1)},  // 3x3 strided, 4 slices
+      {{2, 64, 12, 12}, {64, 64, 3, 3}, params(1, 1, 1, 1)},   // batch 2
+      {{1, 3, 64, 64}, {64, 3, 7, 7}, params(2, 3, 1, 1)},     // stem (plain input layout)
+      {{1, 128, 9, 10}, {128, 128, 1, 1}, params(1, 0, 1, 1)}, // 1x1
+      {{1, 16, 30, 30}, {16, 4, 3, 3}, params(1, 2, 2, 4)},    // grouped, dilated
+  };
+  std::vector<ops::CpuPrecision> precisions{ops::CpuPrecision::Float32};
+  if (ops::cpu_has_bf16()) precisions.push_back(ops::CpuPrecision::BFloat16);
+  const bool onednn = ops::cpu_conv_impl() == ops::CpuConvImpl::OneDnn;
+  int saved_count = 0;
+  for (const ops::CpuPrecision prec : precisions) {
+    const PrecisionScope scope(prec);
+    for (const TCase& c : tcases) {
+      const Tensor x = drcnn::test::random_tensor(c.x, 81, DType::Float32), w = drcnn::test::random_tensor(c.w, 82, DType::Float32);
+      const Tensor b = drcnn::test::random_tensor({c.w[0]}, 83, DType::Float32);
+      ops::Conv2dSaved saved;
+      const Tensor out = ops::conv2d(x, w, b, c.p, &saved);
+      saved_count += saved != nullptr;
+      INFO(ops::cpu_precision_name(prec) << " x " << fmt::format("{}", c.x) << " w " << fmt::format("{}", c.w));
+      CHECK(drcnn::test::bitwise_equal(out, ops::conv2d(x, w, b, c.p)));
+      const Tensor go = drcnn::test::random_tensor(out.shape(), 84, DType::Float32);
+      const ops::Conv2dGrads with = ops::conv2d_backward(go, x, w, c.p, {}, saved);
+      const ops::Conv2dGrads without = ops::conv2d_backward(go, x, w, c.p);
+      CHECK(drcnn::test::bitwise_equal(with.input, without.input));
+      CHECK(drcnn::test::bitwise_equal(with.weight, without.weight));
+      CHECK(drcnn::test::bitwise_equal(with.bias, without.bias));
+    }
+  }
+  // The three nChw16c shapes keep their input on the oneDNN path in every precision (the stem's
+  // and the grouped one's inputs may stay plain, with nothing converted to keep).
+  if (onednn) CHECK(saved_count >= 3 * int(precisions.size()));
+  if (ops::cpu_has_bf16()) {
+    // A float32 forward's token used by a bf16 backward, and a token of another input shape:
+    // ignored (the layouts differ), the same bits as without.
+    const Tensor x = drcnn::test::random_tensor({1, 64, 20, 18}, 91, DType::Float32);
+    const Tensor x2 = drcnn::test::random_tensor({1, 64, 22, 18}, 94, DType::Float32);
+    const Tensor w = drcnn::test::random_tensor({128, 64, 3, 3}, 92, DType::Float32);
+    ops::Conv2dSaved saved32, saved_other;
+    Tensor out;
+    {
+      const PrecisionScope fp32(ops::CpuPrecision::Float32);
+      out = ops::conv2d(x, w, Tensor(), params(2, 1, 1, 1), &saved32);
+    }
+    const PrecisionScope bf16(ops::CpuPrecision::BFloat16);
+    ops::conv2d(x2, w, Tensor(), params(2, 1, 1, 1), &saved_other);
+    if (onednn) CHECK((saved32 != nullptr && saved_other != nullptr));
+    const Tensor go = drcnn::test::random_tensor(out.shape(), 93, DType::Float32);
+    const ops::Conv2dGrads plain = ops::conv2d_backward(go, x, w, params(2, 1, 1, 1));
+    CHECK(drcnn::test::bitwise_equal(ops::conv2d_backward(go, x, w, params(2, 1, 1, 1), {}, saved32).weight, plain.weight));
+    CHECK(drcnn::test::bitwise_equal(ops::conv2d_backward(go, x, w, params(2, 1, 1, 1), {}, saved_other).weight, plain.weight));
+  }
+}

@@ -14,6 +14,7 @@
 #include <fmt/format.h>
 
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <vector>
 
@@ -176,6 +177,70 @@ TEST_CASE("ops/max_pool2d: random inputs match the reference, forward and backwa
       }
 }
 
+TEST_CASE("ops/max_pool2d: the CPU's vectorised forward and scatter backward equal the shared bodies bit for bit", "[ops][cpu]") {
+  // kernels/cpu/nn.cpp runs the forward's inner windows in chunks of 64 outputs across a row
+  // and the backward as a scatter; the bodies of nn_body.h (CUDA's code) run here one element at
+  // a time are the reference: values, indices and gradients must be the same bits. Rows wider
+  // than a chunk, every stride branch (2, 1, runtime 3), dilation and padding; inputs with ties
+  // (values on a coarse grid), NaNs and -inf windows.
+  struct Case {
+    int64_t H, W;
+    ops::MaxPool2dOptions o;
+  };
+  const ops::MaxPool2dOptions dil = Pool::square(3, 2, 1, 2);
+  const Case cases[] = {{37, 150, Pool::square(3, 2, 1)}, {9, 140, Pool::square(3, 1, 1)},
+                        {8, 200, Pool::square(2, 3)},     {11, 160, dil},
+                        {6, 131, Pool::square(3, 2, 1, 1, true)}};
+  uint64_t seed = 900;
+  for (DType dt : kFloats)
+    for (const Case& c : cases) {
+      const Shape shape{2, 3, c.H, c.W};
+      std::vector<double> x = vals(drcnn::test::random_tensor(shape, ++seed, DType::Float64, -3, 3));
+      for (size_t i = 0; i < x.size(); ++i) {
+        x[i] = std::round(x[i] * 2) / 2;  // ties
+        if (i % 97 == 5) x[i] = kNaN;
+        if (i % 89 == 7) x[i] = -kInf;
+      }
+      for (int64_t i = 0; i < 3 * c.W; ++i) x[size_t(c.W + i)] = -kInf;  // whole -inf windows
+      const Tensor xt = from(x, shape, dt);
+      INFO("dtype " << drcnn::dtype_name(dt) << " H " << c.H << " W " << c.W << " stride " << c.o.stride[1]);
+      const auto r = ops::max_pool2d_with_indices(xt, c.o);
+      const int64_t OH = r.output.size(2), OW = r.output.size(3);
+      ops::PoolGeometry geo;
+      geo.H = c.H, geo.W = c.W, geo.OH = OH, geo.OW = OW;
+      geo.kh = c.o.kernel_size[0], geo.kw = c.o.kernel_size[1], geo.sh = c.o.stride[0], geo.sw = c.o.stride[1];
+      geo.ph = c.o.padding[0], geo.pw = c.o.padding[1], geo.dh = c.o.dilation[0], geo.dw = c.o.dilation[1];
+      const Tensor y = Tensor::empty(r.output.shape(), dt), idx = Tensor::empty(r.output.shape(), DType::Int64);
+      const Tensor g = drcnn::test::random_tensor(r.output.shape(), seed + 50, dt);
+      // User indices for the backward: the forward's, some moved out of their window or plane.
+      Tensor bad = r.indices.clone();
+      int64_t* b = bad.data<int64_t>();
+      for (int64_t i = 0; i < bad.numel(); i += 7) b[i] = i % 3 == 0 ? -1 : i % 3 == 1 ? c.H * c.W : (b[i] + 2 * c.W) % (c.H * c.W);
+      const Tensor dx = ops::max_pool2d_backward(g, r.indices, shape, c.o);
+      const Tensor dx_bad = ops::max_pool2d_backward(g, bad, shape, c.o);
+      const Tensor ref_dx = Tensor::empty(shape, dt), ref_dx_bad = Tensor::empty(shape, dt);
+      drcnn::dispatch_floating(dt, "test", [&](auto tag) {
+        using T = typename decltype(tag)::type;
+        const ops::detail::MaxPoolForwardBody<T> fwd{xt.data<T>(), y.data<T>(), idx.data<int64_t>(), geo};
+        for (int64_t i = 0; i < y.numel(); ++i) fwd(i);
+        const ops::detail::MaxPoolBackwardBody<T> bwd{g.data<T>(), r.indices.data<int64_t>(), ref_dx.data<T>(), geo};
+        const ops::detail::MaxPoolBackwardBody<T> bwd_bad{g.data<T>(), bad.data<int64_t>(), ref_dx_bad.data<T>(), geo};
+        for (int64_t i = 0; i < dx.numel(); ++i) bwd(i), bwd_bad(i);
+      });
+      const auto same_bits = [](const Tensor& a, const Tensor& e) {
+        return std::memcmp(a.data_ptr(), e.data_ptr(), size_t(a.numel()) * a.element_size()) == 0;
+      };
+      CHECK(same_bits(r.output, y));
+      CHECK(same_bits(r.indices, idx));
+      CHECK(same_bits(dx, ref_dx));
+      CHECK(same_bits(dx_bad, ref_dx_bad));
+      // And the float64 reference of the rule itself (NaN-aware on the values).
+      const auto expect = ref::max_pool2d(vals(xt), nchw(xt), {geo.kh, geo.kw, geo.sh, geo.sw, geo.ph, geo.pw, geo.dh,
+                                                             geo.dw, c.o.ceil_mode});
+      CHECK(ivals(r.indices) == expect.indices);
+    }
+}
+
 TEST_CASE("ops/max_pool2d: overlapping windows with ties accumulate into the first tap", "[ops][cpu]") {
   // Constant input, 3x3 stride 1 pad 1: every window's max is its first in-range tap.
   const Tensor x = Tensor::ones({1, 1, 3, 3}, DType::Float64);
@@ -239,6 +304,33 @@ TEST_CASE("ops/upsample_nearest2d: FPN odd sizes match the float rule, forward a
                         ref::upsample_nearest2d_backward(vals(g), nchw(lay.t), c.OH, c.OW),
                         dt == DType::Float64 ? 1e-13 : 1e-6, dt == DType::Float64 ? 0 : 1e-6);
       }
+}
+
+TEST_CASE("ops/upsample_nearest2d: the CPU's exact-2x backward equals the shared body bit for bit", "[ops][cpu]") {
+  // kernels/cpu/nn.cpp sums the 2 x 2 block directly for OH = 2H, OW = 2W; UpsampleBackwardBody
+  // (CUDA's code, its range search) run element by element is the reference. Values spread
+  // over magnitudes so that the order of the four adds matters; 1 and 2 threads.
+  const int before = drcnn::cpu_threads();
+  for (DType dt : kFloats)
+    for (const Shape& in : {Shape{2, 3, 5, 7}, Shape{1, 4, 16, 13}, Shape{1, 1, 1, 1}})
+      for (int threads : {1, 2}) {
+        drcnn::set_cpu_threads(threads);
+        std::vector<double> gv = vals(drcnn::test::random_tensor({in[0], in[1], 2 * in[2], 2 * in[3]}, 71, DType::Float64));
+        for (size_t i = 0; i < gv.size(); ++i) gv[i] *= std::ldexp(1.0, int(i % 7) * 9 - 30);
+        const Tensor g = from(gv, Shape{in[0], in[1], 2 * in[2], 2 * in[3]}, dt);
+        const Tensor dx = ops::upsample_nearest2d_backward(g, in);
+        const Tensor want = Tensor::empty(in, dt);
+        ops::PoolGeometry geo;
+        geo.H = in[2], geo.W = in[3], geo.OH = 2 * in[2], geo.OW = 2 * in[3];
+        drcnn::dispatch_floating(dt, "test", [&](auto tag) {
+          using T = typename decltype(tag)::type;
+          const ops::detail::UpsampleBackwardBody<T> body{g.data<T>(), want.data<T>(), geo};
+          for (int64_t i = 0; i < want.numel(); ++i) body(i);
+        });
+        INFO(drcnn::dtype_name(dt) << " " << str(in) << " threads " << threads);
+        CHECK(std::memcmp(dx.data_ptr(), want.data_ptr(), size_t(dx.numel()) * dx.element_size()) == 0);
+      }
+  drcnn::set_cpu_threads(before);
 }
 
 TEST_CASE("ops/upsample_nearest2d: the float scale differs from exact rationals and is what is matched", "[ops][cpu]") {
@@ -569,6 +661,50 @@ TEST_CASE("ops/nn bodies: pooling and upsampling rows equal their per-element fo
   CHECK(d_r == d_e);
 }
 
+TEMPLATE_TEST_CASE("ops/nn: the CPU launcher's interleaved norm partials equal the serial body bit for bit", "[ops][cpu]",
+                   float, double) {
+  // kernels/cpu/nn.cpp runs four consecutive full chunks of NormPartialBody interleaved (and the
+  // rest through the body); every partial must be the body's own (run here chunk by chunk):
+  // BN and GN segments, segments shorter than, equal to and longer than a chunk (short last
+  // chunks; groups mixing segments), a chunk count that is not a multiple of four, with and
+  // without a shift and a gradient, 1 and 2 threads.
+  const DType dt = drcnn::dtype_of_v<TestType>;
+  struct Case {
+    const char* what;
+    int64_t N, C, HW;
+    bool bn;
+  };
+  const int before = drcnn::cpu_threads();
+  for (const Case& c : {Case{"bn", 3, 4, 1500, true}, Case{"bn hw 7", 300, 2, 7, true}, Case{"bn exact", 2, 3, 2048, true},
+                        Case{"gn", 2, 6, 777, false}, Case{"gn long", 1, 4, 5000, false}, Case{"gn 1 chunk", 5, 2, 512, false}}) {
+    const Tensor x = drcnn::test::random_tensor({c.N, c.C, c.HW}, 51, dt, -3, 5);
+    const Tensor g = drcnn::test::random_tensor({c.N, c.C, c.HW}, 52, dt);
+    const drcnn::test::NormSegments seg = drcnn::test::norm_segments(c.N, c.C, c.HW, c.bn);
+    const Tensor shift = drcnn::test::random_tensor({seg.Q}, 53, dt);
+    const int64_t K = (seg.L + ops::kNormChunk - 1) / ops::kNormChunk;
+    for (int variant = 0; variant < 3; ++variant)
+      for (int threads : {1, 2}) {
+        drcnn::set_cpu_threads(threads);
+        const Tensor M = variant >= 1 ? shift : Tensor(), G = variant == 2 ? g : Tensor();
+        INFO(c.what << ", variant " << variant << ", threads " << threads);
+        const Tensor want = drcnn::test::norm_partials_host(x, G, M, seg, false);
+        Tensor got = Tensor::zeros({2, seg.Q * K}, DType::Float64);
+        ops::NnLaunch l;
+        l.n = seg.Q * K;
+        l.x = x.data_ptr();
+        l.g = G.defined() ? G.data_ptr() : nullptr;
+        l.M = M.defined() ? M.data_ptr() : nullptr;
+        l.p0 = got.data<double>();
+        l.p1 = l.p0 + seg.Q * K;
+        l.K = K, l.L = seg.L, l.Q = seg.Q, l.seg_stride = seg.seg_stride, l.seg_inner = seg.seg_inner;
+        l.outer_stride = seg.outer_stride, l.m_div = seg.m_div;
+        ops::cpu::nn_op(ops::NnKind::NormPartial, dt, l);
+        CHECK(std::memcmp(got.data_ptr(), want.data_ptr(), size_t(got.numel()) * sizeof(double)) == 0);
+      }
+  }
+  drcnn::set_cpu_threads(before);
+}
+
 TEMPLATE_TEST_CASE("ops/nn: the norms' CUDA warp partial sums (host emulation) match float64", "[ops][cpu]", float,
                    double) {
   // NormPartialBody::lane_sums + norm_lane_tree (kernels/cuda/nn.cu's order) against a long
@@ -589,10 +725,7 @@ TEMPLATE_TEST_CASE("ops/nn: the norms' CUDA warp partial sums (host emulation) m
                         Case{"bn hw 7", 300, 2, 7, true}, Case{"gn", 2, 6, 777, false}}) {
     const Tensor x = drcnn::test::random_tensor({c.N, c.C, c.HW}, 41, dt, -3, 5);
     const Tensor g = drcnn::test::random_tensor({c.N, c.C, c.HW}, 42, dt);
-    // BN: Q = C channels of N * HW; GN (2 groups of C / 2 channels): Q = N * 2 of C / 2 * HW.
-    const drcnn::test::NormSegments seg =
-        c.bn ? drcnn::test::NormSegments{c.C, c.N * c.HW, c.HW, c.HW, c.C * c.HW, 1}
-             : drcnn::test::NormSegments{c.N * 2, c.C / 2 * c.HW, c.C / 2 * c.HW, c.C / 2 * c.HW, 0, 1};
+    const drcnn::test::NormSegments seg = drcnn::test::norm_segments(c.N, c.C, c.HW, c.bn);
     const Tensor shift = drcnn::test::random_tensor({seg.Q}, 43, dt);
     const auto xv = strided_values(x), gv = strided_values(g), mv = strided_values(shift);
     const int64_t K = (seg.L + ops::kNormChunk - 1) / ops::kNormChunk;

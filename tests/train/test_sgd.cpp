@@ -143,6 +143,47 @@ TEST_CASE("Sgd: the fused step equals the per-parameter Tensor ops bit for bit",
   set_cpu_threads(0);
 }
 
+TEST_CASE("Sgd: updates in place only what nothing else holds", "[train][sgd]") {
+  // The CPU step writes a parameter or momentum buffer in place when the optimizer's handle is
+  // the only one (src/train/sgd.cpp); a tensor someone else holds must keep its values.
+  train::SgdOptions o;
+  o.lr = 0.1;
+  o.momentum = 0.9;
+  o.weight_decay = 0;
+  Variable p(Tensor::from_vector(std::vector<float>{1.0f, -2.0f, 3.0f}), true);
+  train::Sgd sgd({p}, o);
+  const auto step = [&](float g) {
+    p.zero_grad();
+    p.add_grad(Tensor::from_vector(std::vector<float>{g, g, g}));
+    sgd.step();
+  };
+  step(1.0f);  // first step: the buffer is new
+  const void* p_mem = p.data().data_ptr();
+  const void* b_mem = sgd.momentum_buffers()[0].data_ptr();
+  step(0.5f);  // sole owner of both: the same memory, updated
+  CHECK(p.data().data_ptr() == p_mem);
+  CHECK(sgd.momentum_buffers()[0].data_ptr() == b_mem);
+  // Both written in float32 as the out-of-place formula: buf = 1 * 0.9 + 0.5, p -= 0.1 * buf
+  // (each product rounded on its own, as the kernel's: no contraction into an FMA here).
+  const auto mul = [](float a, float b) {
+    volatile float r = a * b;
+    return float(r);
+  };
+  const float buf1 = mul(1.0f, 0.9f) + 0.5f;
+  CHECK(sgd.momentum_buffers()[0].to_vector<float>() == std::vector<float>{buf1, buf1, buf1});
+  CHECK(p.data().to_vector<float>()[0] == (1.0f - mul(0.1f, 1.0f)) - mul(buf1, 0.1f));
+  // Held elsewhere: a snapshot of the parameter and of the buffer keep their values, the
+  // optimizer moves to fresh memory.
+  const Tensor held_p = p.data(), held_b = sgd.momentum_buffers()[0];
+  const std::vector<float> before_p = held_p.to_vector<float>(), before_b = held_b.to_vector<float>();
+  step(0.25f);
+  CHECK(held_p.to_vector<float>() == before_p);
+  CHECK(held_b.to_vector<float>() == before_b);
+  CHECK(p.data().data_ptr() != held_p.data_ptr());
+  CHECK(sgd.momentum_buffers()[0].data_ptr() != held_b.data_ptr());
+  CHECK(p.data().to_vector<float>()[0] == before_p[0] - mul(mul(before_b[0], 0.9f) + 0.25f, 0.1f));
+}
+
 TEST_CASE("Sgd: a parameter that is not float32 or float64 is an error naming Sgd::step", "[train][sgd]") {
   Variable q(Tensor::zeros({2}, DType::Int64), false);  // integer variables cannot require gradients
   q.add_grad(Tensor::zeros({2}, DType::Int64));

@@ -6,6 +6,7 @@
 #pragma once
 #include <array>
 #include <cstdint>
+#include <memory>
 
 #include "drcnn/core/tensor.h"
 #include "drcnn/ops/detail/conv_body.h"
@@ -44,6 +45,16 @@ Conv2dGeometry conv2d_geometry(const Shape& input, const Shape& weight, const Co
 /// CPU results are bitwise identical for every thread count (both implementations, CpuConvImpl).
 Tensor conv2d(const Tensor& input, const Tensor& weight, const Tensor& bias = Tensor(), const Conv2dParams& p = {});
 
+/// What a forward can hand to the backward of the same call (opaque; empty when nothing): the
+/// CPU's oneDNN path keeps the input already converted to backward-weights' layout (bf16 or
+/// float32 nChw16c) when that is the layout its forward made, so conv2d_backward does not
+/// convert it again. Valid only for the same input values, shape, precision and thread count;
+/// anything else is detected and ignored (the backward converts as without it).
+using Conv2dSaved = std::shared_ptr<const void>;
+/// conv2d, also filling *saved (for autograd: the input will be read again for grad_weight).
+Tensor conv2d(const Tensor& input, const Tensor& weight, const Tensor& bias, const Conv2dParams& p,
+              Conv2dSaved* saved);
+
 /// Which gradients conv2d_backward computes.
 struct Conv2dGradMask {
   bool input = true, weight = true, bias = true;
@@ -61,7 +72,7 @@ struct Conv2dGrads {
 /// N, Ho, Wo. The same checks as conv2d, and grad_out must have the output's shape, dtype and
 /// device. CPU: deterministic, independent of the thread count.
 Conv2dGrads conv2d_backward(const Tensor& grad_out, const Tensor& input, const Tensor& weight, const Conv2dParams& p,
-                            Conv2dGradMask which = {});
+                            Conv2dGradMask which = {}, const Conv2dSaved& saved = nullptr);
 
 /// Which implementation runs float32 conv2d / conv2d_backward on the CPU (float64 always uses
 /// im2col). OneDnn (the default when drcnn was built with oneDNN): oneDNN's blocked direct

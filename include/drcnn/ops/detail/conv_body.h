@@ -50,6 +50,7 @@ struct Conv2dForwardLaunch {
   const T* weight = nullptr;
   const T* bias = nullptr;
   T* out = nullptr;
+  void* save = nullptr;  // a Conv2dSaved* (ops/conv.h) the CPU's oneDNN path may fill, or null
 };
 
 /// Backward launch: a null output pointer means "not requested".
@@ -62,6 +63,7 @@ struct Conv2dBackwardLaunch {
   T* grad_input = nullptr;
   T* grad_weight = nullptr;
   T* grad_bias = nullptr;
+  const void* saved = nullptr;  // what the forward saved (Conv2dSaved::get()), or null
 };
 
 namespace cpu {

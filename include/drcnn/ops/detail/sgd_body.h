@@ -3,7 +3,8 @@
 // parameter (a table built on the host), so a block finds its tensor in O(1). The arithmetic
 // is the unfused step's, operation for operation, each rounded to T (no FMA contraction: on
 // CUDA the *_rn intrinsics, on the host -ffp-contract=off): tests/train/test_sgd.cpp checks the
-// fused step equals the per-parameter sequence of Tensor ops bit for bit on the CPU.
+// fused step equals the per-parameter sequence of Tensor ops bit for bit on the CPU. The CPU
+// launcher (kernels/cpu/sgd.cpp) runs sgd_update's formulas one at a time over chunks, vectorised.
 #pragma once
 #include <cstdint>
 #include <type_traits>
@@ -88,7 +89,8 @@ struct SgdLaunch {
   SgdHyper hyper;
 };
 
-/// One invocation = one element of the padded space [0, num_blocks * kSgdBlock) (CUDA).
+/// One invocation = one element of the padded space [0, num_blocks * kSgdBlock) (CUDA; the CPU
+/// runs a block per invocation, vectorised, kernels/cpu/sgd.cpp).
 template <typename T>
 struct SgdStepBody {
   SgdLaunch<T> l;
@@ -97,13 +99,6 @@ struct SgdStepBody {
     const SgdTensor<T>& t = l.tensors[b.tensor];
     const int64_t e = b.offset + i % kSgdBlock;
     if (e < t.n) sgd_update(t, e, l.hyper);
-  }
-  /// One block (the CPU runs a block per invocation).
-  DRCNN_HD void block(int64_t bi) const {
-    const SgdBlock b = l.blocks[bi];
-    const SgdTensor<T>& t = l.tensors[b.tensor];
-    const int64_t end = b.offset + kSgdBlock < t.n ? b.offset + kSgdBlock : t.n;
-    for (int64_t e = b.offset; e < end; ++e) sgd_update(t, e, l.hyper);
   }
 };
 
