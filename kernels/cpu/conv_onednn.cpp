@@ -303,7 +303,7 @@ void blocked16x16_to_oihw(const float* src, float* dst, int64_t O, int64_t I, in
 bool supported(const Conv2dGeometry& g) { return g.n > 0 && g.p() > 0; }
 
 /// The forward's converted input, kept for backward-weights (ops::Conv2dSaved): a buffer from
-/// the caching allocator and its oneDNN layout.
+/// the caching allocator whose memory's descriptor is its oneDNN layout (checked by the backward).
 struct SavedInput {
   Buffer buf;
 };
