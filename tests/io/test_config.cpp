@@ -452,7 +452,7 @@ TEST_CASE("io/config: every file in configs/ loads, resolves and holds its sched
   std::vector<fs::path> files;
   for (const auto& e : fs::recursive_directory_iterator(dir))
     if (e.path().extension() == ".yaml") files.push_back(e.path());
-  CHECK(files.size() == 18);  // 13 COCO models + 3 schedules in _base_ + small_cpu on shapes + the CPU demo
+  CHECK(files.size() == 19);  // 13 COCO models + 3 schedules in _base_ + small_cpu on shapes + the CPU demo (float32, bf16)
   for (const fs::path& f : files) {
     INFO(f.string());
     RunConfig c;
@@ -587,6 +587,17 @@ TEST_CASE("io/config: every file in configs/ loads, resolves and holds its sched
   CHECK(shapes.data.scale_long == 256);
   CHECK(shapes.data.scale_short == 256);
   CHECK(shapes.device == "cpu");
+  CHECK(shapes.cpu_precision == "fp32");
+
+  // scripts/demo.sh on AVX-512 BF16 CPUs: the same run in bf16, 5400 iterations (x0.1 at 13/16).
+  RunConfig bf16 = load("shapes_demo_bf16.yaml");
+  CHECK(bf16.cpu_precision == "bf16");
+  CHECK(bf16.solver.max_iters == 5400);
+  CHECK(bf16.solver.steps == std::vector<int64_t>{4387});
+  bf16.cpu_precision = shapes.cpu_precision;
+  bf16.solver.max_iters = shapes.solver.max_iters;
+  bf16.solver.steps = shapes.solver.steps;
+  CHECK(bf16 == shapes);
 }
 
 TEST_CASE("io/config: the trainer's objects come from the config", "[io][config]") {
