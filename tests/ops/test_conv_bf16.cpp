@@ -67,6 +67,11 @@ Tensor absolute(const Tensor& t) {
 
 using drcnn::test::conv_params;
 ops::Conv2dParams params(int64_t s, int64_t p, int64_t d, int64_t g) { return conv_params(s, p, d, g); }
+/// A convolution's input and weight shapes and parameters.
+struct ConvCase {
+  Shape x, w;
+  ops::Conv2dParams p;
+};
 ref::ConvRefParams ref_params(const ops::Conv2dParams& p) { return drcnn::test::conv_ref_params(p); }
 
 struct PrecisionScope {
@@ -208,11 +213,7 @@ TEST_CASE("ops/conv2d bf16: bitwise identical for 1 and 2 threads, float64 unaff
     CHECK_THROWS(ops::set_cpu_precision(ops::CpuPrecision::BFloat16));
     return;
   }
-  struct TCase {
-    Shape x, w;
-    ops::Conv2dParams p;
-  };
-  const std::vector<TCase> tcases = {
+  const std::vector<ConvCase> tcases = {
       {{2, 64, 24, 24}, {64, 64, 3, 3}, params(1, 1, 1, 1)},    // 3x3, backward-weights in 4 slices
       {{1, 64, 40, 40}, {256, 64, 1, 1}, params(1, 0, 1, 1)},   // 1x1 expand
       {{1, 256, 40, 40}, {64, 256, 1, 1}, params(1, 0, 1, 1)},  // 1x1 reduce (long reduction)
@@ -222,7 +223,7 @@ TEST_CASE("ops/conv2d bf16: bitwise identical for 1 and 2 threads, float64 unaff
   };
   const int before = drcnn::cpu_threads();
   const PrecisionScope bf16(ops::CpuPrecision::BFloat16);
-  for (const TCase& c : tcases) {
+  for (const ConvCase& c : tcases) {
     const Tensor x = drcnn::test::random_tensor(c.x, 61, DType::Float32), w = drcnn::test::random_tensor(c.w, 62, DType::Float32);
     const Tensor b = drcnn::test::random_tensor({c.w[0]}, 63, DType::Float32);
     Tensor out[2];
@@ -253,11 +254,7 @@ TEST_CASE("ops/conv2d: the input a forward saves for backward-weights gives the 
   // path the forward's converted input stands in for backward-weights' own conversion. The
   // gradients must be the bits of a backward without it; a token from another precision or
   // another input shape is ignored. float32 always; bf16 where the CPU has it.
-  struct TCase {
-    Shape x, w;
-    ops::Conv2dParams p;
-  };
-  const std::vector<TCase> tcases = {
+  const std::vector<ConvCase> tcases = {
       {{1, 64, 20, 18}, {128, 64, 3, 3}, params(2, 1, 1, 1)},  // 3x3 strided, 4 slices
       {{2, 64, 12, 12}, {64, 64, 3, 3}, params(1, 1, 1, 1)},   // batch 2
       {{1, 3, 64, 64}, {64, 3, 7, 7}, params(2, 3, 1, 1)},     // stem (plain input layout)
@@ -270,7 +267,7 @@ TEST_CASE("ops/conv2d: the input a forward saves for backward-weights gives the 
   int saved_count = 0;
   for (const ops::CpuPrecision prec : precisions) {
     const PrecisionScope scope(prec);
-    for (const TCase& c : tcases) {
+    for (const ConvCase& c : tcases) {
       const Tensor x = drcnn::test::random_tensor(c.x, 81, DType::Float32), w = drcnn::test::random_tensor(c.w, 82, DType::Float32);
       const Tensor b = drcnn::test::random_tensor({c.w[0]}, 83, DType::Float32);
       ops::Conv2dSaved saved;
@@ -319,11 +316,7 @@ TEST_CASE("ops/conv2d: drcnn's AVX-512 layout copies give the bits of the copies
   // output and gradient must be the same bits. The inputs include values exactly halfway
   // between two bf16 numbers (round to nearest even decides), denormals, negative zeros and
   // widths that leave a partial block of 16 pixels.
-  struct TCase {
-    Shape x, w;
-    ops::Conv2dParams p;
-  };
-  const std::vector<TCase> tcases = {
+  const std::vector<ConvCase> tcases = {
       {{1, 64, 20, 18}, {128, 64, 3, 3}, params(2, 1, 1, 1)},   // 3x3 strided, 4 slices
       {{2, 32, 13, 11}, {48, 32, 3, 3}, params(1, 1, 1, 1)},    // batch 2, 143 pixels
       {{1, 128, 9, 10}, {64, 128, 1, 1}, params(1, 0, 1, 1)},   // 1x1: one 16 x 16 transpose
@@ -354,7 +347,7 @@ TEST_CASE("ops/conv2d: drcnn's AVX-512 layout copies give the bits of the copies
     drcnn::set_cpu_threads(threads);
     for (const ops::CpuPrecision prec : precisions) {
       const PrecisionScope scope(prec);
-      for (const TCase& c : tcases) {
+      for (const ConvCase& c : tcases) {
         const Tensor x = input(c.x, 101), w = input(c.w, 102);
         const Tensor b = drcnn::test::random_tensor({c.w[0]}, 103, DType::Float32);
         Tensor out[2], go;
