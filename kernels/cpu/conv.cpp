@@ -149,11 +149,6 @@ void set_cpu_conv_impl(CpuConvImpl impl) {
 }
 CpuConvImpl cpu_conv_impl() { return cpu::impl_setting().load(); }
 bool cpu_conv_has_onednn() { return DRCNN_HAVE_ONEDNN; }
-namespace {
-std::atomic<bool> g_fast_copies{true};
-}
-void set_cpu_conv_fast_copies(bool on) { g_fast_copies.store(on); }
-bool cpu_conv_fast_copies() { return g_fast_copies.load(std::memory_order_relaxed); }
 }  // namespace drcnn::ops
 
 namespace drcnn::ops::cpu {

@@ -38,7 +38,7 @@
 #include "drcnn/core/error.h"
 #include "drcnn/core/parallel_cpu.h"
 #include "drcnn/core/storage.h"
-#include "drcnn/ops/conv.h"
+#include "drcnn/ops/cpu_precision.h"
 
 namespace drcnn::ops::cpu::onednn {
 
@@ -261,7 +261,7 @@ std::shared_ptr<const Plan> plan_for(Dir dir, const Conv2dGeometry& g, bool bias
 }
 
 // drcnn's own AVX-512 copies for two layout changes that oneDNN 2.6 does with its generic
-// reorder kernels (ops::set_cpu_conv_fast_copies; false runs the path they replaced). Pure data
+// reorder kernels (ops::set_cpu_fast_copies; false runs the path they replaced). Pure data
 // movement, plus the float32 -> bf16 rounding of vcvtneps2bf16, which is what oneDNN's reorder
 // computes on these CPUs (round to nearest even, denormal inputs to signed zero, NaN quiet):
 // the same bits (tests/ops/test_conv_bf16.cpp compares both paths on random bit patterns).
@@ -367,7 +367,7 @@ memory inner_input(dnnl::stream& s, const Conversion& c, const memory::desc& pla
   make_buffer(tmp, c.inner);
 #if DRCNN_CONV_AVX512
   // bf16_16c plans exist only in bf16 mode, which needs AVX-512 BF16 (ops/cpu_precision.h).
-  if (c.bf16_16c && cpu_conv_fast_copies()) {
+  if (c.bf16_16c && cpu_fast_copies()) {
     const memory::dims d = plain.dims();
     const int64_t blocks = d[0] * d[1] / 16, hw = d[2] * d[3];
     auto* out = static_cast<uint16_t*>(tmp.mem.get_data_handle());
@@ -403,7 +403,7 @@ void add_scratchpad(std::unordered_map<int, memory>& args, size_t bytes, Buffer&
 /// contiguous run of 16 * taps floats. (oneDNN's generic reorder ran at ~9 GB/s on it.)
 void blocked16x16_to_oihw(const float* src, float* dst, int64_t O, int64_t I, int64_t taps) {
 #if DRCNN_CONV_AVX512
-  if (taps <= 16 && has_avx512f() && cpu_conv_fast_copies()) return blocked16x16_to_oihw_avx512(src, dst, O, I, taps);
+  if (taps <= 16 && has_avx512f() && cpu_fast_copies()) return blocked16x16_to_oihw_avx512(src, dst, O, I, taps);
 #endif
   const int64_t ib_count = I / 16, row = 16 * taps;
   std::vector<float> tile(size_t(16 * row));

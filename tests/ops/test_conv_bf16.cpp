@@ -312,7 +312,7 @@ TEST_CASE("ops/conv2d: drcnn's AVX-512 layout copies give the bits of the copies
   // kernels/cpu/conv_onednn.cpp copies the float32 weight gradient from OIhw16i16o to OIHW with
   // 16 x 16 transposes (taps <= 16; float32 and bf16) and, in bf16 mode, converts float32 NCHW
   // inputs and output gradients with whole 16-channel blocks to bf16 nChw16c itself. With
-  // ops::set_cpu_conv_fast_copies(false) the scalar copy and oneDNN's reorder run instead: every
+  // ops::set_cpu_fast_copies(false) the scalar copy and oneDNN's reorder run instead: every
   // output and gradient must be the same bits. The inputs include values exactly halfway
   // between two bf16 numbers (round to nearest even decides), denormals, negative zeros and
   // widths that leave a partial block of 16 pixels.
@@ -353,13 +353,13 @@ TEST_CASE("ops/conv2d: drcnn's AVX-512 layout copies give the bits of the copies
         Tensor out[2], go;
         ops::Conv2dGrads g[2];
         for (const bool fast : {true, false}) {
-          ops::set_cpu_conv_fast_copies(fast);
+          ops::set_cpu_fast_copies(fast);
           ops::Conv2dSaved saved;
           out[fast] = ops::conv2d(x, w, b, c.p, &saved);
           if (!go.defined()) go = input(out[fast].shape(), 104);
           g[fast] = ops::conv2d_backward(go, x, w, c.p, {}, saved);
         }
-        ops::set_cpu_conv_fast_copies(true);
+        ops::set_cpu_fast_copies(true);
         INFO(ops::cpu_precision_name(prec) << " threads " << threads << " x " << fmt::format("{}", c.x) << " w "
                                            << fmt::format("{}", c.w));
         CHECK(drcnn::test::bitwise_equal(out[0], out[1]));

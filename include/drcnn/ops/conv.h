@@ -85,10 +85,4 @@ void set_cpu_conv_impl(CpuConvImpl impl);
 CpuConvImpl cpu_conv_impl();
 /// Whether this build has the oneDNN implementation.
 bool cpu_conv_has_onednn();
-/// For tests: whether the oneDNN implementation may use drcnn's AVX-512 copies for two layout
-/// changes (the float32 weight gradient's OIhw16i16o -> OIHW, and float32 NCHW -> bf16 nChw16c
-/// inputs in bf16 mode) instead of its scalar copy and oneDNN's reorder. Default true; the
-/// results are the same bits either way (tests/ops/test_conv_bf16.cpp).
-void set_cpu_conv_fast_copies(bool on);
-bool cpu_conv_fast_copies();
 }  // namespace drcnn::ops
