@@ -161,8 +161,8 @@ struct Conversion {
   bool needed = false;
   memory::desc inner;  // the primitive's layout
   dnnl::reorder to_inner, from_inner;
-  /// to_inner is float32 NCHW -> bf16 nChw16c with whole 16-channel blocks: nchw_to_bf16_16c
-  /// can do it instead (own_copies()).
+  /// to_inner is float32 NCHW -> bf16 nChw16c with whole 16-channel blocks: inner_input runs
+  /// nchw_to_bf16_16c_block instead (unless ops::cpu_fast_copies() is false).
   bool bf16_16c = false;
 };
 Conversion conversion(const memory::desc& plain, const memory::desc& inner, bool to, bool from) {
@@ -264,7 +264,8 @@ std::shared_ptr<const Plan> plan_for(Dir dir, const Conv2dGeometry& g, bool bias
 // reorder kernels (ops::set_cpu_fast_copies; false runs the path they replaced). Pure data
 // movement, plus the float32 -> bf16 rounding of vcvtneps2bf16, which is what oneDNN's reorder
 // computes on these CPUs (round to nearest even, denormal inputs to signed zero, NaN quiet):
-// the same bits (tests/ops/test_conv_bf16.cpp compares both paths on random bit patterns).
+// the same bits (tests/ops/test_conv_bf16.cpp compares both paths on inputs with bf16 ties,
+// denormals and -0; a check on random bit patterns, NaN and infinities included, agreed too).
 #if DRCNN_CONV_AVX512
 // GCC 12's AVX-512 intrinsics pass _mm512_undefined_ps() as the unused merge operand, which
 // -Wmaybe-uninitialized reports (a known false positive) once inlined here.
