@@ -28,9 +28,17 @@
 
 #include <oneapi/dnnl/dnnl.hpp>
 
+#if defined(__x86_64__)
+#include <immintrin.h>
+#define DRCNN_CONV_AVX512 1
+#else
+#define DRCNN_CONV_AVX512 0
+#endif
+
 #include "drcnn/core/error.h"
 #include "drcnn/core/parallel_cpu.h"
 #include "drcnn/core/storage.h"
+#include "drcnn/ops/cpu_precision.h"
 
 namespace drcnn::ops::cpu::onednn {
 
@@ -153,11 +161,17 @@ struct Conversion {
   bool needed = false;
   memory::desc inner;  // the primitive's layout
   dnnl::reorder to_inner, from_inner;
+  /// to_inner is float32 NCHW -> bf16 nChw16c with whole 16-channel blocks: inner_input runs
+  /// nchw_to_bf16_16c_block instead (unless ops::cpu_fast_copies() is false).
+  bool bf16_16c = false;
 };
 Conversion conversion(const memory::desc& plain, const memory::desc& inner, bool to, bool from) {
   Conversion c;
   c.inner = inner;
   c.needed = plain != inner;
+  if (c.needed && to && plain.dims().size() == 4 && plain.dims()[1] % 16 == 0 &&
+      plain == memory::desc(plain.dims(), dt::f32, tag::nchw))
+    c.bf16_16c = inner == memory::desc(plain.dims(), dt::bf16, tag::aBcd16b);
   if (c.needed) {
     if (to) c.to_inner = dnnl::reorder(dnnl::reorder::primitive_desc(engine(), plain, engine(), inner));
     if (from) c.from_inner = dnnl::reorder(dnnl::reorder::primitive_desc(engine(), inner, engine(), plain));
@@ -246,6 +260,97 @@ std::shared_ptr<const Plan> plan_for(Dir dir, const Conv2dGeometry& g, bool bias
   return plans().emplace(k, std::move(p)).first->second;
 }
 
+// drcnn's own AVX-512 copies for two layout changes that oneDNN 2.6 does with its generic
+// reorder kernels (ops::set_cpu_fast_copies; false runs the path they replaced). Pure data
+// movement, plus the float32 -> bf16 rounding of vcvtneps2bf16, which is what oneDNN's reorder
+// computes on these CPUs (round to nearest even, denormal inputs to signed zero, NaN quiet):
+// the same bits (tests/ops/test_conv_bf16.cpp compares both paths on inputs with bf16 ties,
+// denormals and -0; a check on random bit patterns, NaN and infinities included, agreed too).
+#if DRCNN_CONV_AVX512
+// GCC 12's AVX-512 intrinsics pass _mm512_undefined_ps() as the unused merge operand, which
+// -Wmaybe-uninitialized reports (a known false positive) once inlined here.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#define DRCNN_AVX512 __attribute__((target("avx512f")))
+#define DRCNN_AVX512_BF16 __attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16")))
+
+/// r[0..16) as the rows of a 16 x 16 float matrix, transposed in place.
+DRCNN_AVX512 inline void transpose16(__m512 r[16]) {
+  __m512 t[16];
+  for (int i = 0; i < 8; ++i) {
+    t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+    t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+  }
+  for (int i = 0; i < 4; ++i) {
+    const __m512d a = _mm512_castps_pd(t[4 * i]), b = _mm512_castps_pd(t[4 * i + 1]);
+    const __m512d c = _mm512_castps_pd(t[4 * i + 2]), d = _mm512_castps_pd(t[4 * i + 3]);
+    r[4 * i] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, c));
+    r[4 * i + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, c));
+    r[4 * i + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(b, d));
+    r[4 * i + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(b, d));
+  }
+  // r[4i + k]: rows 4i..4i+3, column k of each 4-wide lane group; then the 128-bit lanes.
+  for (int i = 0; i < 2; ++i)
+    for (int k = 0; k < 4; ++k) {
+      t[8 * i + k] = _mm512_shuffle_f32x4(r[8 * i + k], r[8 * i + 4 + k], 0x88);
+      t[8 * i + 4 + k] = _mm512_shuffle_f32x4(r[8 * i + k], r[8 * i + 4 + k], 0xdd);
+    }
+  for (int k = 0; k < 8; ++k) {
+    r[k] = _mm512_shuffle_f32x4(t[k], t[8 + k], 0x88);
+    r[8 + k] = _mm512_shuffle_f32x4(t[k], t[8 + k], 0xdd);
+  }
+}
+
+/// blocked16x16_to_oihw for taps <= 16 with 16 x 16 transposes: per input channel i of a block,
+/// its taps x 16 (tap, output channel) floats become 16 rows (output channels) of taps floats,
+/// each stored where OIHW keeps (o, i, all taps); taps == 1 transposes the (i, o) block at once.
+DRCNN_AVX512 void blocked16x16_to_oihw_avx512(const float* src, float* dst, int64_t O, int64_t I, int64_t taps) {
+  const int64_t ib_count = I / 16;
+  const __mmask16 mask = __mmask16((1u << taps) - 1);
+  __m512 r[16];
+  for (int64_t ob = 0; ob < O / 16; ++ob)
+    for (int64_t ib = 0; ib < ib_count; ++ib) {
+      const float* s = src + (ob * ib_count + ib) * taps * 256;  // [tap][i][o]
+      float* d = dst + (ob * 16 * I + ib * 16) * taps;           // row o at d + o * I * taps: [i][tap]
+      if (taps == 1) {
+        for (int i = 0; i < 16; ++i) r[i] = _mm512_loadu_ps(s + i * 16);
+        transpose16(r);
+        for (int o = 0; o < 16; ++o) _mm512_storeu_ps(d + o * I, r[o]);
+        continue;
+      }
+      for (int64_t i = 0; i < 16; ++i) {
+        for (int64_t t = 0; t < 16; ++t) r[t] = t < taps ? _mm512_loadu_ps(s + (t * 16 + i) * 16) : _mm512_setzero_ps();
+        transpose16(r);
+        for (int64_t o = 0; o < 16; ++o) _mm512_mask_storeu_ps(d + o * I * taps + i * taps, mask, r[o]);
+      }
+    }
+}
+
+/// float32 NCHW -> bf16 nChw16c, C a multiple of 16 (Conversion::bf16_16c): per 16 channels and
+/// 16 pixels, a 16 x 16 transpose and vcvtneps2bf16 of each pixel's 16 channels.
+DRCNN_AVX512_BF16 void nchw_to_bf16_16c_block(const float* s, uint16_t* d, int64_t HW) {
+  __m512 r[16];
+  for (int64_t p = 0; p < HW; p += 16) {
+    const int64_t n = HW - p < 16 ? HW - p : 16;
+    const __mmask16 m = __mmask16((1u << n) - 1);
+    for (int c = 0; c < 16; ++c) r[c] = _mm512_maskz_loadu_ps(m, s + c * HW + p);
+    transpose16(r);
+    for (int64_t q = 0; q < n; ++q)
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(d + (p + q) * 16), (__m256i)_mm512_cvtneps_pbh(r[q]));
+  }
+}
+#pragma GCC diagnostic pop
+#endif
+
+bool has_avx512f() {
+#if DRCNN_CONV_AVX512
+  static const bool yes = __builtin_cpu_supports("avx512f");
+  return yes;
+#else
+  return false;
+#endif
+}
+
 /// A buffer from drcnn's caching allocator, as a oneDNN memory object.
 struct Buffer {
   ScratchBuffer<unsigned char> holder;
@@ -261,6 +366,18 @@ memory inner_input(dnnl::stream& s, const Conversion& c, const memory::desc& pla
   memory m(plain, engine(), const_cast<float*>(user));
   if (!c.needed) return m;
   make_buffer(tmp, c.inner);
+#if DRCNN_CONV_AVX512
+  // bf16_16c plans exist only in bf16 mode, which needs AVX-512 BF16 (ops/cpu_precision.h).
+  if (c.bf16_16c && cpu_fast_copies()) {
+    const memory::dims d = plain.dims();
+    const int64_t blocks = d[0] * d[1] / 16, hw = d[2] * d[3];
+    auto* out = static_cast<uint16_t*>(tmp.mem.get_data_handle());
+    parallel_for_cpu(
+        blocks, [&](int64_t b) { nchw_to_bf16_16c_block(user + b * 16 * hw, out + b * 16 * hw, hw); },
+        kParallelGrain / (16 * hw) + 1);
+    return tmp.mem;
+  }
+#endif
   c.to_inner.execute(s, m, tmp.mem);
   return tmp.mem;
 }
@@ -286,6 +403,9 @@ void add_scratchpad(std::unordered_map<int, memory>& args, size_t bytes, Buffer&
 /// taps at a time, so the block's reads stay in L1 and each output channel's writes are one
 /// contiguous run of 16 * taps floats. (oneDNN's generic reorder ran at ~9 GB/s on it.)
 void blocked16x16_to_oihw(const float* src, float* dst, int64_t O, int64_t I, int64_t taps) {
+#if DRCNN_CONV_AVX512
+  if (taps <= 16 && has_avx512f() && cpu_fast_copies()) return blocked16x16_to_oihw_avx512(src, dst, O, I, taps);
+#endif
   const int64_t ib_count = I / 16, row = 16 * taps;
   std::vector<float> tile(size_t(16 * row));
   for (int64_t ob = 0; ob < O / 16; ++ob)

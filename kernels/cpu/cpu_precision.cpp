@@ -51,6 +51,11 @@ void set_cpu_precision(CpuPrecision p) {
   setting().store(p);
 }
 CpuPrecision cpu_precision() { return setting().load(); }
+namespace {
+std::atomic<bool> g_fast_copies{true};
+}
+void set_cpu_fast_copies(bool on) { g_fast_copies.store(on); }
+bool cpu_fast_copies() { return g_fast_copies.load(std::memory_order_relaxed); }
 bool cpu_has_bf16() {
   static const bool has = detect_bf16();
   return has;

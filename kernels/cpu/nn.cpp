@@ -12,6 +12,13 @@
 #include "drcnn/core/parallel_cpu.h"
 #include "drcnn/ops/detail/nn_body.h"
 
+#if defined(__x86_64__)
+#include <immintrin.h>
+#define DRCNN_NN_AVX2 1
+#else
+#define DRCNN_NN_AVX2 0
+#endif
+
 namespace drcnn::ops::cpu {
 namespace {
 struct CpuNnLaunch {
@@ -85,15 +92,60 @@ void max_pool_forward(const NnLaunch& l) {
   else parallel_for_cpu(l.n / p.OW, [&](int64_t r) { max_pool_forward_row<T, 0>(body, r); }, grain);
 }
 
+/// Chunks interleaved by norm_partial_group.
+constexpr int64_t kNormGroup = 8;
+
+#if DRCNN_NN_AVX2
+/// norm_partial_group's contiguous float32 case with AVX2: the 8 chunks as the lanes of two
+/// 4-wide double vectors (chunk c in lane c % 4 of half c / 4), 4 elements of each chunk loaded
+/// and transposed at a time. Per lane the same operations on the same operands in the same order
+/// as the scalar loop (d = double(x) - m, a = g or d, s0 += a, s1 += a * d; mul and add apart:
+/// the target has no FMA), so the same bits, at about 2 instructions per element instead of 5.
+template <bool kHasG>
+__attribute__((target("avx2"))) void norm_partial8_avx2(const float* const* xs, const float* const* gs, const double* m,
+                                                       double* s0, double* s1) {
+  __m256d mv[2] = {_mm256_loadu_pd(m), _mm256_loadu_pd(m + 4)};
+  __m256d a0[2] = {_mm256_setzero_pd(), _mm256_setzero_pd()}, a1[2] = {_mm256_setzero_pd(), _mm256_setzero_pd()};
+  for (int64_t j = 0; j < kNormChunk; j += 4)
+    for (int h = 0; h < 2; ++h) {
+      __m128 x0 = _mm_loadu_ps(xs[4 * h] + j), x1 = _mm_loadu_ps(xs[4 * h + 1] + j);
+      __m128 x2 = _mm_loadu_ps(xs[4 * h + 2] + j), x3 = _mm_loadu_ps(xs[4 * h + 3] + j);
+      _MM_TRANSPOSE4_PS(x0, x1, x2, x3);  // xk: element j + k of the 4 chunks
+      __m128 g0 = x0, g1 = x1, g2 = x2, g3 = x3;
+      if constexpr (kHasG) {
+        g0 = _mm_loadu_ps(gs[4 * h] + j), g1 = _mm_loadu_ps(gs[4 * h + 1] + j);
+        g2 = _mm_loadu_ps(gs[4 * h + 2] + j), g3 = _mm_loadu_ps(gs[4 * h + 3] + j);
+        _MM_TRANSPOSE4_PS(g0, g1, g2, g3);
+      }
+      const __m128 xk[4] = {x0, x1, x2, x3}, gk[4] = {g0, g1, g2, g3};
+      for (int k = 0; k < 4; ++k) {
+        const __m256d d = _mm256_sub_pd(_mm256_cvtps_pd(xk[k]), mv[h]);
+        const __m256d a = kHasG ? _mm256_cvtps_pd(gk[k]) : d;
+        a0[h] = _mm256_add_pd(a0[h], a);
+        a1[h] = _mm256_add_pd(a1[h], _mm256_mul_pd(a, d));
+      }
+    }
+  for (int h = 0; h < 2; ++h) {
+    _mm256_storeu_pd(s0 + 4 * h, a0[h]);
+    _mm256_storeu_pd(s1 + 4 * h, a1[h]);
+  }
+}
+bool nn_has_avx2() {
+  static const bool yes = __builtin_cpu_supports("avx2");
+  return yes;
+}
+#endif
+
 /// The norms' chunk partial sums (NormPartialBody: per chunk of kNormChunk elements, serial
 /// double sums of a and a * d) for kW consecutive full chunks at once, their elements
 /// interleaved: each chunk's two sums still add its elements in order with the body's
 /// operations, so every partial is the body's bit for bit, but the kW chains of dependent
 /// double adds overlap instead of running one after the other (the add latency bound them).
-/// Short chunks and a group's remainder run the body itself.
+/// Short chunks and a group's remainder run the body itself. float32 chunks inside one run of
+/// their segment (GN) take norm_partial8_avx2 where the CPU has AVX2.
 template <typename T, bool kHasG>
 void norm_partial_group(const detail::NormPartialBody<T>& b, int64_t i0, int64_t count) {
-  constexpr int64_t kW = 4;
+  constexpr int64_t kW = kNormGroup;
   int64_t base[kW], outer[kW], in[kW];
   double m[kW], s0[kW], s1[kW];
   bool full = count == kW;
@@ -121,6 +173,17 @@ void norm_partial_group(const detail::NormPartialBody<T>& b, int64_t i0, int64_t
       xs[c] = b.x + o;
       gs[c] = kHasG ? b.g + o : nullptr;
     }
+#if DRCNN_NN_AVX2
+    if constexpr (std::is_same_v<T, float>)
+      if (nn_has_avx2()) {
+        norm_partial8_avx2<kHasG>(xs, gs, m, s0, s1);
+        for (int64_t c = 0; c < kW; ++c) {
+          b.p0[i0 + c] = s0[c];
+          b.p1[i0 + c] = s1[c];
+        }
+        return;
+      }
+#endif
     for (int64_t j = 0; j < kNormChunk; ++j)
       for (int64_t c = 0; c < kW; ++c) {
         const double d = double(xs[c][j]) - m[c];
@@ -149,7 +212,7 @@ template <typename T>
 void norm_partial(const NnLaunch& l) {
   const detail::NormPartialBody<T> b{static_cast<const T*>(l.x), static_cast<const T*>(l.g), static_cast<const T*>(l.M),
                                      l.p0, l.p1, l.K, l.L, l.seg_stride, l.seg_inner, l.outer_stride, l.m_div};
-  constexpr int64_t kW = 4;
+  constexpr int64_t kW = kNormGroup;
   const int64_t groups = (l.n + kW - 1) / kW;
   parallel_for_cpu(
       groups,

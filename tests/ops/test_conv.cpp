@@ -7,6 +7,7 @@
 // ResNet-sized shapes check the blocked oneDNN kernels the small grid shapes do not reach.
 #include <catch2/catch.hpp>
 
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <string>
@@ -377,6 +378,47 @@ TEST_CASE("ops/conv2d: conv2d_backward computes only the requested gradients", "
   const auto only_in = ops::conv2d_backward(go, x, w, {}, {true, false, false});
   CHECK(drcnn::test::bitwise_equal(only_in.input, all.input));
   CHECK_FALSE(only_in.weight.defined());
+}
+
+TEST_CASE("ops/conv2d: grad_bias is each channel's in-order double sum, bit for bit", "[ops][cpu][conv]") {
+  // conv2d_backward sums grad_out per channel over images, then pixels, in double, in order;
+  // float32 with 8 | C_out runs 8 channels as the lanes of AVX2 vectors (kernels/cpu/conv.cpp).
+  // Either way the result must be this loop's, rounded once: pixel counts with and without a
+  // remainder of 4, batches of 1 and 3, channel counts with and without 8 | C_out, 1 and 2
+  // threads, values whose double sum rounds differently in another order.
+  struct Case {
+    int64_t n, c, h, w;
+  };
+  const int before = drcnn::cpu_threads();
+  for (const int threads : {1, 2})
+    for (const Case& k : {Case{1, 16, 7, 9}, Case{3, 24, 8, 8}, Case{2, 12, 5, 6}, Case{1, 64, 33, 35}}) {
+      drcnn::set_cpu_threads(threads);
+      // Per row: pixels 4j and 4j + 2 are +A and -A (A ~ 2^30, cancelling exactly), odd pixels
+      // small (~2^-21): the double running sum drops some of their low bits and which depends on
+      // the order, and the cancellation leaves that visible in the float32 result.
+      std::vector<float> v = drcnn::test::random_tensor({k.n, k.c, k.h, k.w}, 131, DType::Float32, 0.0, 1.0).to_vector<float>();
+      const int64_t P = k.h * k.w;
+      for (size_t i = 0; i < v.size(); ++i) {
+        const int64_t x = int64_t(i) % P;
+        const float a = std::ldexp(1.0f, 30) + 128.0f * float(((int64_t(i) - x % 4) / 4) % 11);
+        if (x % 2 == 1) v[i] = std::ldexp(v[i], -20);
+        else v[i] = x % 4 == 0 ? a : -a;
+      }
+      const Tensor go = Tensor::from_vector<float>(v, {k.n, k.c, k.h, k.w});
+      const Tensor x = drcnn::test::random_tensor({k.n, 3, k.h, k.w}, 133, DType::Float32);
+      const Tensor w = drcnn::test::random_tensor({k.c, 3, 1, 1}, 134, DType::Float32);
+      const ops::Conv2dGrads g = ops::conv2d_backward(go, x, w, {}, {false, false, true});
+      std::vector<float> want(size_t(k.c));
+      for (int64_t c = 0; c < k.c; ++c) {
+        double s = 0;
+        for (int64_t b = 0; b < k.n; ++b)
+          for (int64_t p = 0; p < P; ++p) s += double(v[size_t((b * k.c + c) * P + p)]);
+        want[size_t(c)] = float(s);
+      }
+      INFO("threads " << threads << " n " << k.n << " c " << k.c << " pixels " << P);
+      CHECK(drcnn::test::bitwise_equal(g.bias, Tensor::from_vector<float>(want, {k.c})));
+    }
+  drcnn::set_cpu_threads(before);
 }
 
 // ============================================================================ errors

@@ -67,6 +67,11 @@ Tensor absolute(const Tensor& t) {
 
 using drcnn::test::conv_params;
 ops::Conv2dParams params(int64_t s, int64_t p, int64_t d, int64_t g) { return conv_params(s, p, d, g); }
+/// A convolution's input and weight shapes and parameters.
+struct ConvCase {
+  Shape x, w;
+  ops::Conv2dParams p;
+};
 ref::ConvRefParams ref_params(const ops::Conv2dParams& p) { return drcnn::test::conv_ref_params(p); }
 
 struct PrecisionScope {
@@ -208,11 +213,7 @@ TEST_CASE("ops/conv2d bf16: bitwise identical for 1 and 2 threads, float64 unaff
     CHECK_THROWS(ops::set_cpu_precision(ops::CpuPrecision::BFloat16));
     return;
   }
-  struct TCase {
-    Shape x, w;
-    ops::Conv2dParams p;
-  };
-  const std::vector<TCase> tcases = {
+  const std::vector<ConvCase> tcases = {
       {{2, 64, 24, 24}, {64, 64, 3, 3}, params(1, 1, 1, 1)},    // 3x3, backward-weights in 4 slices
       {{1, 64, 40, 40}, {256, 64, 1, 1}, params(1, 0, 1, 1)},   // 1x1 expand
       {{1, 256, 40, 40}, {64, 256, 1, 1}, params(1, 0, 1, 1)},  // 1x1 reduce (long reduction)
@@ -222,7 +223,7 @@ TEST_CASE("ops/conv2d bf16: bitwise identical for 1 and 2 threads, float64 unaff
   };
   const int before = drcnn::cpu_threads();
   const PrecisionScope bf16(ops::CpuPrecision::BFloat16);
-  for (const TCase& c : tcases) {
+  for (const ConvCase& c : tcases) {
     const Tensor x = drcnn::test::random_tensor(c.x, 61, DType::Float32), w = drcnn::test::random_tensor(c.w, 62, DType::Float32);
     const Tensor b = drcnn::test::random_tensor({c.w[0]}, 63, DType::Float32);
     Tensor out[2];
@@ -253,11 +254,7 @@ TEST_CASE("ops/conv2d: the input a forward saves for backward-weights gives the 
   // path the forward's converted input stands in for backward-weights' own conversion. The
   // gradients must be the bits of a backward without it; a token from another precision or
   // another input shape is ignored. float32 always; bf16 where the CPU has it.
-  struct TCase {
-    Shape x, w;
-    ops::Conv2dParams p;
-  };
-  const std::vector<TCase> tcases = {
+  const std::vector<ConvCase> tcases = {
       {{1, 64, 20, 18}, {128, 64, 3, 3}, params(2, 1, 1, 1)},  // 3x3 strided, 4 slices
       {{2, 64, 12, 12}, {64, 64, 3, 3}, params(1, 1, 1, 1)},   // batch 2
       {{1, 3, 64, 64}, {64, 3, 7, 7}, params(2, 3, 1, 1)},     // stem (plain input layout)
@@ -270,7 +267,7 @@ TEST_CASE("ops/conv2d: the input a forward saves for backward-weights gives the 
   int saved_count = 0;
   for (const ops::CpuPrecision prec : precisions) {
     const PrecisionScope scope(prec);
-    for (const TCase& c : tcases) {
+    for (const ConvCase& c : tcases) {
       const Tensor x = drcnn::test::random_tensor(c.x, 81, DType::Float32), w = drcnn::test::random_tensor(c.w, 82, DType::Float32);
       const Tensor b = drcnn::test::random_tensor({c.w[0]}, 83, DType::Float32);
       ops::Conv2dSaved saved;
@@ -309,4 +306,68 @@ TEST_CASE("ops/conv2d: the input a forward saves for backward-weights gives the 
     CHECK(drcnn::test::bitwise_equal(ops::conv2d_backward(go, x, w, params(2, 1, 1, 1), {}, saved32).weight, plain.weight));
     CHECK(drcnn::test::bitwise_equal(ops::conv2d_backward(go, x, w, params(2, 1, 1, 1), {}, saved_other).weight, plain.weight));
   }
+}
+
+TEST_CASE("ops/conv2d: drcnn's AVX-512 layout copies give the bits of the copies they replaced", "[ops][cpu][conv][bf16]") {
+  // kernels/cpu/conv_onednn.cpp copies the float32 weight gradient from OIhw16i16o to OIHW with
+  // 16 x 16 transposes (taps <= 16; float32 and bf16) and, in bf16 mode, converts float32 NCHW
+  // inputs and output gradients with whole 16-channel blocks to bf16 nChw16c itself. With
+  // ops::set_cpu_fast_copies(false) the scalar copy and oneDNN's reorder run instead: every
+  // output and gradient must be the same bits. The inputs include values exactly halfway
+  // between two bf16 numbers (round to nearest even decides), denormals, negative zeros and
+  // widths that leave a partial block of 16 pixels.
+  const std::vector<ConvCase> tcases = {
+      {{1, 64, 20, 18}, {128, 64, 3, 3}, params(2, 1, 1, 1)},   // 3x3 strided, 4 slices
+      {{2, 32, 13, 11}, {48, 32, 3, 3}, params(1, 1, 1, 1)},    // batch 2, 143 pixels
+      {{1, 128, 9, 10}, {64, 128, 1, 1}, params(1, 0, 1, 1)},   // 1x1: one 16 x 16 transpose
+      {{1, 32, 16, 16}, {32, 32, 2, 2}, params(2, 0, 1, 1)},    // 4 taps
+      {{1, 16, 12, 12}, {32, 16, 5, 5}, params(1, 2, 1, 1)},    // 25 taps: the scalar copy
+      {{1, 24, 10, 10}, {32, 24, 3, 3}, params(1, 1, 1, 1)},    // 24 channels: oneDNN's reorder
+      {{1, 3, 40, 40}, {64, 3, 7, 7}, params(2, 3, 1, 1)},      // stem
+  };
+  // Random floats with every 7th a bf16 tie, every 11th a denormal, every 13th a negative zero.
+  const auto input = [](const Shape& shape, uint64_t seed) {
+    std::vector<double> v = drcnn::test::strided_values(drcnn::test::random_tensor(shape, seed, DType::Float32));
+    std::vector<float> f(v.size());
+    for (size_t i = 0; i < v.size(); ++i) {
+      uint32_t bits;
+      float x = float(v[i]);
+      std::memcpy(&bits, &x, 4);
+      if (i % 7 == 3) bits = (bits & 0xffff0000u) | 0x8000u;  // halfway: ties to even
+      if (i % 11 == 5) bits = (bits & 0x80000000u) | (bits & 0x007fffffu);  // denormal
+      if (i % 13 == 6) bits = 0x80000000u;
+      std::memcpy(&f[i], &bits, 4);
+    }
+    return Tensor::from_vector<float>(f, shape);
+  };
+  std::vector<ops::CpuPrecision> precisions{ops::CpuPrecision::Float32};
+  if (ops::cpu_has_bf16()) precisions.push_back(ops::CpuPrecision::BFloat16);
+  const int before = drcnn::cpu_threads();
+  for (const int threads : {1, 2}) {
+    drcnn::set_cpu_threads(threads);
+    for (const ops::CpuPrecision prec : precisions) {
+      const PrecisionScope scope(prec);
+      for (const ConvCase& c : tcases) {
+        const Tensor x = input(c.x, 101), w = input(c.w, 102);
+        const Tensor b = drcnn::test::random_tensor({c.w[0]}, 103, DType::Float32);
+        Tensor out[2], go;
+        ops::Conv2dGrads g[2];
+        for (const bool fast : {true, false}) {
+          ops::set_cpu_fast_copies(fast);
+          ops::Conv2dSaved saved;
+          out[fast] = ops::conv2d(x, w, b, c.p, &saved);
+          if (!go.defined()) go = input(out[fast].shape(), 104);
+          g[fast] = ops::conv2d_backward(go, x, w, c.p, {}, saved);
+        }
+        ops::set_cpu_fast_copies(true);
+        INFO(ops::cpu_precision_name(prec) << " threads " << threads << " x " << fmt::format("{}", c.x) << " w "
+                                           << fmt::format("{}", c.w));
+        CHECK(drcnn::test::bitwise_equal(out[0], out[1]));
+        CHECK(drcnn::test::bitwise_equal(g[0].input, g[1].input));
+        CHECK(drcnn::test::bitwise_equal(g[0].weight, g[1].weight));
+        CHECK(drcnn::test::bitwise_equal(g[0].bias, g[1].bias));
+      }
+    }
+  }
+  drcnn::set_cpu_threads(before);
 }

@@ -162,3 +162,42 @@ TEST_CASE("ops/matmul bf16: bitwise identical for 1 and 2 threads", "[ops][cpu][
   CHECK(drcnn::test::bitwise_equal(c[0], c[1]));
   CHECK(drcnn::test::bitwise_equal(dw[0], dw[1]));
 }
+
+TEST_CASE("ops/matmul bf16: the AVX-512 rounding of the operands gives the scalar loop's bits", "[ops][cpu][bf16]") {
+  // kernels/cpu/gemm_bf16.cpp rounds the float32 operands to bf16 16 at a time (AVX-512F) with
+  // the scalar loop's integer formula; ops::set_cpu_fast_copies(false) runs the scalar loop
+  // alone. Operands with values halfway between two bf16 numbers (ties to even), denormals,
+  // -0, infinities and a signalling NaN (made quiet), sizes that leave 1..15 for the scalar tail.
+  if (!ops::cpu_has_bf16()) {
+    WARN("this CPU has no AVX-512 BF16: not exercised");
+    return;
+  }
+  const PrecisionScope bf16(ops::CpuPrecision::BFloat16);
+  const auto operand = [](int64_t rows, int64_t cols, uint64_t seed, bool specials) {
+    std::vector<double> v = drcnn::test::strided_values(random_tensor<float>({rows, cols}, seed));
+    std::vector<float> f(v.size());
+    for (size_t i = 0; i < v.size(); ++i) {
+      uint32_t bits;
+      float x = float(v[i]);
+      std::memcpy(&bits, &x, 4);
+      if (i % 5 == 2) bits = (bits & 0xffff0000u) | 0x8000u;                  // halfway
+      if (i % 9 == 4) bits = (bits & 0x80000000u) | (bits & 0x007fffffu);     // denormal
+      if (i % 17 == 8) bits = 0x80000000u;                                     // -0
+      if (specials && i == 40) bits = 0x7f800000u;                             // +inf
+      if (specials && i == 77) bits = 0x7f800123u;                             // signalling NaN
+      std::memcpy(&f[i], &bits, 4);
+    }
+    return Tensor::from_vector<float>(f, {rows, cols});
+  };
+  for (const bool specials : {false, true}) {
+    const Tensor a = operand(37, 53, 41, specials), b = operand(29, 53, 42, false);
+    Tensor c[2];
+    for (const bool fast : {false, true}) {
+      ops::set_cpu_fast_copies(fast);
+      c[fast] = ops::matmul(a, b.transpose(0, 1));
+    }
+    ops::set_cpu_fast_copies(true);
+    INFO("specials " << specials);
+    CHECK(drcnn::test::bitwise_equal(c[0], c[1]));
+  }
+}

@@ -663,10 +663,11 @@ TEST_CASE("ops/nn bodies: pooling and upsampling rows equal their per-element fo
 
 TEMPLATE_TEST_CASE("ops/nn: the CPU launcher's interleaved norm partials equal the serial body bit for bit", "[ops][cpu]",
                    float, double) {
-  // kernels/cpu/nn.cpp runs four consecutive full chunks of NormPartialBody interleaved (and the
-  // rest through the body); every partial must be the body's own (run here chunk by chunk):
+  // kernels/cpu/nn.cpp runs eight consecutive full chunks of NormPartialBody interleaved (float32
+  // chunks inside one run of their segment, as GN's, with AVX2 where the CPU has it; the rest
+  // through the body); every partial must be the body's own (run here chunk by chunk):
   // BN and GN segments, segments shorter than, equal to and longer than a chunk (short last
-  // chunks; groups mixing segments), a chunk count that is not a multiple of four, with and
+  // chunks; groups mixing segments), a chunk count that is not a multiple of eight, with and
   // without a shift and a gradient, 1 and 2 threads.
   const DType dt = drcnn::dtype_of_v<TestType>;
   struct Case {

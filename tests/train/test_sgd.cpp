@@ -94,8 +94,10 @@ bool same_bits(const Tensor& a, const Tensor& b) {
 TEST_CASE("Sgd: the fused step equals the per-parameter Tensor ops bit for bit", "[train][sgd]") {
   // Sizes: empty, tiny, one block boundary (4096) and several blocks; one parameter never gets
   // a gradient; float32 and float64 parameters together (two launches); every option branch;
-  // four steps (first-step buffer clone, then the momentum update); 1 and 2 threads.
-  const std::vector<Shape> shapes = {{0}, {3}, {4096}, {4097}, {3, 5000}, {64, 3, 7, 7}, {7}};
+  // four steps (first-step buffer clone, then the momentum update); 1 and 2 threads. float32
+  // (even indices) covers the CPU's 8-lane path (kernels/cpu/sgd.cpp) with and without a
+  // remainder: 4096, 15000 = 3 * 4096 + 2712, 4101 (a block of 4096, then 5 left).
+  const std::vector<Shape> shapes = {{0}, {3}, {4096}, {4097}, {3, 5000}, {64, 3, 7, 7}, {4101}, {5}, {7}};
   struct Opt {
     double lr, momentum, wd, dampening;
     bool nesterov;

@@ -24,4 +24,13 @@ bool cpu_has_bf16();
 CpuPrecision parse_cpu_precision(std::string_view s, std::string_view what);
 /// "fp32" or "bf16".
 const char* cpu_precision_name(CpuPrecision p);
+
+/// For tests: whether the CPU's float32 convolutions and bf16 matmuls may use drcnn's AVX-512
+/// copies (run-time checked) for three conversions: the oneDNN weight gradient's OIhw16i16o ->
+/// OIHW, float32 NCHW -> bf16 nChw16c operands of the bf16 convolutions, and float32 -> bf16
+/// matmul operands. false runs what they replaced (a scalar copy, oneDNN's reorder, a scalar
+/// rounding loop). Default true; the results are the same bits either way
+/// (tests/ops/test_conv_bf16.cpp, tests/ops/test_matmul_bf16.cpp).
+void set_cpu_fast_copies(bool on);
+bool cpu_fast_copies();
 }  // namespace drcnn::ops

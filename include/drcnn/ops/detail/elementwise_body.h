@@ -81,6 +81,9 @@ struct SigmoidBackwardOp {
 };
 
 // ---------------------------------------------------------------- bodies
+// The strided bodies split operator()(i) into oc.offsets(i, o) and at(o), the element itself:
+// the CPU launcher (kernels/cpu/elementwise.cpp) walks a row of the innermost dimension by
+// adding its strides to the offsets instead of dividing the index once per dimension.
 /// y[i] = op(x[i]) over a strided/broadcast iteration space. Operand 0 = out, 1 = x.
 template <typename Tout, typename Tin, typename Op>
 struct UnaryBody {
@@ -88,10 +91,11 @@ struct UnaryBody {
   Tout* out;
   const Tin* in;
   Op op;
+  DRCNN_HD void at(const int64_t (&o)[2]) const { out[o[0]] = op(in[o[1]]); }
   DRCNN_HD void operator()(int64_t i) const {
     int64_t o[2];
     oc.offsets(i, o);
-    out[o[0]] = op(in[o[1]]);
+    at(o);
   }
 };
 
@@ -103,10 +107,11 @@ struct BinaryBody {
   const Tin* a;
   const Tin* b;
   Op op;
+  DRCNN_HD void at(const int64_t (&o)[3]) const { out[o[0]] = op(a[o[1]], b[o[2]]); }
   DRCNN_HD void operator()(int64_t i) const {
     int64_t o[3];
     oc.offsets(i, o);
-    out[o[0]] = op(a[o[1]], b[o[2]]);
+    at(o);
   }
 };
 
@@ -136,10 +141,11 @@ struct WhereBody {
   const bool* cond;
   const T* a;
   const T* b;
+  DRCNN_HD void at(const int64_t (&o)[4]) const { out[o[0]] = cond[o[1]] ? a[o[2]] : b[o[3]]; }
   DRCNN_HD void operator()(int64_t i) const {
     int64_t o[4];
     oc.offsets(i, o);
-    out[o[0]] = cond[o[1]] ? a[o[2]] : b[o[3]];
+    at(o);
   }
 };
 
@@ -149,10 +155,11 @@ struct FillBody {
   OffsetCalc<1> oc;
   T* out;
   T value;
+  DRCNN_HD void at(const int64_t (&o)[1]) const { out[o[0]] = value; }
   DRCNN_HD void operator()(int64_t i) const {
     int64_t o[1];
     oc.offsets(i, o);
-    out[o[0]] = value;
+    at(o);
   }
 };
 
@@ -162,10 +169,11 @@ struct CopyBody {
   OffsetCalc<2> oc;
   U* out;
   const U* in;
+  DRCNN_HD void at(const int64_t (&o)[2]) const { out[o[0]] = in[o[1]]; }
   DRCNN_HD void operator()(int64_t i) const {
     int64_t o[2];
     oc.offsets(i, o);
-    out[o[0]] = in[o[1]];
+    at(o);
   }
 };
 
@@ -189,10 +197,11 @@ struct CastBody {
   OffsetCalc<2> oc;
   Tout* out;
   const Tin* in;
+  DRCNN_HD void at(const int64_t (&o)[2]) const { out[o[0]] = convert<Tout>(in[o[1]]); }
   DRCNN_HD void operator()(int64_t i) const {
     int64_t o[2];
     oc.offsets(i, o);
-    out[o[0]] = convert<Tout>(in[o[1]]);
+    at(o);
   }
 };
 
