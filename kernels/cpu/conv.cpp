@@ -31,6 +31,7 @@
 #include "drcnn/core/storage.h"
 #include "drcnn/ops/detail/conv_body.h"
 #include "drcnn/ops/launch.h"
+#include "cpu_features.h"
 
 #if defined(__x86_64__)
 #include <immintrin.h>
@@ -71,10 +72,6 @@ __attribute__((target("avx2"))) void bias_sums8_avx2(const float* go, int64_t n,
       for (int64_t t = x; t < P; ++t) s[c] += double(row[c * P + t]);
   }
   for (int c = 0; c < 8; ++c) out[c] = s[c];
-}
-bool bias_has_avx2() {
-  static const bool yes = __builtin_cpu_supports("avx2");
-  return yes;
 }
 #endif
 
@@ -251,7 +248,7 @@ void conv2d_backward(const Conv2dBackwardLaunch<T>& l) {
 #if DRCNN_CONV_BIAS_AVX2
   // float32, 8 channels per task where the CPU has AVX2 (bias_sums8_avx2: the same bits).
   if constexpr (std::is_same_v<T, float>)
-    if (!bias_done && g.c_out % 8 == 0 && bias_has_avx2()) {
+    if (!bias_done && g.c_out % 8 == 0 && cpu_supports_avx2()) {
       run_tasks(g.c_out / 8, g.n * g.c_out * P, [&](int64_t t) {
         double s[8];
         bias_sums8_avx2(l.grad_out + t * 8 * P, g.n, g.c_out * P, P, s);

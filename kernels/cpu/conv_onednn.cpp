@@ -39,6 +39,7 @@
 #include "drcnn/core/parallel_cpu.h"
 #include "drcnn/core/storage.h"
 #include "drcnn/ops/cpu_precision.h"
+#include "cpu_features.h"
 
 namespace drcnn::ops::cpu::onednn {
 
@@ -342,15 +343,6 @@ DRCNN_AVX512_BF16 void nchw_to_bf16_16c_block(const float* s, uint16_t* d, int64
 #pragma GCC diagnostic pop
 #endif
 
-bool has_avx512f() {
-#if DRCNN_CONV_AVX512
-  static const bool yes = __builtin_cpu_supports("avx512f");
-  return yes;
-#else
-  return false;
-#endif
-}
-
 /// A buffer from drcnn's caching allocator, as a oneDNN memory object.
 struct Buffer {
   ScratchBuffer<unsigned char> holder;
@@ -404,7 +396,7 @@ void add_scratchpad(std::unordered_map<int, memory>& args, size_t bytes, Buffer&
 /// contiguous run of 16 * taps floats. (oneDNN's generic reorder ran at ~9 GB/s on it.)
 void blocked16x16_to_oihw(const float* src, float* dst, int64_t O, int64_t I, int64_t taps) {
 #if DRCNN_CONV_AVX512
-  if (taps <= 16 && has_avx512f() && cpu_fast_copies()) return blocked16x16_to_oihw_avx512(src, dst, O, I, taps);
+  if (taps <= 16 && cpu_supports_avx512f() && cpu_fast_copies()) return blocked16x16_to_oihw_avx512(src, dst, O, I, taps);
 #endif
   const int64_t ib_count = I / 16, row = 16 * taps;
   std::vector<float> tile(size_t(16 * row));

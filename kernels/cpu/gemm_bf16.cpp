@@ -23,6 +23,7 @@
 #include "drcnn/core/parallel_cpu.h"
 #include "drcnn/core/storage.h"
 #include "drcnn/ops/cpu_precision.h"
+#include "cpu_features.h"
 
 #if defined(__x86_64__)
 #include <immintrin.h>
@@ -112,8 +113,7 @@ __attribute__((target("avx512f"))) int64_t to_bf16_avx512(const float* src, uint
 void to_bf16(const float* src, uint16_t* dst, int64_t n) {
   int64_t start = 0;
 #if defined(__x86_64__)
-  static const bool avx512 = __builtin_cpu_supports("avx512f");
-  if (avx512 && cpu_fast_copies()) start = to_bf16_avx512(src, dst, n);
+  if (cpu_supports_avx512f() && cpu_fast_copies()) start = to_bf16_avx512(src, dst, n);
 #endif
   for (int64_t i = start; i < n; ++i) {
     uint32_t bits;

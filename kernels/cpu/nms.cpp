@@ -17,6 +17,7 @@
 
 #include "drcnn/core/parallel_cpu.h"
 #include "drcnn/ops/detail/nms_body.h"
+#include "cpu_features.h"
 
 namespace drcnn::ops::cpu {
 namespace {
@@ -63,21 +64,13 @@ template <typename T>
                                                 int64_t cb, int begin, int end, T thr) {
   return or_words_impl(w, full, s, rows, nk, cb, begin, end, thr);
 }
-bool have_avx2() {
-  // __builtin_cpu_init first: this may run before libgcc's own initialiser has.
-  static const bool avx2 = [] {
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx2") != 0;
-  }();
-  return avx2;
-}
 #endif
 
 template <typename T>
 uint64_t or_words(uint64_t w, uint64_t full, const Soa<T>& s, const int64_t* rows, int nk, int64_t cb, int begin,
                   int end, T thr) {
 #if defined(__x86_64__) && defined(__GNUC__)
-  if (have_avx2()) return or_words_avx2(w, full, s, rows, nk, cb, begin, end, thr);
+  if (cpu_supports_avx2()) return or_words_avx2(w, full, s, rows, nk, cb, begin, end, thr);
 #endif
   return or_words_base(w, full, s, rows, nk, cb, begin, end, thr);
 }

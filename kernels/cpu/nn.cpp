@@ -11,6 +11,7 @@
 
 #include "drcnn/core/parallel_cpu.h"
 #include "drcnn/ops/detail/nn_body.h"
+#include "cpu_features.h"
 
 #if defined(__x86_64__)
 #include <immintrin.h>
@@ -130,10 +131,6 @@ __attribute__((target("avx2"))) void norm_partial8_avx2(const float* const* xs, 
     _mm256_storeu_pd(s1 + 4 * h, a1[h]);
   }
 }
-bool nn_has_avx2() {
-  static const bool yes = __builtin_cpu_supports("avx2");
-  return yes;
-}
 #endif
 
 /// The norms' chunk partial sums (NormPartialBody: per chunk of kNormChunk elements, serial
@@ -175,7 +172,7 @@ void norm_partial_group(const detail::NormPartialBody<T>& b, int64_t i0, int64_t
     }
 #if DRCNN_NN_AVX2
     if constexpr (std::is_same_v<T, float>)
-      if (nn_has_avx2()) {
+      if (cpu_supports_avx2()) {
         norm_partial8_avx2<kHasG>(xs, gs, m, s0, s1);
         for (int64_t c = 0; c < kW; ++c) {
           b.p0[i0 + c] = s0[c];

@@ -27,6 +27,7 @@
 
 #include "drcnn/core/parallel_cpu.h"
 #include "drcnn/ops/detail/sgd_body.h"
+#include "cpu_features.h"
 
 namespace drcnn::ops::detail::cpu {
 namespace {
@@ -86,11 +87,6 @@ __attribute__((target("avx2"))) void avx2_block(const SgdTensor<float>& t, int64
   }
   for (; e < e1; ++e) sgd_update(t, e, h);
 }
-
-bool has_avx2() {
-  static const bool yes = __builtin_cpu_supports("avx2");
-  return yes;
-}
 #endif
 }  // namespace
 
@@ -101,7 +97,7 @@ void sgd_step(const SgdLaunch<T>& l) {
   const Consts<T> c{T(h.weight_decay), T(h.momentum), T(1.0 - h.dampening), T(h.lr),
                     h.weight_decay != 0, h.momentum != 0, h.nesterov};
 #if DRCNN_SGD_AVX2
-  const bool avx2 = has_avx2();
+  const bool avx2 = ops::cpu::cpu_supports_avx2();
 #endif
   // A block is kSgdBlock elements of work: parallel from 8 blocks on.
   parallel_for_cpu(
