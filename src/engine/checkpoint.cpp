@@ -62,6 +62,16 @@ std::vector<double> to_doubles(const io::SafetensorsFile& f, const std::string& 
   return t.to(Device::cpu()).to_vector<double>();
 }
 
+// The first line of RUN/last_checkpoint, without a trailing CR or spaces.
+std::string pointer_line(const fs::path& pointer) {
+  std::ifstream in(pointer);
+  DRCNN_CHECK(in.good(), "cannot read ", pointer.string());
+  std::string line;
+  std::getline(in, line);
+  while (!line.empty() && (line.back() == '\r' || line.back() == ' ')) line.pop_back();
+  return line;
+}
+
 }  // namespace
 
 std::string checkpoint_file_name(int64_t iteration) {
@@ -184,11 +194,7 @@ fs::path save_checkpoint(const fs::path& run_dir, const std::map<std::string, Te
 std::optional<fs::path> last_checkpoint(const fs::path& run_dir) {
   const fs::path pointer = run_dir / kPointer;
   if (!fs::exists(pointer)) return std::nullopt;
-  std::ifstream in(pointer);
-  DRCNN_CHECK(in.good(), "cannot read ", pointer.string());
-  std::string line;
-  std::getline(in, line);
-  while (!line.empty() && (line.back() == '\r' || line.back() == ' ')) line.pop_back();
+  const std::string line = pointer_line(pointer);
   DRCNN_CHECK(!line.empty(), pointer.string(), " is empty; expected the path of a checkpoint (relative to ",
               run_dir.string(), "), e.g. checkpoints/model_0000100.safetensors");
   const fs::path model = fs::path(line).is_absolute() ? fs::path(line) : run_dir / line;
@@ -246,6 +252,28 @@ std::vector<fs::path> remove_checkpoints_after(const fs::path& run_dir, int64_t 
   std::vector<fs::path> removed;
   const fs::path folder = run_dir / kFolder;
   if (!fs::exists(folder)) return removed;
+  // The pointer first: when it names a checkpoint about to go (or one already gone), it moves to
+  // the newest complete checkpoint that stays, or goes with the rest when none stays. Done before
+  // the files go, a process killed in between leaves a pointer that names an existing checkpoint.
+  const fs::path pointer = run_dir / kPointer;
+  if (fs::exists(pointer)) {
+    const std::string line = pointer_line(pointer);
+    const fs::path named = fs::path(line).is_absolute() ? fs::path(line) : run_dir / line;
+    const std::optional<int64_t> at = checkpoint_iteration(named);
+    if (line.empty() || !fs::exists(named) || (at && *at > iteration && named.parent_path() == folder)) {
+      std::optional<int64_t> keep;
+      for (const auto& entry : fs::directory_iterator(folder)) {
+        const std::optional<int64_t> it = checkpoint_iteration(entry.path());
+        if (it && *it <= iteration && (!keep || *it > *keep) && fs::exists(state_path_for(entry.path()))) keep = it;
+      }
+      if (keep) {
+        write_file_atomic(pointer, (fs::path(kFolder) / checkpoint_file_name(*keep)).string() + "\n");
+      } else {
+        fs::remove(pointer);
+        removed.push_back(pointer);
+      }
+    }
+  }
   for (const auto& entry : fs::directory_iterator(folder)) {
     const fs::path p = entry.path();
     const std::string name = p.filename().string();

@@ -7,6 +7,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -114,6 +115,22 @@ TEST_CASE("engine/checkpoint: names, pruning to keep, and removal after a resume
   CHECK_FALSE(fs::exists(run / "checkpoints" / "model_0000008.safetensors"));
   CHECK_FALSE(fs::exists(run / "checkpoints" / "state_0000008.safetensors"));
   CHECK_FALSE(fs::exists(run / "checkpoints" / ".model_0000010.safetensors.tmp.99.0"));
+  // The pointer named 8: it now names 6, the newest that stays, so a plain resume still works.
+  CHECK(last_checkpoint(run) == run / "checkpoints" / "model_0000006.safetensors");
+
+  // A pointer that names a missing file moves too (to 6: a model without its state is skipped),
+  // and the state left alone without its model goes.
+  save_checkpoint(run, sample_weights(9.f), sample_state(9), 3);
+  std::ofstream(run / "checkpoints" / "model_0000007.safetensors") << "weights without a state";
+  fs::remove(run / "checkpoints" / "model_0000009.safetensors");
+  CHECK(remove_checkpoints_after(run, 8) == std::vector<fs::path>{run / "checkpoints" / "state_0000009.safetensors"});
+  CHECK(last_checkpoint(run) == run / "checkpoints" / "model_0000006.safetensors");
+
+  // Nothing at or before the iteration stays: the pointer goes with the checkpoints.
+  const auto all = remove_checkpoints_after(run, 3);
+  CHECK(std::find(all.begin(), all.end(), run / "last_checkpoint") != all.end());
+  CHECK_FALSE(fs::exists(run / "last_checkpoint"));
+  CHECK_FALSE(last_checkpoint(run).has_value());
   fs::remove_all(run);
 }
 

@@ -199,7 +199,8 @@ TEST_CASE("engine/trainer: log lines, metrics.jsonl, checkpoints kept, and a fre
   Trainer t2(tiny_config(nc), *set.dataset, o2);
   CHECK(t2.iteration() == 0);
   REQUIRE_FALSE(lines2.empty());
-  CHECK_THAT(lines2[0], Contains("new run (no --resume): removed 4 files"));
+  // 2 checkpoints (model and state files) and last_checkpoint.
+  CHECK_THAT(lines2[0], Contains("new run (no --resume): removed 5 files"));
   CHECK_FALSE(fs::exists(run / "last_checkpoint"));
   t2.train();
   std::ifstream in2(run / "metrics.jsonl");
@@ -504,6 +505,15 @@ TEST_CASE("engine/trainer: --resume PATH to an earlier checkpoint removes the la
     CHECK(t.iteration() == 2);
     CHECK_FALSE(fs::exists(ck / "model_0000004.safetensors"));
     CHECK_FALSE(fs::exists(ck / "model_0000006.safetensors"));
+    // The pointer follows: a branch killed before its first checkpoint continues with a plain
+    // --resume from where it branched (it used to name the removed model_6 and refuse).
+    CHECK(slurp(run / "last_checkpoint") == "checkpoints/model_0000002.safetensors\n");
+    {
+      TrainerOptions plain = o;
+      plain.resume_from.clear();
+      plain.overwrite = false;
+      CHECK(Trainer(tiny_config(nc), *set.dataset, plain).iteration() == 2);
+    }
     t.train();
   }
   bool said = false;

@@ -83,7 +83,9 @@ Checkpoint load_checkpoint(const std::filesystem::path& model_path, Device devic
 
 /// Removes the checkpoints of iterations above `iteration` (left by a run that was killed after
 /// writing them but before naming them, or abandoned by a resume from an older one), and stale
-/// temporary files of interrupted writes. Returns the paths removed.
+/// temporary files of interrupted writes. RUN/last_checkpoint, when it names a removed (or a
+/// missing) checkpoint, is first moved to the newest complete one that stays, or removed with
+/// them when none stays. Returns the paths removed.
 std::vector<std::filesystem::path> remove_checkpoints_after(const std::filesystem::path& run_dir, int64_t iteration);
 
 }  // namespace drcnn::engine
