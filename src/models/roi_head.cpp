@@ -86,6 +86,13 @@ Tensor softmax_rows(const Tensor& logits) {
 
 namespace {
 
+// batched_nms's split threshold (mmcv's nms_cfg split_thr): the legacy path passes it only
+// because its `legacy` flag comes after it.
+constexpr int64_t kNmsSplitThreshold = 10000;
+
+// The seed's (maskrcnn-benchmark's) box, IoU and level-mapping conventions.
+bool legacy_convention(const RoiHeadConfig& c) { return c.convention == BoxConvention::MaskrcnnBenchmark; }
+
 // The (box, class) candidates with score > score_thr of boxes [R, 4C] and scores [R, C + 1]
 // (background last, ignored): row-major (mmdet: valid_mask.nonzero()) or class-major with rows
 // ascending within a class (maskrcnn-benchmark's loop over classes). `empty` when there is none.
@@ -152,7 +159,9 @@ NmsDetections legacy_multiclass_nms(const Tensor& boxes, const Tensor& scores, d
   // positions sorted ascending, so its per-class lists are in row order and their concatenation
   // is the candidates' (class-major, row-ascending) order: the kept candidate indices, sorted.
   std::vector<int64_t> order =
-      ops::batched_nms(c.boxes, c.scores, c.labels, nms_iou, -1, 10000, true).to(Device::cpu()).to_vector<int64_t>();
+      ops::batched_nms(c.boxes, c.scores, c.labels, nms_iou, /*max_output=*/-1, kNmsSplitThreshold, /*legacy=*/true)
+          .to(Device::cpu())
+          .to_vector<int64_t>();
   std::sort(order.begin(), order.end());
   if (max_num > 0 && int64_t(order.size()) > max_num) {
     const std::vector<double> s = c.select(order).scores.to(DType::Float64).to(Device::cpu()).to_vector<double>();
@@ -187,7 +196,7 @@ Variable RoiHead<T>::extract(const std::vector<Variable>& features, const Tensor
   std::vector<double> scales;
   for (int64_t s : m_cfg.featmap_strides) scales.push_back(1.0 / double(s));
   // maskrcnn-benchmark's LevelMapper: k_min = log2 of the first stride (its -log2(scales[0])).
-  const Tensor level = m_cfg.convention == BoxConvention::MaskrcnnBenchmark
+  const Tensor level = legacy_convention(m_cfg)
                            ? ops::map_roi_levels_legacy(rois, int(levels), 224.0, 4,
                                                         int(std::lround(std::log2(double(m_cfg.featmap_strides[0])))))
                            : ops::map_roi_levels(rois, int(levels), m_cfg.finest_scale);
@@ -207,7 +216,8 @@ RoiLossOutput RoiHead<T>::loss(const std::vector<Variable>& features, const std:
               " and ", params.beta);
   const int64_t num_classes = m_cfg.bbox_head.num_classes;
   MaxIoUAssignerOptions assigner_opt = MaxIoUAssignerOptions::rcnn(params.iou_threshold);
-  assigner_opt.legacy_iou = m_cfg.convention == BoxConvention::MaskrcnnBenchmark;
+  const bool legacy = legacy_convention(m_cfg);
+  assigner_opt.legacy_iou = legacy;
   const MaxIoUAssigner assigner(assigner_opt);
   const RandomSampler sampler(m_cfg.sampler);
   RoiLossOutput out;
@@ -225,7 +235,7 @@ RoiLossOutput RoiHead<T>::loss(const std::vector<Variable>& features, const std:
     const SamplingResult s = sampler.sample(assign, cand, gt_boxes, gt.labels, gen.for_image(i));
     if (params.population == train::StatPopulation::kOriginal) {
       append_original_dynamic_stats(cand, gt_boxes, params.iou_threshold, m_cfg.target_means, m_cfg.target_stds,
-                                    m_cfg.convention == BoxConvention::MaskrcnnBenchmark, out.stats);
+                                    legacy, out.stats);
     } else {
       out.stats.max_overlaps.push_back(
           assign.max_overlaps.to(DType::Float64).to(Device::cpu()).to_vector<double>());
@@ -236,8 +246,8 @@ RoiLossOutput RoiHead<T>::loss(const std::vector<Variable>& features, const std:
     if (np > 0) {
       pos_rows.push_back(Tensor::arange(double(offset), double(offset + np), 1.0, DType::Int64, device));
       pos_labels.push_back(s.pos_gt_labels);
-      pos_targets.push_back(ops::box_encode(s.pos_bboxes, s.pos_gt_bboxes, m_cfg.target_means, m_cfg.target_stds,
-                                            m_cfg.convention == BoxConvention::MaskrcnnBenchmark));
+      pos_targets.push_back(
+          ops::box_encode(s.pos_bboxes, s.pos_gt_bboxes, m_cfg.target_means, m_cfg.target_stds, legacy));
     }
     out.num_pos += np;
     offset += np + nn;
@@ -310,7 +320,7 @@ std::vector<Instances> RoiHead<T>::predict(const std::vector<Variable>& features
              Tensor::zeros({0}, DType::Int64, p.device())};
     } else {
       const Tensor scores = softmax_rows(cls.narrow(0, offset, count));
-      const bool legacy = m_cfg.convention == BoxConvention::MaskrcnnBenchmark;
+      const bool legacy = legacy_convention(m_cfg);
       Tensor boxes = ops::box_decode(p, reg.narrow(0, offset, count), m_cfg.target_means, m_cfg.target_stds,
                                      ops::ImageShape{double(image_sizes[i].height), double(image_sizes[i].width)},
                                      16.0 / 1000.0, legacy);
