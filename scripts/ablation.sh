@@ -59,14 +59,20 @@ branch_run() {
     (( it <= limit && it > best )) && best=$it
   done
   (( best > 0 )) || return 0
-  cp -r "$src" "$run"
-  cp "$src.log" "$run.log" 2>/dev/null || true
-  rm -f "$run/metrics.json" "$run/detections.json"
-  for ck in "$run"/test_*; do
+  # Built under another name and renamed when complete, with last_checkpoint naming the branch
+  # point: a stop at any moment leaves either no $run (branched again) or one that a plain
+  # --resume continues from the branch point (never from the earlier run's later checkpoints).
+  rm -rf "$run.partial"
+  cp -r "$src" "$run.partial"
+  rm -f "$run.partial/metrics.json" "$run.partial/detections.json"
+  for ck in "$run.partial"/test_*; do
     [[ -d $ck ]] || continue
     it=$(basename "$ck"); it=$((10#${it#test_}))
     (( it > best )) && rm -rf "$ck"
   done
+  printf 'checkpoints/model_%07d.safetensors\n' "$best" > "$run.partial/last_checkpoint"
+  cp "$src.log" "$run.log" 2>/dev/null || true
+  mv "$run.partial" "$run"
   printf '%s/checkpoints/model_%07d.safetensors' "$run" "$best"
 }
 
