@@ -62,14 +62,21 @@ std::vector<double> to_doubles(const io::SafetensorsFile& f, const std::string& 
   return t.to(Device::cpu()).to_vector<double>();
 }
 
-// The first line of RUN/last_checkpoint, without a trailing CR or spaces.
-std::string pointer_line(const fs::path& pointer) {
+// What RUN/last_checkpoint names: its first line (without a trailing CR or spaces) and that
+// path resolved against RUN (empty when the line is).
+struct Pointed {
+  std::string line;
+  fs::path path;
+};
+Pointed read_pointer(const fs::path& run_dir) {
+  const fs::path pointer = run_dir / kPointer;
   std::ifstream in(pointer);
   DRCNN_CHECK(in.good(), "cannot read ", pointer.string());
-  std::string line;
-  std::getline(in, line);
-  while (!line.empty() && (line.back() == '\r' || line.back() == ' ')) line.pop_back();
-  return line;
+  Pointed p;
+  std::getline(in, p.line);
+  while (!p.line.empty() && (p.line.back() == '\r' || p.line.back() == ' ')) p.line.pop_back();
+  if (!p.line.empty()) p.path = fs::path(p.line).is_absolute() ? fs::path(p.line) : run_dir / p.line;
+  return p;
 }
 
 }  // namespace
@@ -194,12 +201,11 @@ fs::path save_checkpoint(const fs::path& run_dir, const std::map<std::string, Te
 std::optional<fs::path> last_checkpoint(const fs::path& run_dir) {
   const fs::path pointer = run_dir / kPointer;
   if (!fs::exists(pointer)) return std::nullopt;
-  const std::string line = pointer_line(pointer);
-  DRCNN_CHECK(!line.empty(), pointer.string(), " is empty; expected the path of a checkpoint (relative to ",
+  const Pointed p = read_pointer(run_dir);
+  DRCNN_CHECK(!p.line.empty(), pointer.string(), " is empty; expected the path of a checkpoint (relative to ",
               run_dir.string(), "), e.g. checkpoints/model_0000100.safetensors");
-  const fs::path model = fs::path(line).is_absolute() ? fs::path(line) : run_dir / line;
-  DRCNN_CHECK(fs::exists(model), pointer.string(), " names ", line, " but ", model.string(), " does not exist");
-  return model;
+  DRCNN_CHECK(fs::exists(p.path), pointer.string(), " names ", p.line, " but ", p.path.string(), " does not exist");
+  return p.path;
 }
 
 Checkpoint load_checkpoint(const fs::path& model_path, Device device) {
@@ -251,21 +257,22 @@ Checkpoint load_checkpoint(const fs::path& model_path, Device device) {
 std::vector<fs::path> remove_checkpoints_after(const fs::path& run_dir, int64_t iteration) {
   std::vector<fs::path> removed;
   const fs::path folder = run_dir / kFolder;
-  if (!fs::exists(folder)) return removed;
+  const bool has_folder = fs::exists(folder);
   // The pointer first: when it names a checkpoint about to go (or one already gone), it moves to
   // the newest complete checkpoint that stays, or goes with the rest when none stays. Done before
   // the files go, a process killed in between leaves a pointer that names an existing checkpoint.
   const fs::path pointer = run_dir / kPointer;
   if (fs::exists(pointer)) {
-    const std::string line = pointer_line(pointer);
-    const fs::path named = fs::path(line).is_absolute() ? fs::path(line) : run_dir / line;
-    const std::optional<int64_t> at = checkpoint_iteration(named);
-    if (line.empty() || !fs::exists(named) || (at && *at > iteration && named.parent_path() == folder)) {
+    const Pointed named = read_pointer(run_dir);
+    const std::optional<int64_t> at = named.line.empty() ? std::nullopt : checkpoint_iteration(named.path);
+    if (named.line.empty() || !fs::exists(named.path) ||
+        (at && *at > iteration && named.path.parent_path() == folder)) {
       std::optional<int64_t> keep;
-      for (const auto& entry : fs::directory_iterator(folder)) {
-        const std::optional<int64_t> it = checkpoint_iteration(entry.path());
-        if (it && *it <= iteration && (!keep || *it > *keep) && fs::exists(state_path_for(entry.path()))) keep = it;
-      }
+      if (has_folder)
+        for (const auto& entry : fs::directory_iterator(folder)) {
+          const std::optional<int64_t> it = checkpoint_iteration(entry.path());
+          if (it && *it <= iteration && (!keep || *it > *keep) && fs::exists(state_path_for(entry.path()))) keep = it;
+        }
       if (keep) {
         write_file_atomic(pointer, (fs::path(kFolder) / checkpoint_file_name(*keep)).string() + "\n");
       } else {
@@ -274,6 +281,7 @@ std::vector<fs::path> remove_checkpoints_after(const fs::path& run_dir, int64_t 
       }
     }
   }
+  if (!has_folder) return removed;
   for (const auto& entry : fs::directory_iterator(folder)) {
     const fs::path p = entry.path();
     const std::string name = p.filename().string();

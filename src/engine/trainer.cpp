@@ -742,12 +742,11 @@ Trainer::Trainer(const models::DetectorConfig& config, const data::DetectionData
   }
   share(from);
   if (main_rank && !o.resume) {
-    // Its checkpoints and last_checkpoint (removed with them; here too when there is no checkpoints/).
+    // Its checkpoints and last_checkpoint (which then names none that stays).
     const auto removed = remove_checkpoints_after(o.run_dir, -1);
-    const bool had_pointer = fs::remove(o.run_dir / "last_checkpoint");
-    if (!removed.empty() || had_pointer)
-      m->log(fmt::format("new run (no --resume): removed {} files of an earlier run from {}",
-                         removed.size() + (had_pointer ? 1 : 0), o.run_dir.string()));
+    if (!removed.empty())
+      m->log(fmt::format("new run (no --resume): removed {} files of an earlier run from {}", removed.size(),
+                         o.run_dir.string()));
   }
   if (main_rank && from && !o.resume_from.empty() && !o.overwrite) {
     // --resume PATH to an earlier checkpoint than the run's newest abandons the checkpoints,

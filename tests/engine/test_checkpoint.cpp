@@ -131,6 +131,12 @@ TEST_CASE("engine/checkpoint: names, pruning to keep, and removal after a resume
   CHECK(std::find(all.begin(), all.end(), run / "last_checkpoint") != all.end());
   CHECK_FALSE(fs::exists(run / "last_checkpoint"));
   CHECK_FALSE(last_checkpoint(run).has_value());
+
+  // A pointer with no checkpoints/ folder at all goes too.
+  fs::remove_all(run / "checkpoints");
+  std::ofstream(run / "last_checkpoint") << "checkpoints/model_0000004.safetensors\n";
+  CHECK(remove_checkpoints_after(run, -1) == std::vector<fs::path>{run / "last_checkpoint"});
+  CHECK_FALSE(fs::exists(run / "last_checkpoint"));
   fs::remove_all(run);
 }
 

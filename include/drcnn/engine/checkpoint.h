@@ -85,7 +85,7 @@ Checkpoint load_checkpoint(const std::filesystem::path& model_path, Device devic
 /// writing them but before naming them, or abandoned by a resume from an older one), and stale
 /// temporary files of interrupted writes. RUN/last_checkpoint, when it names a removed (or a
 /// missing) checkpoint, is first moved to the newest complete one that stays, or removed with
-/// them when none stays. Returns the paths removed.
+/// them when none stays (also when there is no checkpoints/ folder). Returns the paths removed.
 std::vector<std::filesystem::path> remove_checkpoints_after(const std::filesystem::path& run_dir, int64_t iteration);
 
 }  // namespace drcnn::engine
