@@ -192,9 +192,13 @@ TEST_CASE("engine/checkpoint: a process killed while writing checkpoints leaves 
     REQUIRE(pid >= 0);
     if (pid == 0) {
       try {
-        for (size_t k = 0;; k = (k + 1) % weights.size()) {
-          if (k == 0) remove_checkpoints_after(run, -1);  // start over after a wrap-around
-          save_checkpoint(run, weights[k], states[k], 2);
+        // Iterations keep rising (no start-over, which would leave a moment with no checkpoint
+        // at all); the 64 prepared contents repeat, the one of iteration i being (i - 1) % 64.
+        for (int64_t it = 1;; ++it) {
+          const size_t k = size_t((it - 1) % int64_t(weights.size()));
+          TrainingState s = states[k];
+          s.iteration = it;
+          save_checkpoint(run, weights[k], s, 2);
         }
       } catch (...) {
         ::_exit(3);  // the parent then sees an exit, not the SIGKILL it expects
@@ -214,12 +218,13 @@ TEST_CASE("engine/checkpoint: a process killed while writing checkpoints leaves 
     const auto named = last_checkpoint(run);
     REQUIRE(named.has_value());
     const Checkpoint c = load_checkpoint(*named);
-    const float k = float(c.state.iteration);
+    const size_t idx = size_t((c.state.iteration - 1) % int64_t(weights.size()));
+    const float k = float(idx + 1);
     const std::vector<float> w = c.weights.at("w").to_vector<float>(), m = c.state.momentum.at("w").to_vector<float>();
     CHECK(w.front() == k);
     CHECK(w.back() == k);
     CHECK(m.back() == -k);
-    CHECK(c.state.schedule == states[size_t(c.state.iteration - 1)].schedule);
+    CHECK(c.state.schedule == states[idx].schedule);
     ++loaded;
     // Evidence the kill hit a write: a temporary file, or a checkpoint newer than the pointer.
     bool mid_write = false;
