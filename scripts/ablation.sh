@@ -121,7 +121,9 @@ done
 while (( jobs_running > 0 )); do wait -n || failed=$((failed + 1)); jobs_running=$((jobs_running - 1)); done
 echo "drcnn: ablation finished in $(( $(drcnn_now) - start )) s; $failed run(s) failed (see $out/*.log)"
 if command -v python3 >/dev/null 2>&1; then
-  python3 tools/ablation_table.py "$out" --svg-dir "$out" | tee "$out/summary.md"
+  prev=()
+  [[ -n $from ]] && prev=(--prev "$from")  # the gain over the shorter schedule branched off
+  python3 tools/ablation_table.py "$out" --svg-dir "$out" "${prev[@]}" | tee "$out/summary.md"
 else
   echo "drcnn: python3 not found: run tools/ablation_table.py $out yourself for the table and plots"
 fi

@@ -6,7 +6,12 @@ them) and, where drcnn_test evaluated intermediate checkpoints (RUN/test_NNNNNNN
 AP against the iteration for each arm; with --svg-dir it also writes the IoU threshold and beta
 plots (tools/plot_schedule.py) from every run's metrics.jsonl.
 
-    python3 tools/ablation_table.py build/ci/ablation [--svg-dir docs/img]
+    python3 tools/ablation_table.py build/ci/ablation [--svg-dir docs/img] [--prev build/ci/ablation_shorter]
+
+It also prints each seed's figures and the Dynamic R-CNN schedule's range (IoU threshold, beta)
+after --schedule-after; with --prev (the shorter ablation this one branched off, scripts/ablation.sh's
+DRCNN_ABL_FROM) it prints what the longer schedule gained over it, per seed and as mean ± sd: the
+figure docs/results.md judges "AP has stopped rising" by.
 
 The folder holds one run folder per arm and seed: baseline_seed<S>/ and dynamic_seed<S>/, each
 with drcnn_train's metrics.json (the final evaluation) and metrics.jsonl. Standard library only.
@@ -64,10 +69,68 @@ def mean_sd(xs):
     return f"{m:.1f} ± {statistics.stdev(xs) * 100:.1f}"
 
 
+SEED_KEYS = ["AP", "AP50", "AP70", "AP80", "AP90"]
+
+
+def seed_table(arms, vals):
+    """Each seed's figures, both arms and their difference (of the unrounded values)."""
+    by_seed = {arm: {s: v for (s, _), v in zip(arms[arm], vals[arm])} for arm in arms}
+    seeds = sorted(set(by_seed["baseline"]) | set(by_seed["dynamic"]))
+    if not seeds:
+        return
+    cell = lambda v, fmt: " / ".join(fmt.format(v[k] * 100) for k in SEED_KEYS) if v else "—"
+    print(f"\nPer seed ({' / '.join(SEED_KEYS)}, x100):\n")
+    print("| seed | " + " | ".join(name for _, name in ARMS) + " | Dynamic − baseline |")
+    print("|---|---|---|---|")
+    for s in seeds:
+        b, d = by_seed["baseline"].get(s), by_seed["dynamic"].get(s)
+        diff = {k: d[k] - b[k] for k in SEED_KEYS} if b and d else None
+        print(f"| {s} | {cell(b, '{:.1f}')} | {cell(d, '{:.1f}')} | {cell(diff, '{:+.1f}')} |")
+
+
+def schedule_ranges(dynamic_runs, after):
+    """Range and last value of the logged IoU threshold and beta after iteration `after`."""
+    lines = []
+    for seed, d in dynamic_runs:
+        thr, beta = [], []
+        try:
+            with open(os.path.join(d, "metrics.jsonl")) as f:
+                for line in f:
+                    r = json.loads(line)
+                    if r.get("iteration", 0) > after and "iou_threshold" in r:
+                        thr.append(r["iou_threshold"])
+                        beta.append(r["beta"])
+        except OSError:
+            continue
+        if thr:
+            lines.append(f"| {seed} | {min(thr):.2f}-{max(thr):.2f}, last {thr[-1]:.2f} "
+                         f"| {min(beta):.2f}-{max(beta):.2f}, last {beta[-1]:.2f} |")
+    if lines:
+        print(f"\nDynamic R-CNN's schedule after iteration {after} (range, last logged value):\n")
+        print("| seed | IoU threshold | beta |\n|---|---|---|")
+        print("\n".join(lines))
+
+
+def gains(prev_root, arms, vals):
+    """AP of this ablation minus AP of the shorter one, same arm and seed."""
+    if not any(runs(prev_root, arm) for arm, _ in ARMS):
+        sys.exit(f"ablation_table: --prev {prev_root}: no baseline_seed*/ or dynamic_seed*/ run with a metrics.json")
+    print(f"\nAP (x100) gained over {prev_root}, same arm and seed:\n")
+    print("| arm | per seed | mean ± sd |\n|---|---|---|")
+    for arm, name in ARMS:
+        before = {s: ap_values(os.path.join(d, "metrics.json"))["AP"] for s, d in runs(prev_root, arm)}
+        pairs = [(s, v["AP"] - before[s]) for (s, _), v in zip(arms[arm], vals[arm]) if s in before]
+        per_seed = ", ".join(f"{s}: {g * 100:+.1f}" for s, g in pairs) or "no seed in both"
+        print(f"| {name} | {per_seed} | {mean_sd([g for _, g in pairs])} |")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("root", help="the ablation folder (scripts/ablation.sh's output)")
     ap.add_argument("--svg-dir", help="also write iou_threshold.svg and beta.svg here")
+    ap.add_argument("--prev", help="a shorter ablation's folder: print the gain of this one over it")
+    ap.add_argument("--schedule-after", type=int, default=8000,
+                    help="report the dynamic schedule's range after this iteration (default 8000)")
     a = ap.parse_args()
     arms = {arm: runs(a.root, arm) for arm, _ in ARMS}
     if not any(arms.values()):
@@ -106,6 +169,11 @@ def main():
         print("|---|---|---|")
         for it in iters:
             print(f"| {it} | " + " | ".join(mean_sd(curves.get((arm, it), [])) for arm, _ in ARMS) + " |")
+
+    seed_table(arms, vals)
+    schedule_ranges(arms["dynamic"], a.schedule_after)
+    if a.prev:
+        gains(a.prev, arms, vals)
 
     if a.svg_dir:
         os.makedirs(a.svg_dir, exist_ok=True)
