@@ -72,9 +72,14 @@ def mean_sd(xs):
 SEED_KEYS = ["AP", "AP50", "AP70", "AP80", "AP90"]
 
 
-def seed_table(arms, vals):
+def final_values(root):
+    """{arm: {seed: AP values of the run's final evaluation}} for the runs under root."""
+    return {arm: {seed: ap_values(os.path.join(d, "metrics.json")) for seed, d in runs(root, arm)}
+            for arm, _ in ARMS}
+
+
+def seed_table(by_seed):
     """Each seed's figures, both arms and their difference (of the unrounded values)."""
-    by_seed = {arm: {s: v for (s, _), v in zip(arms[arm], vals[arm])} for arm in arms}
     seeds = sorted(set(by_seed["baseline"]) | set(by_seed["dynamic"]))
     if not seeds:
         return
@@ -111,15 +116,12 @@ def schedule_ranges(dynamic_runs, after):
         print("\n".join(lines))
 
 
-def gains(prev_root, arms, vals):
-    """AP of this ablation minus AP of the shorter one, same arm and seed."""
-    if not any(runs(prev_root, arm) for arm, _ in ARMS):
-        sys.exit(f"ablation_table: --prev {prev_root}: no baseline_seed*/ or dynamic_seed*/ run with a metrics.json")
+def gains(prev_root, before, by_seed):
+    """AP of this ablation minus AP of the shorter one (`before`), same arm and seed."""
     print(f"\nAP (x100) gained over {prev_root}, same arm and seed:\n")
     print("| arm | per seed | mean ± sd |\n|---|---|---|")
     for arm, name in ARMS:
-        before = {s: ap_values(os.path.join(d, "metrics.json"))["AP"] for s, d in runs(prev_root, arm)}
-        pairs = [(s, v["AP"] - before[s]) for (s, _), v in zip(arms[arm], vals[arm]) if s in before]
+        pairs = [(s, v["AP"] - before[arm][s]["AP"]) for s, v in sorted(by_seed[arm].items()) if s in before[arm]]
         per_seed = ", ".join(f"{s}: {g * 100:+.1f}" for s, g in pairs) or "no seed in both"
         print(f"| {name} | {per_seed} | {mean_sd([g for _, g in pairs])} |")
 
@@ -135,7 +137,11 @@ def main():
     arms = {arm: runs(a.root, arm) for arm, _ in ARMS}
     if not any(arms.values()):
         sys.exit(f"ablation_table: {a.root}: no baseline_seed*/ or dynamic_seed*/ run with a metrics.json")
-    vals = {arm: [ap_values(os.path.join(d, "metrics.json")) for _, d in rs] for arm, rs in arms.items()}
+    by_seed = final_values(a.root)
+    before = final_values(a.prev) if a.prev else None
+    if before is not None and not any(before.values()):
+        sys.exit(f"ablation_table: --prev {a.prev}: no baseline_seed*/ or dynamic_seed*/ run with a metrics.json")
+    vals = {arm: [by_seed[arm][s] for s, _ in rs] for arm, rs in arms.items()}
 
     print("COCO AP (x100) on the shapes val split, mean ± sample standard deviation over the seeds:\n")
     head = "| | seeds | " + " | ".join(KEYS) + " |"
@@ -145,8 +151,8 @@ def main():
         seeds = ", ".join(str(s) for s, _ in arms[arm]) or "none"
         print(f"| {name} | {seeds} | " + " | ".join(mean_sd([v[k] for v in vals[arm]]) for k in KEYS) + " |")
     if vals["baseline"] and vals["dynamic"]:
-        paired = [(b, d) for (sb, _), b in zip(arms["baseline"], vals["baseline"])
-                  for (sd, _), d in zip(arms["dynamic"], vals["dynamic"]) if sb == sd]
+        paired = [(by_seed["baseline"][s], by_seed["dynamic"][s])
+                  for s in sorted(by_seed["baseline"].keys() & by_seed["dynamic"].keys())]
         if paired:
             cells = [mean_sd([d[k] - b[k] for b, d in paired]) for k in KEYS]
             print(f"| Dynamic − baseline (same seed) | pairs: {len(paired)} | " + " | ".join(cells) + " |")
@@ -170,10 +176,10 @@ def main():
         for it in iters:
             print(f"| {it} | " + " | ".join(mean_sd(curves.get((arm, it), [])) for arm, _ in ARMS) + " |")
 
-    seed_table(arms, vals)
+    seed_table(by_seed)
     schedule_ranges(arms["dynamic"], a.schedule_after)
-    if a.prev:
-        gains(a.prev, arms, vals)
+    if before is not None:
+        gains(a.prev, before, by_seed)
 
     if a.svg_dir:
         os.makedirs(a.svg_dir, exist_ok=True)
