@@ -2,10 +2,14 @@
 # Shared by scripts/test.sh and scripts/demo.sh (sourced, not run).
 # Installs missing Debian packages, puts nvcc on PATH, and picks the CMake preset.
 
+# ocl-icd-opencl-dev: Debian's oneDNN is built with its OpenCL GPU runtime, so its CMake config
+# (dnnl-config.cmake) runs find_package(OpenCL REQUIRED) and configuring fails without the OpenCL
+# headers and libOpenCL.so; libdnnl-dev only recommends the package, and we install without
+# recommends. drcnn itself uses no OpenCL.
 DRCNN_APT_PACKAGES=(cmake ninja-build ccache g++ libeigen3-dev libfmt-dev catch2 libstb-dev
                     libbenchmark-dev libomp-dev nlohmann-json3-dev
                     libsimdjson-dev libpugixml-dev libcli11-dev libyaml-cpp-dev libdnnl-dev
-                    libopenmpi-dev openmpi-bin)
+                    ocl-icd-opencl-dev libopenmpi-dev openmpi-bin)
 
 # Installs whatever in DRCNN_APT_PACKAGES is missing; does nothing (and needs no network or
 # root) when everything is already there.
