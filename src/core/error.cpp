@@ -8,10 +8,11 @@ namespace drcnn::detail {
 namespace {
 const char* short_path(const char* file) {
   // Keep the path from the project's top folders on, so messages read "kernels/cpu/x.cpp:12",
-  // whether the compiler saw it absolute ("/home/me/drcnn/src/...") or relative to the build
-  // folder ("../../src/...", ccache's base_dir). The last match, so a checkout that itself sits
-  // under a folder named src/ or tests/ still reads from the project's own folder on.
-  for (const char* key : {"include/drcnn/", "kernels/", "src/", "tests/", "examples/"}) {
+  // whether the compiler saw it absolute ("/home/me/src/drcnn/src/...") or relative to the build
+  // folder ("../../src/...", ccache's base_dir). A key's last match counts, and src/ is tried
+  // last, so a checkout under a folder named src/ (~/src/drcnn) still reads from the project's
+  // own folders on; project folders never nest inside one another.
+  for (const char* key : {"include/drcnn/", "kernels/", "tests/", "examples/", "src/"}) {
     const char* last = nullptr;
     for (const char* p = std::strstr(file, key); p; p = std::strstr(p + 1, key)) last = p;
     if (last) return last;
