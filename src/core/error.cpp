@@ -9,15 +9,16 @@ namespace {
 const char* short_path(const char* file) {
   // Keep the path from the project's top folders on, so messages read "kernels/cpu/x.cpp:12",
   // whether the compiler saw it absolute ("/home/me/src/drcnn/src/...") or relative to the build
-  // folder ("../../src/...", ccache's base_dir). A key's last match counts, and src/ is tried
-  // last, so a checkout under a folder named src/ (~/src/drcnn) still reads from the project's
-  // own folders on; project folders never nest inside one another.
+  // folder ("../../src/...", ccache's base_dir). The rightmost key that starts a path component
+  // counts: no project path holds two keys, so folders above the checkout named like one
+  // (~/src/drcnn, ~/tests/drcnn, ~/kernels/drcnn) are passed over.
+  const char* best = nullptr;
   for (const char* key : {"include/drcnn/", "kernels/", "tests/", "examples/", "src/"}) {
-    const char* last = nullptr;
-    for (const char* p = std::strstr(file, key); p; p = std::strstr(p + 1, key)) last = p;
-    if (last) return last;
+    for (const char* p = std::strstr(file, key); p; p = std::strstr(p + 1, key)) {
+      if ((p == file || p[-1] == '/') && (!best || p > best)) best = p;
+    }
   }
-  return file;
+  return best ? best : file;
 }
 }  // namespace
 
