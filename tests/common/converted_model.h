@@ -5,13 +5,14 @@
 #include <memory>
 #include <string>
 
+#include "common/source_dir.h"
 #include "drcnn/io/safetensors.h"
 #include "drcnn/models/detector.h"
 
 namespace drcnn::test {
 
 inline std::string checkpoint_path(const std::string& file) {
-  return std::string(DRCNN_TEST_DATA_DIR) + "/checkpoints/" + file;
+  return (data_dir() / "checkpoints" / file).string();
 }
 
 template <typename T>

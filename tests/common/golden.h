@@ -1,6 +1,6 @@
 // Goldens for tests: small safetensors files under tests/data/ (written by tools/*.py from
-// PyTorch), read with drcnn's own reader. tests/CMakeLists.txt defines DRCNN_TEST_DATA_DIR as
-// the source tree's tests/data, so tests find the files from any build directory.
+// PyTorch), read with drcnn's own reader. common/source_dir.h names the
+// source tree's tests/data, so tests find the files from any build directory.
 //
 //   const auto g = drcnn::test::load_golden("conv2d/stride2");   // tests/data/conv2d/stride2.safetensors
 //   const Tensor& x = g["input"];                                 // clear error if missing
@@ -14,19 +14,16 @@
 #include <string>
 
 #include "common/allclose.h"
+#include "common/source_dir.h"
 #include "drcnn/core/error.h"
 #include "drcnn/core/tensor.h"
 #include "drcnn/io/safetensors.h"
-
-#ifndef DRCNN_TEST_DATA_DIR
-#error "DRCNN_TEST_DATA_DIR must be defined (tests/CMakeLists.txt sets it on the test mains)"
-#endif
 
 namespace drcnn::test {
 
 /// tests/data/<name>.safetensors in the source tree.
 inline std::filesystem::path golden_path(const std::string& name) {
-  return std::filesystem::path(DRCNN_TEST_DATA_DIR) / (name + ".safetensors");
+  return data_dir() / (name + ".safetensors");
 }
 
 /// A loaded golden: its tensors by name, with errors that name the golden and list what it has.

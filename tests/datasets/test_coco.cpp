@@ -12,6 +12,7 @@
 #include <fstream>
 #include <string>
 
+#include "common/source_dir.h"
 #include "drcnn/core/error.h"
 #include "drcnn/data/coco.h"
 
@@ -283,7 +284,7 @@ TEST_CASE("load_coco reads a file with a unicode path and names missing files", 
 }
 
 TEST_CASE("load_coco reads the committed fixture", "[datasets][coco]") {
-  const CocoFile f = load_coco(fs::path(DRCNN_TEST_DATA_DIR) / "datasets" / "coco_small.json");
+  const CocoFile f = load_coco(drcnn::test::data_dir() / "datasets" / "coco_small.json");
   CHECK(f.images.size() == 3);
   CHECK(f.categories.size() == 3);
   CHECK(f.annotations.size() == 9);
@@ -301,7 +302,7 @@ using drcnn::data::CocoDatasetOptions;
 using drcnn::data::EmptyImageFilter;
 
 namespace {
-CocoFile small_fixture() { return load_coco(fs::path(DRCNN_TEST_DATA_DIR) / "datasets" / "coco_small.json"); }
+CocoFile small_fixture() { return load_coco(drcnn::test::data_dir() / "datasets" / "coco_small.json"); }
 using Box = std::array<float, 4>;
 }  // namespace
 

@@ -12,6 +12,7 @@
 
 #include <unistd.h>
 
+#include "common/source_dir.h"
 #include "drcnn/core/error.h"
 #include "drcnn/data/image.h"
 
@@ -22,7 +23,7 @@ using Catch::Matchers::Contains;
 
 namespace {
 
-const fs::path kImages = fs::path(DRCNN_TEST_DATA_DIR) / "datasets" / "images";
+const fs::path kImages = drcnn::test::data_dir() / "datasets" / "images";
 
 std::vector<uint8_t> read_bytes(const fs::path& p) {
   std::ifstream in(p, std::ios::binary);

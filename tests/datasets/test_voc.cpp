@@ -15,6 +15,7 @@
 #include <fstream>
 #include <string>
 
+#include "common/source_dir.h"
 #include "drcnn/core/error.h"
 #include "drcnn/data/voc.h"
 
@@ -232,7 +233,7 @@ TEST_CASE("VocDataset classes, difficult, degenerate boxes and filters", "[datas
 }
 
 TEST_CASE("VocDataset on the raccoon set: every box equal to its XML", "[datasets][voc]") {
-  const fs::path root = fs::path(DRCNN_TEST_DATA_DIR) / "datasets" / "raccoon";
+  const fs::path root = drcnn::test::data_dir() / "datasets" / "raccoon";
   VocDatasetOptions opt;
   opt.annotation_dir = root / "annotations";
   opt.image_dir = "/work/shared/data/raccoon/images";

@@ -8,9 +8,11 @@
 #include <sstream>
 #include <string>
 
+#include "common/source_dir.h"
+
 namespace drcnn_eval_test {
 
-inline std::string data_path(const std::string& name) { return std::string(DRCNN_TEST_DATA_DIR) + "/eval/" + name; }
+inline std::string data_path(const std::string& name) { return (drcnn::test::data_dir() / "eval" / name).string(); }
 
 inline std::string read_text(const std::filesystem::path& path) {
   std::ifstream in(path, std::ios::binary);

@@ -8,6 +8,7 @@
 #include <cmath>
 
 #include "../datasets/memory_dataset.h"
+#include "common/source_dir.h"
 #include "drcnn/data/voc.h"
 #include "drcnn/eval/coco_eval.h"
 
@@ -16,7 +17,7 @@ using namespace drcnn;
 TEST_CASE("eval/coco_ground_truth: the raccoon VOC split as COCO, field by field, and AP 1 for itself",
           "[eval][coco_ground_truth]") {
   data::VocDatasetOptions o;
-  o.annotation_dir = std::string(DRCNN_TEST_DATA_DIR) + "/datasets/raccoon/annotations";
+  o.annotation_dir = drcnn::test::data_dir() / "datasets" / "raccoon" / "annotations";
   o.image_dir = "images";  // never opened here
   const data::VocDataset voc(o);
   REQUIRE(voc.size() == 100);

@@ -21,6 +21,7 @@
 #include <string>
 #include <vector>
 
+#include "common/source_dir.h"
 #include "drcnn/io/config.h"
 
 namespace fs = std::filesystem;
@@ -448,7 +449,7 @@ TEST_CASE("io/config: error messages name the source, the key, what was expected
 }
 
 TEST_CASE("io/config: every file in configs/ loads, resolves and holds its schedule", "[io][config]") {
-  const fs::path dir = DRCNN_CONFIGS_DIR;
+  const fs::path dir = drcnn::test::source_dir() / "configs";
   std::vector<fs::path> files;
   for (const auto& e : fs::recursive_directory_iterator(dir))
     if (e.path().extension() == ".yaml") files.push_back(e.path());
@@ -627,7 +628,7 @@ TEST_CASE("io/config: the trainer's objects come from the config", "[io][config]
 }
 
 TEST_CASE("io/config: docs/config.md documents every key", "[io][config]") {
-  const std::string doc = read_file(fs::path(DRCNN_DOCS_DIR) / "config.md");
+  const std::string doc = read_file(drcnn::test::source_dir() / "docs" / "config.md");
   REQUIRE(!doc.empty());
   const std::vector<io::ConfigKey> keys = io::config_keys();
   CHECK(keys.size() > 100);

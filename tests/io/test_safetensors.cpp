@@ -26,6 +26,7 @@
 #include <vector>
 
 #include "common/golden.h"
+#include "common/source_dir.h"
 #include "drcnn/io/safetensors.h"
 
 using Catch::Contains;
@@ -632,7 +633,7 @@ TEST_CASE("safetensors: every committed golden under tests/data passes the reade
   // The goldens come from several tools/*.py writers; each must be a valid file by every rule
   // above (so a writer bug shows up here, not as a confusing failure in some op's test).
   int files = 0;
-  for (const auto& e : fs::recursive_directory_iterator(DRCNN_TEST_DATA_DIR)) {
+  for (const auto& e : fs::recursive_directory_iterator(drcnn::test::data_dir())) {
     if (e.path().extension() != ".safetensors") continue;
     INFO(e.path().string());
     drcnn::io::SafetensorsFile f;
