@@ -1,6 +1,6 @@
 // Goldens for tests: small safetensors files under tests/data/ (written by tools/*.py from
-// PyTorch), read with drcnn's own reader. common/source_dir.h names the
-// source tree's tests/data, so tests find the files from any build directory.
+// PyTorch), read with drcnn's own reader, from the source tree's tests/data (common/source_dir.h),
+// so tests find the files from any build directory.
 //
 //   const auto g = drcnn::test::load_golden("conv2d/stride2");   // tests/data/conv2d/stride2.safetensors
 //   const Tensor& x = g["input"];                                 // clear error if missing
