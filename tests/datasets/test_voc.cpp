@@ -236,7 +236,7 @@ TEST_CASE("VocDataset on the raccoon set: every box equal to its XML", "[dataset
   const fs::path root = drcnn::test::data_dir() / "datasets" / "raccoon";
   VocDatasetOptions opt;
   opt.annotation_dir = root / "annotations";
-  opt.image_dir = "/work/shared/data/raccoon/images";
+  opt.image_dir = "/data/raccoon/images";  // never opened here: check_files is off (tested above)
   opt.filter_empty = EmptyImageFilter::kKeepAll;
   const VocDataset ds(opt);
   REQUIRE(ds.size() == 100);
@@ -246,7 +246,7 @@ TEST_CASE("VocDataset on the raccoon set: every box equal to its XML", "[dataset
   CHECK(ds.image_name(0) == "raccoon-1");  // sorted by name: raccoon-1, raccoon-10, raccoon-100, ...
   CHECK(ds.image_name(2) == "raccoon-100");
   const auto r1 = ds.record(0);
-  CHECK(r1.image_path == "/work/shared/data/raccoon/images/raccoon-1.jpg");
+  CHECK(r1.image_path == "/data/raccoon/images/raccoon-1.jpg");
   CHECK(r1.width == 650);
   CHECK(r1.height == 417);
   CHECK(r1.boxes == std::vector<Box>{{81, 88, 522, 408}});
@@ -284,10 +284,4 @@ TEST_CASE("VocDataset on the raccoon set: every box equal to its XML", "[dataset
   CHECK(ds.stats().objects == 107);
   CHECK(ds.stats().targets == 107);
   CHECK(ds.stats().dropped_degenerate == 0);
-
-  // With the photographs present (this machine), every image file exists.
-  if (fs::is_directory(opt.image_dir)) {
-    opt.check_files = true;
-    CHECK(VocDataset(opt).size() == 100);
-  }
 }
